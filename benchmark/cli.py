@@ -1,0 +1,156 @@
+"""python -m benchmark ... : data stats/convert, sids, run (methods + tables), tables, methods."""
+import argparse
+import json
+import logging
+import sys
+
+from .errors import BenchmarkError
+
+
+def _common(p, profile=True):
+    p.add_argument("--data-dir", help="folder holding DATASET/ (default: $LASAR_DATA_DIR, "
+                                      "else datasets/data/)")
+    if profile:
+        p.add_argument("--profile", default="cpu", help="smoke | cpu | smol | paper")
+        p.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE", help="override a configuration key (repeatable)")
+
+
+def cmd_data_stats(args):
+    from recdata import load_dataset, make_split
+    ds = load_dataset(args.dataset, args.data_dir)
+    sp = make_split(ds, args.window)
+    stats = {"users": ds.n_users, "items": ds.n_items, "interactions": ds.n_interactions,
+             "train_examples": len(sp.train), "valid_examples": len(sp.valid),
+             "test_examples": len(sp.test)}
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        width = max(map(len, stats))
+        print(f"{args.dataset} ({ds.root})")
+        for k, v in stats.items():
+            print(f"  {k:<{width}}  {v:,}")
+
+
+def cmd_data_convert(args):
+    from recdata.amazon_raw import convert
+    users, items, inter = convert(args.reviews, args.meta, args.out, args.k)
+    print(f"wrote {args.out}: {users:,} users, {items:,} items, {inter:,} interactions "
+          f"({args.k}-core)")
+
+
+def cmd_sids(args):
+    from recdata import load_dataset
+
+    from .config import Config
+    from .runner import REPO
+    from .sids import build_or_load
+    cfg = Config(args.profile, args.overrides).shared
+    ds = load_dataset(args.dataset, args.data_dir)
+    out = (args.out and __import__("pathlib").Path(args.out).resolve()) or REPO / "results"
+    table = build_or_load(ds, cfg["sids"], out / args.dataset / "_cache")
+    report = table.report()
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{args.dataset}: {report['items']:,} items, {report['distinct_sids']:,} distinct "
+              f"SIDs, {report['moved']} moved to break collisions, codes used per level "
+              f"{report['codes_per_level']}, {report['seconds']:.1f} s ({table.source})")
+
+
+def cmd_run(args):
+    from .runner import Plan, run
+    plan = Plan(args.dataset, args.profile, _methods(args), args.data_dir, args.out,
+                args.overrides)
+    results = run(plan)
+    from reports.table1 import write_table1
+    paths = write_table1(plan.results_dir, plan.cfg.shared["eval"])
+    for p in paths:
+        print(f"wrote {p}")
+    failed = [m for m, r in results.items() if r is None]
+    if failed:
+        print(f"error: method(s) failed: {', '.join(failed)} (see the log above); "
+              "their rows are missing from the tables", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_tables(args):
+    from pathlib import Path
+
+    from .config import Config
+    from .runner import REPO
+    from reports.table1 import write_table1
+    cfg = Config(args.profile, args.overrides).shared
+    root = Path(args.out or REPO / "results").resolve() / args.dataset / args.profile
+    for p in write_table1(root, cfg["eval"]):
+        print(f"wrote {p}")
+
+
+def cmd_methods(args):
+    import methods
+    for n in methods.names():
+        cls = methods.get(n)
+        print(f"{n:<12} {cls.display_name:<20} {cls.kind}")
+
+
+def _methods(args):
+    return [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+
+
+def parser():
+    ap = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    data = sub.add_parser("data", help="dataset statistics and conversion")
+    dsub = data.add_subparsers(dest="data_cmd", required=True)
+    st = dsub.add_parser("stats", help="users, items, interactions and split sizes")
+    st.add_argument("dataset")
+    st.add_argument("--json", action="store_true", help="one JSON object")
+    st.add_argument("--window", type=int, default=20)
+    _common(st, profile=False)
+    st.set_defaults(func=cmd_data_stats)
+    cv = dsub.add_parser("convert", help="raw Amazon reviews + metadata -> prepared format")
+    cv.add_argument("--reviews", required=True, help="reviews_*.json.gz (2014) or *.json.gz (2018)")
+    cv.add_argument("--meta", help="meta_*.json.gz")
+    cv.add_argument("--out", required=True, help="output folder, e.g. datasets/data/sports")
+    cv.add_argument("--k", type=int, default=5, help="k-core threshold (default 5)")
+    cv.set_defaults(func=cmd_data_convert)
+
+    for name, func, hlp in (("run", cmd_run, "train and evaluate methods, then write tables"),
+                            ("all", cmd_run, "what ./run_all.sh DATASET runs")):
+        r = sub.add_parser(name, help=hlp)
+        r.add_argument("dataset")
+        r.add_argument("--methods", help="comma-separated method names (default: the profile's)")
+        r.add_argument("--out", help="results root (default: results/)")
+        _common(r)
+        r.set_defaults(func=func)
+
+    s = sub.add_parser("sids", help="build (or load the cached) semantic-ID table")
+    s.add_argument("dataset")
+    s.add_argument("--json", action="store_true", help="one JSON object")
+    s.add_argument("--out", help="results root (default: results/)")
+    _common(s)
+    s.set_defaults(func=cmd_sids)
+
+    t = sub.add_parser("tables", help="write the tables from results/ only")
+    t.add_argument("dataset")
+    t.add_argument("--out", help="results root (default: results/)")
+    _common(t)
+    t.set_defaults(func=cmd_tables)
+
+    m = sub.add_parser("methods", help="list registered methods")
+    m.set_defaults(func=cmd_methods)
+    return ap
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    try:
+        return args.func(args) or 0
+    except BenchmarkError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

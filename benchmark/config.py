@@ -1,0 +1,126 @@
+"""Layered configuration: defaults < profile < method section < command line.
+
+- defaults: benchmark/profiles/defaults.yaml plus each method's own YAML (methods/configs/)
+- profile:  benchmark/profiles/<profile>.yaml (shared keys, and `methods: {name: {...}}`)
+- method:   the method's section of the profile
+- command line: --set key=value (shared) or --set method.key=value
+
+Unknown keys and wrong types are errors that name the file and the key.
+"""
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+
+from .errors import BenchmarkError, did_you_mean, unknown_name
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+
+
+def profile_names():
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml") if p.stem != "defaults")
+
+
+def read_yaml(path):
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise BenchmarkError(f"{path}{line}: malformed YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise BenchmarkError(f"{path}: must be a mapping of configuration keys")
+    return data
+
+
+def _type_ok(default, value):
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def merge(base, over, source, prefix=""):
+    """Deep-merge `over` into a copy of `base`; every key of `over` must exist in `base`."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        name = f"{prefix}{key}"
+        if key not in base:
+            raise BenchmarkError(f"{source}: unknown configuration key '{name}'"
+                                 f"{did_you_mean(key, base)}; valid keys here: "
+                                 + ", ".join(sorted(base)))
+        if isinstance(base[key], dict) and base[key] and isinstance(value, dict):
+            out[key] = merge(base[key], value, source, f"{name}.")
+        elif not _type_ok(base[key], value):
+            raise BenchmarkError(f"{source}: '{name}' must be {type(base[key]).__name__}, "
+                                 f"got {value!r}")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_overrides(pairs):
+    """['a.b=3', 'seed=1'] -> {'a': {'b': 3}, 'seed': 1} (values parsed as YAML)."""
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise BenchmarkError(f"--set {pair}: expected KEY=VALUE, e.g. --set sasrec.epochs=5")
+        key, raw = pair.split("=", 1)
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(raw)
+    return out
+
+
+class Config:
+    """The resolved shared configuration of one run, plus per-method resolution."""
+
+    def __init__(self, profile, overrides=None, method_defaults=None):
+        names = profile_names()
+        if profile not in names:
+            raise unknown_name("profile", profile, names)
+        self.profile = profile
+        defaults = read_yaml(PROFILE_DIR / "defaults.yaml")
+        prof = read_yaml(PROFILE_DIR / f"{profile}.yaml")
+        cli = parse_overrides(overrides)
+        self._method_defaults = method_defaults or {}
+        known = set(self._method_defaults)
+        # method sections are checked against each method's own YAML
+        self._prof_methods = self._split_methods(prof, known, PROFILE_DIR / f"{profile}.yaml")
+        self._cli_methods = self._split_methods(cli, known, "--set")
+        shared = merge(defaults, prof, PROFILE_DIR / f"{profile}.yaml")
+        self.shared = merge(shared, cli, "--set")
+
+    @staticmethod
+    def _split_methods(layer, known, source):
+        """Pull method sections out of a layer: `methods: {m: {...}}` and, on the command
+        line, `m.key=value` for a registered method m."""
+        sections = dict(layer.pop("methods", {}) or {})
+        for name in [k for k in layer if k in known]:
+            sections.setdefault(name, {}).update(layer.pop(name))
+        for name in sections:
+            if name not in known:
+                raise BenchmarkError(f"{source}: unknown method '{name}'{did_you_mean(name, known)}"
+                                     f" in the configuration; choose one of: "
+                                     + ", ".join(sorted(known)))
+        return sections
+
+    def method(self, name):
+        """Resolved config of method `name`: its YAML < profile section < --set."""
+        base = self._method_defaults[name]
+        src = PROFILE_DIR / f"{self.profile}.yaml"
+        cfg = merge(base, self._prof_methods.get(name, {}), f"{src} (methods.{name})")
+        return merge(cfg, self._cli_methods.get(name, {}), f"--set {name}.*")
+
+
+def config_hash(obj):
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

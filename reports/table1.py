@@ -1,0 +1,97 @@
+"""Table 1: main results (paper Table 1), from results/ only.
+
+Rows in the paper's order; best per column in bold, second underlined. When LASAR has results,
+a one-sided paired bootstrap p-value (LASAR > baseline) is computed for every baseline and
+metric over the same test users; Table 1 marks LASAR's cell with * when p < 0.05 against every
+baseline, and a companion table lists every p-value.
+"""
+from pathlib import Path
+
+from benchmark.io import atomic_write_text
+from benchmark.metrics import METRIC_ORDER
+from benchmark.stats import paired_bootstrap
+
+from .fmt import cell, latex_table, markdown_table, rank_marks
+from .results_io import load_manifest, load_metrics, load_per_user, method_dirs
+
+PAPER_ORDER = ("lasar", "cot_gream", "minionerec", "rearec", "lcrec", "gru4rec", "sasrec")
+DISPLAY = {"lasar": "LASAR", "cot_gream": r"Explicit CoT$_{\mathrm{GREAM}}$",
+           "minionerec": "MiniOneRec", "rearec": "ReaRec", "lcrec": "LC-Rec",
+           "gru4rec": "GRU4Rec", "sasrec": "SASRec"}
+DISPLAY_MD = {**DISPLAY, "cot_gream": "Explicit CoT (GREAM)"}
+HEADER = ["Model", "N@5", "N@10", "N@20", "HR@5", "HR@10", "HR@20"]
+
+
+def _order(names):
+    known = [m for m in PAPER_ORDER if m in names]
+    return known + sorted(m for m in names if m not in PAPER_ORDER)
+
+
+def significance(root, found, eval_cfg):
+    """{baseline: {metric: p}} for LASAR against each baseline, or {} without LASAR."""
+    if "lasar" not in found:
+        return {}
+    ks = tuple(eval_cfg["ks"])
+    users_a, a = load_per_user(found["lasar"], ks)
+    bs = {}
+    for m, folder in found.items():
+        if m == "lasar":
+            continue
+        users_b, b = load_per_user(folder, ks)
+        if users_b != users_a:
+            raise ValueError(f"{folder}: test users differ from LASAR's; rerun on the same split")
+        bs[m] = b
+    return paired_bootstrap(a, bs, eval_cfg["bootstrap_resamples"], eval_cfg["bootstrap_seed"])
+
+
+def write_table1(root, eval_cfg):
+    """Write tables/table1.{tex,md} (+ table1_pvalues.*) under `root`; returns the paths."""
+    root = Path(root)
+    found = method_dirs(root)
+    if not found:
+        return []
+    names = _order(found)
+    metrics = {m: load_metrics(found[m]) for m in names}
+    mans = {m: load_manifest(found[m]) for m in names}
+    pvals = significance(root, found, eval_cfg)
+    cols = {k: rank_marks([metrics[m][k] for m in names]) for k in METRIC_ORDER}
+    n_users = sorted({metrics[m]["n_users"] for m in names})
+    dataset, profile = root.parent.name, root.name
+    missing = [DISPLAY_MD[m] for m in PAPER_ORDER if m not in found]
+    notes = [f"{dataset}, profile {profile}, {', '.join(map(str, n_users))} test users, "
+             f"seed {mans[names[0]]['seed']}; full-catalog ranking, leave-one-out."]
+    if missing:
+        notes.append("Not run (missing): " + ", ".join(missing) + ".")
+    if pvals:
+        notes.append(f"* LASAR better than every baseline at p < 0.05 (one-sided paired "
+                     f"bootstrap, {eval_cfg['bootstrap_resamples']} resamples).")
+    out = []
+    for style, ext in (("latex", "tex"), ("md", "md")):
+        disp = DISPLAY if style == "latex" else DISPLAY_MD
+        rows = []
+        for i, m in enumerate(names):
+            row = [disp.get(m, mans[m].get("display_name") or m)]
+            for k in METRIC_ORDER:
+                sig = m == "lasar" and pvals and all(p[k] < 0.05 for p in pvals.values())
+                row.append(cell(metrics[m][k], cols[k][i], style, suffix="*" if sig else ""))
+            rows.append(row)
+        text = (latex_table(HEADER, rows, f"Main results on {dataset} ({profile} profile). Best "
+                            r"in \textbf{bold}, second \underline{underlined}.",
+                            f"tab:main-{dataset}", notes) if style == "latex"
+                else markdown_table(HEADER, rows, f"Table 1: main results, {dataset} "
+                                    f"({profile} profile)", notes))
+        path = root / "tables" / f"table1.{ext}"
+        atomic_write_text(path, text)
+        out.append(path)
+        if pvals:
+            prow = [[disp.get(b, b)] + [f"{pvals[b][k]:.4f}" for k in METRIC_ORDER]
+                    for b in names if b in pvals]
+            ptext = (latex_table(HEADER, prow, f"One-sided paired bootstrap p-values, LASAR > "
+                                 f"baseline, {dataset} ({profile}).", f"tab:pvalues-{dataset}")
+                     if style == "latex" else
+                     markdown_table(HEADER, prow, f"Table 1 p-values (LASAR > baseline), "
+                                    f"{dataset} ({profile} profile)"))
+            ppath = root / "tables" / f"table1_pvalues.{ext}"
+            atomic_write_text(ppath, ptext)
+            out.append(ppath)
+    return out

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# LASAR benchmark: one entry point for set-up, runs and tests.
+#   ./run_all.sh sports [--profile P] [--methods a,b] [--data-dir D] [--out D] [--set k=v ...]
+#   ./run_all.sh test [pytest args]
+# Creates .venv with the pinned dependencies of pyproject.toml on first use.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="${LASAR_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+
+usage() {
+  cat <<'TXT'
+usage: ./run_all.sh DATASET [options]      train and evaluate every method the profile enables,
+                                           then write the tables
+       ./run_all.sh test [pytest args]     run the test suite
+
+DATASET: sports, beauty, instruments (or any prepared folder under the data dir)
+
+options:
+  --profile P        smoke | cpu | smol | paper (default: cpu, the embedded CPU default)
+  --methods a,b,...  only these methods (default: those the profile enables)
+  --data-dir DIR     folder holding DATASET/ (default: $LASAR_DATA_DIR, else datasets/data/)
+  --out DIR          results root (default: results/)
+  --set KEY=VALUE    override one configuration key (repeatable), e.g. --set sasrec.epochs=5
+  -h, --help         this help
+
+The first call creates the virtual environment .venv (pinned dependencies, CPU torch).
+TXT
+}
+
+ensure_env() {
+  local stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+  [ -f "$stamp" ] && return 0
+  echo "[run_all] creating the environment in $VENV (pinned dependencies; a few minutes, once)" >&2
+  python3 -m venv "$VENV"
+  "$PY" -m pip install --quiet --disable-pip-version-check -e "$ROOT" >&2
+  rm -f "$VENV"/.installed-*
+  touch "$stamp"
+}
+
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export PYTHONUNBUFFERED=1
+
+case "${1:-}" in
+  ""|-h|--help) usage; exit 0 ;;
+  test)
+    shift
+    ensure_env
+    cd "$ROOT"
+    exec "$PY" -m pytest "$@"
+    ;;
+  -*) echo "error: the first argument must be a dataset name or 'test' (see --help)" >&2; exit 2 ;;
+  *)
+    for a in "$@"; do case "$a" in -h|--help) usage; exit 0 ;; esac; done
+    ensure_env
+    cd "$ROOT"
+    exec "$PY" -m benchmark all "$@"
+    ;;
+esac
