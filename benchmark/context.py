@@ -17,6 +17,11 @@ class RunContext:
     show_progress: bool = True
     _sids: object = field(default=None, repr=False)
 
+    @property
+    def topk(self):
+        """Items per ranked list: the profile's topk (50), or the catalog size if smaller."""
+        return min(self.config["topk"], self.dataset.n_items)
+
     def sids(self):
         """The dataset's semantic-ID table (built once, cached on disk; PROTOCOL section 2)."""
         if self._sids is None:

@@ -90,7 +90,7 @@ def run_method(plan, name):
                      method_config=mcfg, results_dir=plan.results_dir, work_dir=work,
                      device=shared["device"], seed=shared["seed"])
     method = registry.get(name)(mcfg)
-    test, ds, k = plan.split.test, plan.dataset, shared["topk"]
+    test, ds, k = plan.split.test, plan.dataset, ctx.topk
     started = mf.now()
     t0 = time.perf_counter()
     log.info("%s: training on %d examples (%d users)", name, len(plan.split.train), len(test))

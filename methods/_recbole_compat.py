@@ -9,6 +9,10 @@ _NUMPY_ALIASES = {"float_": np.float64, "complex_": np.complex128, "unicode_": n
 
 
 def import_recbole():
+    import warnings
+    # RecBole 1.2.1 trips pandas/torch deprecation warnings on every run; they are noise here
+    # (our atomic files have no missing values for its fillna calls to fill).
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole(\.|$)")
     # numpy 2 removed these aliases; RecBole's Config still reads them.
     for alias, target in _NUMPY_ALIASES.items():
         if not hasattr(np, alias):

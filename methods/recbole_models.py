@@ -110,7 +110,7 @@ class RecBoleSequential(Method):
         """Full-catalog scores -> top-k (n, k) of our item indices, best first."""
         import torch
         from recbole.data.interaction import Interaction
-        k, bs = ctx.config["topk"], self.config["eval_batch_size"]
+        k, bs = ctx.topk, self.config["eval_batch_size"]
         out = np.empty((len(examples), k), dtype=np.int64)
         hist = np.where(examples.history >= 0, self.to_internal[examples.history.clip(0)], 0)
         with torch.no_grad():

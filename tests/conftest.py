@@ -1,0 +1,59 @@
+"""Shared fixtures: tiny prepared datasets written by the tests themselves."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_dataset(root, name="toy", n_users=60, n_items=40, seed=0, min_len=4, max_len=12):
+    """A prepared-format dataset with learnable structure: users walk forward through the
+    catalog (item i is usually followed by item i+1), so a sequential model can beat chance."""
+    rng = np.random.default_rng(seed)
+    d = Path(root) / name
+    d.mkdir(parents=True, exist_ok=True)
+    cats = ["Outdoors", "Fitness", "Cycling", "Camping"]
+    with open(d / "items.jsonl", "w") as f:
+        for i in range(1, n_items + 1):
+            f.write(json.dumps({
+                "item_id": str(i), "asin": f"A{i:05d}", "title": None, "brand": None,
+                "categories": None,
+                "attributes": [f"Brand{i % 7}", "Sports", cats[i % 4]],
+                "keywords": f"{cats[i % 4].lower()} gear model {i % 9}",
+                "description": None}) + "\n")
+    with open(d / "sequences.txt", "w") as f:
+        for u in range(1, n_users + 1):
+            L = int(rng.integers(min_len, max_len + 1))
+            start = int(rng.integers(1, n_items + 1))
+            seq = [((start - 1 + k) % n_items) + 1 for k in range(L)]
+            f.write(" ".join([str(u)] + [str(i) for i in seq]) + "\n")
+    return d
+
+
+@pytest.fixture
+def toy_data(tmp_path):
+    """(data_dir, dataset name) of a freshly written tiny dataset."""
+    write_dataset(tmp_path / "data")
+    return tmp_path / "data", "toy"
+
+
+def real_data_dir():
+    """../shared/datasets (or $LASAR_DATA_DIR) when it holds Sports, else None."""
+    for cand in (os.environ.get("LASAR_DATA_DIR"), REPO.parent / "shared" / "datasets"):
+        if cand and (Path(cand) / "sports" / "sequences.txt").is_file():
+            return Path(cand)
+    return None
+
+
+def run_cli(*args, env=None, cwd=REPO):
+    """Run `python -m benchmark ...` in a subprocess; returns CompletedProcess."""
+    e = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", LASAR_PROGRESS="off")
+    e.pop("LASAR_DATA_DIR", None)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "benchmark", *map(str, args)], cwd=cwd,
+                          env=e, capture_output=True, text=True, timeout=1200)

@@ -1,0 +1,83 @@
+"""Every bad input stops before training with one line naming the file (and line), a non-zero
+exit status, and nothing written under results/."""
+import json
+
+import pytest
+
+from .conftest import run_cli, write_dataset
+
+
+def _run(tmp_path, *extra):
+    out = tmp_path / "results"
+    r = run_cli("run", "toy", "--profile", "smoke", "--data-dir", tmp_path / "data",
+                "--out", out, *extra)
+    return r, out
+
+
+def _one_line_error(r, *needles):
+    assert r.returncode != 0
+    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: ")
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def _mutate(d, name, fn):
+    p = d / name
+    p.write_text(fn(p.read_text()))
+
+
+CASES = {
+    "missing sequences": (lambda d: (d / "sequences.txt").unlink(), ["sequences.txt", "missing"]),
+    "empty sequences": (lambda d: (d / "sequences.txt").write_text(""), ["sequences.txt", "empty"]),
+    "missing items": (lambda d: (d / "items.jsonl").unlink(), ["items.jsonl", "missing"]),
+    "empty items": (lambda d: (d / "items.jsonl").write_text("\n"), ["items.jsonl", "empty"]),
+    "malformed item line": (lambda d: _mutate(d, "items.jsonl",
+                                              lambda t: t.replace("}\n", "\n", 1)),
+                            ["items.jsonl:1:", "malformed JSON"]),
+    "unknown item": (lambda d: _mutate(d, "sequences.txt",
+                                       lambda t: t.replace("\n", " 999\n", 1)),
+                     ["sequences.txt:1:", "'999'", "not in items.jsonl"]),
+    "duplicate item id": (lambda d: _mutate(d, "items.jsonl",
+                                            lambda t: t + t.splitlines()[2] + "\n"),
+                          ["items.jsonl:41:", "duplicate item_id '3'", "line 3"]),
+    "short user": (lambda d: _mutate(d, "sequences.txt", lambda t: t + "999 1 2\n"),
+                   ["sequences.txt:61:", "2 interaction(s)", "at least 3"]),
+    "bad published sids": (lambda d: (d / "published_sids.json").write_text(json.dumps(
+        {str(i): ["<a_1>", "<b_2>", "<c_3>"] for i in range(1, 41)})),
+        ["published_sids.json", "4 tokens"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_dataset_files(tmp_path, case):
+    d = write_dataset(tmp_path / "data")
+    mutate, needles = CASES[case]
+    mutate(d)
+    r, out = _run(tmp_path)
+    _one_line_error(r, *needles)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra,needles", [
+    (["--profile", "smok"], ["unknown profile 'smok'", "did you mean 'smoke'"]),
+    (["--methods", "sasrek"], ["unknown method 'sasrek'", "did you mean 'sasrec'"]),
+    (["--set", "sead=3"], ["unknown configuration key 'sead'", "did you mean 'seed'"]),
+    (["--set", "sasrec.epoch=3"], ["unknown configuration key 'epoch'", "did you mean 'epochs'"]),
+    (["--set", "seed=abc"], ["'seed' must be int"]),
+])
+def test_bad_names_and_keys(tmp_path, extra, needles):
+    write_dataset(tmp_path / "data")
+    r, out = _run(tmp_path, *extra)
+    _one_line_error(r, *needles)
+    assert not out.exists()
+
+
+def test_unknown_and_missing_dataset(tmp_path):
+    (tmp_path / "data").mkdir()
+    r = run_cli("data", "stats", "sprots", "--data-dir", tmp_path / "data")
+    _one_line_error(r, "unknown dataset 'sprots'", "did you mean 'sports'")
+    r = run_cli("data", "stats", "sports", "--data-dir", tmp_path / "data")
+    _one_line_error(r, "dataset 'sports' not found", str(tmp_path / "data" / "sports"),
+                    "--data-dir")

@@ -1,0 +1,83 @@
+"""RecBole gets exactly our split, and its internal ids map back to our items."""
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+import methods
+from benchmark.context import RunContext
+from benchmark.errors import BenchmarkError
+from benchmark.runner import Plan, run
+from methods.base import Method
+from methods.recbole_models import write_atomic_files
+
+from .conftest import write_dataset
+
+
+def _plan(tmp_path, methods_=("sasrec",), **sets):
+    write_dataset(tmp_path / "data", n_users=50, n_items=30)
+    over = [f"{k}={v}" for k, v in sets.items()]
+    return Plan("toy", "smoke", list(methods_), tmp_path / "data", tmp_path / "results", over)
+
+
+def test_atomic_files_are_our_split(tmp_path):
+    plan = _plan(tmp_path)
+    folder = tmp_path / "rb" / "toy"
+    write_atomic_files(plan.dataset, plan.split, folder)
+    ids = plan.dataset.item_ids
+    for part in ("train", "valid", "test"):
+        lines = (folder / f"toy.{part}.inter").read_text().splitlines()[1:]
+        ex = getattr(plan.split, part)
+        assert len(lines) == len(ex)
+        for line, h, t in zip(lines, ex.histories(), ex.targets):
+            _, hist, target = line.split("\t")
+            assert hist.split() == [ids[i] for i in h] and target == ids[t]
+
+
+def test_rank_equals_scoring_every_item(tmp_path):
+    plan = _plan(tmp_path, **{"sasrec.epochs": 2})
+    m = methods.get("sasrec")(plan.method_cfgs["sasrec"])
+    work = tmp_path / "work"
+    work.mkdir()
+    ctx = RunContext(plan.dataset, plan.split, "smoke", plan.cfg.shared, plan.method_cfgs[
+        "sasrec"], tmp_path / "results", work, show_progress=False)
+    m.fit(ctx)
+    ex = plan.split.test.subset(np.arange(5))
+    top = m.rank(ctx, ex)
+    # brute force: score each of our items through RecBole's own id mapping
+    from recbole.data.interaction import Interaction
+    hist = np.where(ex.history >= 0, m.to_internal[ex.history.clip(0)], 0)
+    with torch.no_grad():
+        scores = m.model.full_sort_predict(Interaction({
+            "item_id_list": torch.as_tensor(hist), "item_length": torch.as_tensor(ex.lengths)}))
+    scores = scores.view(5, -1)[:, torch.as_tensor(m.to_internal)]        # (5, our items)
+    want = torch.topk(scores, 30, dim=1).indices.numpy()               # 30 items < 50
+    assert top.shape == (5, 30) and np.array_equal(top, want)
+
+
+class AlwaysFails(Method):
+    name, display_name = "_always_fails", "Fails"
+
+    def fit(self, ctx):
+        raise RuntimeError("boom")
+
+
+def test_a_failing_method_writes_nothing_and_others_go_on(tmp_path, caplog, monkeypatch):
+    methods.names()
+    monkeypatch.setitem(methods._REGISTRY, "_always_fails", AlwaysFails)
+    plan = _plan(tmp_path, ("_always_fails", "gru4rec"), **{"gru4rec.epochs": 1})
+    with caplog.at_level(logging.ERROR):
+        res = run(plan)
+    assert res["_always_fails"] is None and res["gru4rec"]["n_users"] == 50
+    assert "METHOD FAILED: _always_fails" in caplog.text
+    root = tmp_path / "results" / "toy" / "smoke"
+    assert not (root / "_always_fails").exists() and (root / "gru4rec" / "manifest.json").exists()
+
+
+def test_gpu_profile_without_gpu_is_one_clear_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    plan = _plan(tmp_path, device="cuda")
+    with pytest.raises(BenchmarkError, match="needs a CUDA GPU"):
+        run(plan)
