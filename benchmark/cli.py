@@ -3,6 +3,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from .errors import BenchmarkError
 
@@ -47,7 +48,7 @@ def cmd_sids(args):
     from .sids import build_or_load
     cfg = Config(args.profile, args.overrides).shared
     ds = load_dataset(args.dataset, args.data_dir)
-    out = (args.out and __import__("pathlib").Path(args.out).resolve()) or REPO / "results"
+    out = Path(args.out).resolve() if args.out else REPO / "results"
     table = build_or_load(ds, cfg["sids"], out / args.dataset / "_cache")
     report = table.report()
     if args.json:
@@ -76,8 +77,6 @@ def cmd_run(args):
 
 
 def cmd_tables(args):
-    from pathlib import Path
-
     from .config import Config
     from .runner import REPO
     from reports.table1 import write_table1

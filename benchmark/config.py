@@ -91,7 +91,10 @@ class Config:
         defaults = read_yaml(PROFILE_DIR / "defaults.yaml")
         prof = read_yaml(PROFILE_DIR / f"{profile}.yaml")
         cli = parse_overrides(overrides)
-        self._method_defaults = method_defaults or {}
+        if method_defaults is None:
+            import methods
+            method_defaults = methods.all_default_configs()
+        self._method_defaults = method_defaults
         known = set(self._method_defaults)
         # method sections are checked against each method's own YAML
         self._prof_methods = self._split_methods(prof, known, PROFILE_DIR / f"{profile}.yaml")

@@ -35,7 +35,7 @@ class Plan:
 
     def __init__(self, dataset, profile="cpu", methods=None, data_dir=None, out=None,
                  overrides=None):
-        self.cfg = Config(profile, overrides, registry.all_default_configs())
+        self.cfg = Config(profile, overrides)
         shared = self.cfg.shared
         self.methods = list(methods) if methods else list(shared["enabled"])
         if not self.methods:

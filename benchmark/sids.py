@@ -159,7 +159,10 @@ def break_collisions(codes, order_fn, n_codes):
             children.setdefault(row[:l], set()).add(row[l])
     seen, movers = set(), []
     for i, row in enumerate(map(tuple, codes.tolist())):
-        (movers if row in seen else seen).append(i) if row in seen else seen.add(row)
+        if row in seen:
+            movers.append(i)          # a later member of a colliding group
+        else:
+            seen.add(row)
 
     def place(i, level, prefix):
         """Find a free full code below `prefix` (which has `level` codes fixed)."""
@@ -219,9 +222,9 @@ def build_from_text(dataset, cfg, cache_dir):
     codes, cents, residuals = residual_kmeans(emb, cfg["levels"], cfg["codes"],
                                               cfg["kmeans_iters"], cfg["seed"])
 
-    def nearest(i, level, prefix):                      # centroids by distance to the residual
-        r = residuals[level][i] if len(prefix) == 0 or level == 0 else \
-            residuals[0][i] - sum(cents[l][prefix[l]] for l in range(level))
+    def nearest(i, level, prefix):
+        """Codes of `level` by distance to the item's residual under `prefix`."""
+        r = residuals[0][i] - sum(cents[l][prefix[l]] for l in range(level))   # (d,)
         return ((cents[level] - r) ** 2).sum(1).argsort().tolist()
 
     # within a colliding group, the item nearest its reconstruction keeps the code

@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from benchmark.progress import progress as progress_bar
+
 from . import register
 from ._recbole_compat import import_recbole, load_checkpoint
 from .base import Method
@@ -88,8 +90,17 @@ class RecBoleSequential(Method):
             init_seed(config["seed"], config["reproducibility"])
             model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
             trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-            best_score, best_valid = trainer.fit(train_data, valid_data, saved=True,
-                                                 show_progress=ctx.show_progress)
+            with progress_bar(total=config["epochs"], desc=f"{self.name} epochs (ETA if no early "
+                          "stop)", unit="epoch") as bar:
+                curve = []
+
+                def on_epoch(epoch, valid_score):
+                    curve.append(round(float(valid_score), 6))
+                    bar.update(1)
+                    bar.set_postfix(valid_ndcg10=f"{valid_score:.4f}")
+                best_score, best_valid = trainer.fit(train_data, valid_data, saved=True,
+                                                     show_progress=ctx.show_progress,
+                                                     callback_fn=on_epoch)
             ckpt = load_checkpoint(trainer.saved_model_file)
         model.load_state_dict(ckpt["state_dict"])
         model.load_other_parameter(ckpt.get("other_parameter"))
@@ -100,6 +111,9 @@ class RecBoleSequential(Method):
         self.from_internal[self.to_internal] = np.arange(ctx.dataset.n_items)
         self.model, self.device = model, config["device"]
         self.fit_info = {"best_valid_ndcg@10": float(best_score),
+                         "epochs_run": len(curve),
+                         "stopped_early": len(curve) < config["epochs"],
+                         "valid_ndcg10_curve": curve,
                          "best_valid": {k: float(v) for k, v in best_valid.items()},
                          "best_epoch": int(ckpt.get("epoch", -1)),
                          "parameters": int(sum(p.numel() for p in model.parameters()))}

@@ -55,3 +55,19 @@ def test_data_stats_json(tmp_path):
     assert json.loads(r.stdout) == {"users": 10, "items": 30, "interactions": 50,
                                     "train_examples": 20, "valid_examples": 10,
                                     "test_examples": 10}
+
+
+def test_sids_cli_json_and_cache(tmp_path):
+    write_dataset(tmp_path / "data", n_users=10, n_items=30)
+    args = ("sids", "toy", "--json", "--profile", "smoke", "--data-dir", tmp_path / "data",
+            "--out", tmp_path / "results", "--set", "sids.codes=4")
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert set(rep) == {"items", "distinct_sids", "moved", "codes_per_level", "seconds"}
+    assert rep["items"] == rep["distinct_sids"] == 30 and len(rep["codes_per_level"]) == 4
+    assert max(rep["codes_per_level"]) <= 4          # 4 codes a level: collisions are certain
+    assert rep["moved"] > 0
+    assert list((tmp_path / "results" / "toy" / "_cache").glob("sids-*.json"))
+    again = run_cli(*args)
+    assert json.loads(again.stdout) == rep           # served from the cache, same table
