@@ -76,6 +76,34 @@ def is_done(folder, key):
         return json.load(f).get("config_hash") == key
 
 
+def _fit_and_rank(method, ctx):
+    """Train, then rank every test user. -> (topk (n, k) item indices, timings)."""
+    test = ctx.split.test
+    t0 = time.perf_counter()
+    log.info("%s: training on %d examples (%d users)", method.name, len(ctx.split.train),
+             len(test))
+    method.fit(ctx)
+    t1 = time.perf_counter()
+    with progress(total=len(test), desc=f"{method.name} rank test users", unit="user") as bar:
+        topk = _check_topk(method.rank(ctx, test, progress=bar), len(test), ctx.topk,
+                           ctx.dataset.n_items, method.name)
+    t2 = time.perf_counter()
+    return topk, {"fit_s": round(t1 - t0, 2), "rank_s": round(t2 - t1, 2),
+                  "rank_ms_per_user": round(1000 * (t2 - t1) / len(test), 4)}
+
+
+def _write(folder, ctx, method, topk, metrics, manifest):
+    """predictions.jsonl, metrics.json, manifest.json: staged, then swapped in whole."""
+    ds, test = ctx.dataset, ctx.split.test
+    ids = np.asarray(ds.item_ids, dtype=object)
+    rows = ({"user": ds.user_ids[u], "target": ids[t], "topk": ids[row].tolist()}
+            for u, t, row in zip(test.users, test.targets, topk))
+    with staged_dir(folder) as stage:
+        (stage / "predictions.jsonl").write_text(jsonl_text(rows))
+        atomic_write_json(stage / "metrics.json", metrics)
+        atomic_write_json(stage / "manifest.json", manifest)
+
+
 def run_method(plan, name):
     """Fit, rank every test user, write the contract files. Returns the metrics dict."""
     shared, mcfg, key = plan.cfg.shared, plan.method_cfgs[name], plan.key(name)
@@ -90,33 +118,19 @@ def run_method(plan, name):
                      method_config=mcfg, results_dir=plan.results_dir, work_dir=work,
                      device=shared["device"], seed=shared["seed"])
     method = registry.get(name)(mcfg)
-    test, ds, k = plan.split.test, plan.dataset, ctx.topk
     started = mf.now()
-    t0 = time.perf_counter()
-    log.info("%s: training on %d examples (%d users)", name, len(plan.split.train), len(test))
-    method.fit(ctx)
-    t1 = time.perf_counter()
-    with progress(total=len(test), desc=f"{name} rank test users", unit="user") as bar:
-        topk = _check_topk(method.rank(ctx, test, progress=bar), len(test), k, ds.n_items, name)
-    t2 = time.perf_counter()
-    ranks = target_ranks(topk, test.targets)
-    metrics = summarize(ranks, shared["eval"]["ks"])
-    ids, users = np.asarray(ds.item_ids, dtype=object), ds.user_ids
-    rows = ({"user": users[u], "target": ids[t], "topk": ids[row].tolist()}
-            for u, t, row in zip(test.users, test.targets, topk))
-    man = mf.build(method=name, display_name=method.display_name, kind=method.kind,
-                   dataset={"name": ds.name, "root": str(ds.root), "fingerprint": ds.fingerprint,
-                            "users": ds.n_users, "items": ds.n_items,
-                            "test_users": len(test), "train_examples": len(plan.split.train)},
-                   profile=plan.profile, config={"shared": shared, "method": mcfg},
-                   config_hash=key, seed=shared["seed"], started=started,
-                   timings={"fit_s": round(t1 - t0, 2), "rank_s": round(t2 - t1, 2),
-                            "rank_ms_per_user": round(1000 * (t2 - t1) / len(test), 4)},
-                   fit_info=getattr(method, "fit_info", {}), metrics=metrics)
-    with staged_dir(folder) as stage:
-        (stage / "predictions.jsonl").write_text(jsonl_text(rows))
-        atomic_write_json(stage / "metrics.json", metrics)
-        atomic_write_json(stage / "manifest.json", man)
+    topk, timings = _fit_and_rank(method, ctx)
+    ds, test = plan.dataset, plan.split.test
+    metrics = summarize(target_ranks(topk, test.targets), shared["eval"]["ks"])
+    manifest = mf.build(
+        method=name, display_name=method.display_name, kind=method.kind, profile=plan.profile,
+        dataset={"name": ds.name, "root": str(ds.root), "fingerprint": ds.fingerprint,
+                 "users": ds.n_users, "items": ds.n_items, "test_users": len(test),
+                 "train_examples": len(plan.split.train)},
+        config={"shared": shared, "method": mcfg}, config_hash=key, seed=shared["seed"],
+        started=started, timings=timings, fit_info=getattr(method, "fit_info", {}),
+        metrics=metrics)
+    _write(folder, ctx, method, topk, metrics, manifest)
     log.info("%s: %s", name, "  ".join(f"{m} {v:.4f}" for m, v in metrics.items()
                                        if m != "n_users"))
     return metrics

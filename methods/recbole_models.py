@@ -76,7 +76,8 @@ class RecBoleSequential(Method):
         })
         return cfg
 
-    def fit(self, ctx):
+    def _train(self, ctx):
+        """RecBole's own trainer on our files. -> (best model, RecBole dataset, fit info)."""
         Config, create_dataset, data_preparation, get_model, get_trainer = import_recbole()
         from recbole.utils import init_seed
         data_root = ctx.work_dir / "recbole_data"
@@ -90,10 +91,9 @@ class RecBoleSequential(Method):
             init_seed(config["seed"], config["reproducibility"])
             model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
             trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-            with progress_bar(total=config["epochs"], desc=f"{self.name} epochs (ETA if no early "
-                          "stop)", unit="epoch") as bar:
-                curve = []
-
+            curve = []                                  # validation NDCG@10 per epoch
+            with progress_bar(total=config["epochs"], desc=f"{self.name} epochs (ETA if no "
+                              "early stop)", unit="epoch") as bar:
                 def on_epoch(epoch, valid_score):
                     curve.append(round(float(valid_score), 6))
                     bar.update(1)
@@ -101,24 +101,26 @@ class RecBoleSequential(Method):
                 best_score, best_valid = trainer.fit(train_data, valid_data, saved=True,
                                                      show_progress=ctx.show_progress,
                                                      callback_fn=on_epoch)
-            ckpt = load_checkpoint(trainer.saved_model_file)
+            ckpt = load_checkpoint(trainer.saved_model_file)   # the best epoch's weights
         model.load_state_dict(ckpt["state_dict"])
         model.load_other_parameter(ckpt.get("other_parameter"))
         model.eval()
+        info = {"best_valid_ndcg@10": float(best_score), "best_epoch": int(ckpt.get("epoch", -1)),
+                "epochs_run": len(curve), "stopped_early": len(curve) < config["epochs"],
+                "valid_ndcg10_curve": curve,
+                "best_valid": {k: float(v) for k, v in best_valid.items()},
+                "parameters": int(sum(p.numel() for p in model.parameters()))}
+        return model, rb_dataset, info
+
+    def fit(self, ctx):
+        model, rb_dataset, self.fit_info = self._train(ctx)
         token2id = rb_dataset.field2token_id["item_id"]
         self.to_internal = np.array([token2id[i] for i in ctx.dataset.item_ids])  # ours -> RecBole
         self.from_internal = np.full(rb_dataset.item_num, -1)
         self.from_internal[self.to_internal] = np.arange(ctx.dataset.n_items)
-        self.model, self.device = model, config["device"]
-        self.fit_info = {"best_valid_ndcg@10": float(best_score),
-                         "epochs_run": len(curve),
-                         "stopped_early": len(curve) < config["epochs"],
-                         "valid_ndcg10_curve": curve,
-                         "best_valid": {k: float(v) for k, v in best_valid.items()},
-                         "best_epoch": int(ckpt.get("epoch", -1)),
-                         "parameters": int(sum(p.numel() for p in model.parameters()))}
-        log.info("%s: best valid NDCG@10 %.4f at epoch %s", self.name, best_score,
-                 self.fit_info["best_epoch"])
+        self.model, self.device = model, next(model.parameters()).device
+        log.info("%s: best valid NDCG@10 %.4f at epoch %s", self.name,
+                 self.fit_info["best_valid_ndcg@10"], self.fit_info["best_epoch"])
 
     def rank(self, ctx, examples, progress=None):
         """Full-catalog scores -> top-k (n, k) of our item indices, best first."""
