@@ -270,7 +270,11 @@ def build_or_load(dataset, cfg, cache_dir):
     seconds = time.perf_counter() - t0
     if len({tuple(r) for r in codes.tolist()}) != len(codes):
         raise RuntimeError("SID collision left after collision breaking")   # cannot happen
+    from . import manifest as mf
+    produced_by = mf.build(dataset={"name": dataset.name, "fingerprint": dataset.fingerprint},
+                           sids_config=cfg, source="published" if published else "built")
     atomic_write_json(path, {"key": key, "moved": int(moved), "seconds": round(seconds, 2),
+                             "manifest": produced_by,
                              "codes": {i: codes[k].tolist()
                                        for k, i in enumerate(dataset.item_ids)}}, indent=None)
     return SidTable(dataset.item_ids, codes, moved, seconds,

@@ -1,0 +1,150 @@
+"""Trie-constrained beam search over semantic IDs (PROTOCOL section 4; paper Appendix E.6.1).
+
+One implementation for every generative method. The catalog's SIDs are held as a trie of
+dense tensors, so the allowed next codes of every beam come from one indexing operation
+(`children[level][node]`), never from a Python loop over beams. Beams of all prompts advance
+together on one KV cache. Scores are joint log-probabilities of the SID tokens, each token's
+log-probability normalised over the whole vocabulary (as Hugging Face beam search does before
+its logits processors mask), with no sampling, no top-k/top-p and no length penalty: nothing is
+read from a checkpoint's generation config.
+
+Model side: `encode_prompts` runs the (left-padded) prompts once and returns a `KVStepper`;
+a method may run extra forward steps on the stepper's cache before the first SID token (LASAR's
+latent loop) through the `prefix_hook` argument of `recommend`.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+class SidTrie:
+    """children[l]: (nodes at level l, n_codes) int64 -> node at level l+1, or the item index at
+    the last level; -1 where no catalog item continues the prefix. Level 0 has one node (root)."""
+
+    def __init__(self, codes, n_codes):
+        codes = np.asarray(codes, dtype=np.int64)                         # (I, M)
+        n_items, M = codes.shape
+        if len({tuple(r) for r in codes.tolist()}) != n_items:
+            raise ValueError("SIDs must be unique to build a trie")
+        self.n_codes, self.levels, self.n_items = n_codes, M, n_items
+        self.children = []
+        node, n_nodes = np.zeros(n_items, dtype=np.int64), 1
+        for level in range(M):
+            if level < M - 1:
+                uniq, child = np.unique(node * n_codes + codes[:, level], return_inverse=True)
+            else:
+                uniq, child = None, np.arange(n_items)
+            table = np.full((n_nodes, n_codes), -1, dtype=np.int64)
+            table[node, codes[:, level]] = child
+            self.children.append(torch.from_numpy(table))
+            if uniq is not None:
+                node, n_nodes = child, len(uniq)
+
+
+@dataclass
+class BeamResult:
+    items: torch.Tensor     # (B, K) item indices, best first; -1 where fewer than K items exist
+    scores: torch.Tensor    # (B, K) joint log-probability of the item's SID tokens
+
+
+def constrained_beam_search(first_logp, step, trie, sid_token_ids, width):
+    """Beam search over the trie.
+
+    first_logp: (B, V) log-probabilities at the first SID position.
+    step(tokens, parent) -> (B*W, V) log-probabilities of the next token, where tokens (B*W,)
+        are the vocabulary ids just chosen and parent (B*W,) the flat index of the row each
+        beam continues (the stepper reorders its cache by it; None on the first step, whose
+        rows are the prompts repeated W times).
+    sid_token_ids: (M, n_codes) vocabulary id of code c at level l.
+    """
+    B = first_logp.shape[0]
+    C, W = trie.n_codes, width
+    neg_inf = torch.tensor(float("-inf"), dtype=first_logp.dtype)
+    # level 0: every prompt starts at the root
+    logp = first_logp[:, sid_token_ids[0]]                                 # (B, C)
+    logp = torch.where(trie.children[0][0][None] >= 0, logp, neg_inf)
+    k0 = min(W, C)
+    score, code = logp.topk(k0, dim=1)                                     # (B, k0)
+    if k0 < W:                                                             # pad to W beams
+        score = torch.cat([score, score.new_full((B, W - k0), float("-inf"))], 1)
+        code = torch.cat([code, code.new_zeros((B, W - k0))], 1)
+    node = trie.children[0][0][code]                                       # (B, W)
+    parent = None                     # row b*W + w already holds prompt b: nothing to reorder
+    for level in range(1, trie.levels):
+        tokens = sid_token_ids[level - 1][code.reshape(-1)]
+        logp = step(tokens, parent)[:, sid_token_ids[level]]               # (B*W, C)
+        flat_node = node.reshape(-1).clamp_min(0)
+        allowed = (trie.children[level][flat_node] >= 0) & (node.reshape(-1, 1) >= 0)
+        cand = torch.where(allowed, score.reshape(-1, 1) + logp, neg_inf)  # (B*W, C)
+        score, idx = cand.reshape(B, W * C).topk(W, dim=1)                 # (B, W)
+        beam, code = idx // C, idx % C
+        prev = node.gather(1, beam).clamp_min(0)
+        node = torch.where(score > neg_inf, trie.children[level][prev, code], -1)
+        parent = (beam + torch.arange(B)[:, None] * W).reshape(-1)
+    items = torch.where(score > neg_inf, node, -1)
+    return BeamResult(items=items, scores=score)
+
+
+class KVStepper:
+    """Advances a causal LM one token at a time on a shared KV cache, for B*W beam rows.
+
+    Holds the cache, the attention mask (left padding of the prompts stays masked) and each
+    row's next position id. `expand(W)` turns B prompt rows into B*W beam rows."""
+
+    def __init__(self, model, cache, attention_mask, next_pos):
+        self.model, self.cache = model, cache
+        self.mask, self.next_pos = attention_mask, next_pos                # (R, T), (R,)
+
+    def expand(self, width):
+        self.cache.batch_repeat_interleave(width)
+        self.mask = self.mask.repeat_interleave(width, 0)
+        self.next_pos = self.next_pos.repeat_interleave(width, 0)
+
+    def forward(self, inputs_embeds=None, input_ids=None, parent=None, attend=None):
+        """One position for every row; `parent` reorders rows first, `attend` (R,) bool masks
+        the new position out of later attention. Returns the model output."""
+        if parent is not None:
+            self.cache.reorder_cache(parent)
+            self.mask, self.next_pos = self.mask[parent], self.next_pos[parent]
+        new = torch.ones(len(self.mask), 1, dtype=self.mask.dtype) if attend is None \
+            else attend[:, None].to(self.mask.dtype)
+        self.mask = torch.cat([self.mask, new], 1)
+        out = self.model(input_ids=None if input_ids is None else input_ids[:, None],
+                         inputs_embeds=None if inputs_embeds is None else inputs_embeds[:, None],
+                         past_key_values=self.cache, attention_mask=self.mask,
+                         position_ids=self.next_pos[:, None], use_cache=True,
+                         output_hidden_states=inputs_embeds is not None)
+        self.next_pos = self.next_pos + 1 if attend is None else self.next_pos + attend.long()
+        return out
+
+    def __call__(self, tokens, parent):
+        return torch.log_softmax(self.forward(input_ids=tokens, parent=parent).logits[:, -1]
+                                 .float(), -1)
+
+
+def encode_prompts(model, input_ids, attention_mask):
+    """Prompt forward on left-padded prompts. -> (log-probs at the last position (B, V),
+    last-layer hidden state there (B, D), KVStepper)."""
+    from transformers import DynamicCache
+    pos = (attention_mask.cumsum(1) - 1).clamp_min(0)
+    cache = DynamicCache(config=model.config)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos,
+                past_key_values=cache, use_cache=True, output_hidden_states=True)
+    stepper = KVStepper(model, out.past_key_values, attention_mask, pos[:, -1] + 1)
+    return (torch.log_softmax(out.logits[:, -1].float(), -1), out.hidden_states[-1][:, -1],
+            stepper)
+
+
+@torch.no_grad()
+def recommend(model, input_ids, attention_mask, trie, sid_token_ids, width=50, k=50,
+              prefix_hook=None):
+    """Top-k items per prompt by joint SID log-probability. prefix_hook(stepper, hidden) may run
+    extra positions on the cache (LASAR's latent loop) and returns the log-probabilities at the
+    first SID position. -> BeamResult with (B, k) items and scores."""
+    first_logp, hidden, stepper = encode_prompts(model, input_ids, attention_mask)
+    if prefix_hook is not None:
+        first_logp = prefix_hook(stepper, hidden)
+    stepper.expand(width)
+    res = constrained_beam_search(first_logp, stepper, trie, sid_token_ids, width)
+    return BeamResult(res.items[:, :k], res.scores[:, :k])
