@@ -1,0 +1,1 @@
+"""What the LLM-based generative methods share: tokenizer, backbone, SFT loop, GRPO core."""
