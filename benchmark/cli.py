@@ -86,6 +86,23 @@ def cmd_tables(args):
         print(f"wrote {p}")
 
 
+def cmd_bench_beam(args):
+    from .bench_beam import run
+    res = run(args)
+    if args.json:
+        print(json.dumps(res))
+        return
+    su = res["setup"]
+    print(f"beam search, width {su['beam_width']}, {su['prompts']} prompts of {su['prompt_tokens']}"
+          f" tokens, {su['items']:,} items, {su['model_parameters']:,}-parameter Qwen3, "
+          f"{su['threads']} threads")
+    print(f"  HF generate + prefix_allowed_tokens_fn  {res['generate_samples_per_s']:8.2f} samples/s")
+    print(f"  ours (tensor trie, shared KV cache)     {res['ours_samples_per_s']:8.2f} samples/s")
+    print(f"  bare forward passes                     {res['bare_forward_samples_per_s']:8.2f} samples/s")
+    print(f"  speedup vs generate {res['speedup_vs_generate']:.1f}x; "
+          f"time / bare forward {res['ratio_to_bare_forward']:.2f}x")
+
+
 def cmd_methods(args):
     import methods
     for n in methods.names():
@@ -137,6 +154,13 @@ def parser():
     t.add_argument("--out", help="results root (default: results/)")
     _common(t)
     t.set_defaults(func=cmd_tables)
+
+    b = sub.add_parser("bench", help="speed benchmarks")
+    bsub = b.add_subparsers(dest="bench_cmd", required=True)
+    bb = bsub.add_parser("beam", help="beam search vs HF generate vs bare forward passes")
+    from .bench_beam import add_arguments
+    add_arguments(bb)
+    bb.set_defaults(func=cmd_bench_beam)
 
     m = sub.add_parser("methods", help="list registered methods")
     m.set_defaults(func=cmd_methods)

@@ -84,3 +84,46 @@ def test_fewer_items_than_beams_pads_with_minus_one():
     res = constrained_beam_search(first, step, trie, sid, width=5)
     for row in res.items.tolist():
         assert sorted(row[:3]) == [0, 1, 2] and row[3:] == [-1, -1]
+
+
+def test_same_result_as_hf_generate_with_a_prefix_trie():
+    """Two independent implementations of the same search: HF beam search with a Python
+    prefix_allowed_tokens_fn trie and ours must agree on items and scores."""
+    from benchmark.bench_beam import _dict_trie
+    levels, n_codes, W = 4, 5, 6
+    sid_ids = torch.arange(10, 10 + levels * n_codes).reshape(levels, n_codes)
+    vocab = 10 + levels * n_codes + 4
+    model = tiny_qwen(vocab, seed=1)
+    codes = random_catalog(45, levels, n_codes, seed=2)
+    dtrie = _dict_trie(codes, sid_ids)
+    ids = torch.tensor([[0, 0, 3, 5, 7], [4, 1, 2, 6, 9]])
+    mask = (ids != 0).long()
+    T = ids.shape[1]
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=mask, num_beams=W,
+                             num_return_sequences=W, max_new_tokens=4, min_new_tokens=4,
+                             do_sample=False, length_penalty=0.0, early_stopping=False,
+                             prefix_allowed_tokens_fn=lambda b, x: dtrie[tuple(x[T:].tolist())],
+                             pad_token_id=0, eos_token_id=vocab - 1, output_scores=True,
+                             return_dict_in_generate=True)
+    item_of = {tuple(int(sid_ids[l, c]) for l, c in enumerate(r)): i
+               for i, r in enumerate(codes)}
+    hf_items = [item_of[tuple(s[T:].tolist())] for s in out.sequences]
+    ours = recommend(model, ids, mask, SidTrie(codes, n_codes), sid_ids, width=W, k=W)
+    assert ours.items.reshape(-1).tolist() == hf_items
+    np.testing.assert_allclose(ours.scores.reshape(-1).numpy(), out.sequences_scores.numpy(),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_bench_beam_json_keys():
+    from .conftest import run_cli
+    import json
+    r = run_cli("bench", "beam", "--json", "--prompts", "2", "--items", "200", "--width", "4",
+                "--hidden", "32", "--layers", "1", "--repeats", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    for key in ("generate_samples_per_s", "ours_samples_per_s", "bare_forward_samples_per_s",
+                "speedup_vs_generate", "ratio_to_bare_forward"):
+        assert res[key] > 0
+    assert res["speedup_vs_generate"] == pytest.approx(
+        res["ours_samples_per_s"] / res["generate_samples_per_s"])
