@@ -28,6 +28,7 @@ from .progress import progress
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
+TRAINING_LENGTH_KEYS = ("epochs", "stopping_step")
 
 
 class Plan:
@@ -49,11 +50,15 @@ class Plan:
         self.profile = profile
         self.results_dir = Path(out or REPO / "results").resolve() / dataset / profile
 
-    def key(self, method):
-        """Hash of everything that produces a method's predictions."""
+    def key(self, method, training_length=True):
+        """Hash of everything that produces a method's predictions. Without the training
+        length (epochs, stopping_step), it keys the work folder, so a run whose cap is raised
+        continues from its last checkpoint instead of starting over."""
         shared = {k: v for k, v in self.cfg.shared.items() if k not in ("enabled", "threads")}
-        return config_hash({"method": method, "config": self.method_cfgs[method],
-                            "shared": shared, "data": self.dataset.fingerprint})
+        mcfg = {k: v for k, v in self.method_cfgs[method].items()
+                if training_length or k not in TRAINING_LENGTH_KEYS}
+        return config_hash({"method": method, "config": mcfg, "shared": shared,
+                            "data": self.dataset.fingerprint})
 
 
 def _check_topk(topk, n, k, n_items, method):
@@ -112,7 +117,7 @@ def run_method(plan, name):
         log.info("%s: results up to date (config %s), skipped", name, key)
         with open(folder / "metrics.json") as f:
             return json.load(f)
-    work = plan.results_dir / "_work" / f"{name}-{key}"
+    work = plan.results_dir / "_work" / f"{name}-{plan.key(name, training_length=False)}"
     work.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(dataset=plan.dataset, split=plan.split, profile=plan.profile, config=shared,
                      method_config=mcfg, results_dir=plan.results_dir, work_dir=work,

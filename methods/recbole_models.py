@@ -50,6 +50,54 @@ def working_dir(path):
         os.chdir(old)
 
 
+def _rng_state(train_data):
+    import random
+
+    import torch
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+            "python": random.getstate(), "loader": train_data.generator.get_state()}
+
+
+def _set_rng_state(state, train_data):
+    import random
+
+    import torch
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    train_data.generator.set_state(state["loader"])
+
+
+def save_last(trainer, train_data, path, epoch, curve):
+    """Everything needed to continue after `epoch` exactly as if never stopped (atomic)."""
+    import torch
+    state = {"config": trainer.config, "epoch": epoch, "cur_step": trainer.cur_step,
+             "best_valid_score": trainer.best_valid_score,
+             "best_valid_result": trainer.best_valid_result,
+             "state_dict": trainer.model.state_dict(),
+             "other_parameter": trainer.model.other_parameter(),
+             "optimizer": trainer.optimizer.state_dict(), "curve": list(curve),
+             "rng": _rng_state(train_data)}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp, pickle_protocol=4)
+    os.replace(tmp, path)
+
+
+def resume(trainer, train_data, path):
+    """Load a last-epoch checkpoint into the trainer; returns the validation curve so far."""
+    ck = load_checkpoint(path)
+    trainer.model.load_state_dict(ck["state_dict"])
+    trainer.model.load_other_parameter(ck.get("other_parameter"))
+    trainer.optimizer.load_state_dict(ck["optimizer"])
+    trainer.start_epoch = ck["epoch"] + 1
+    trainer.cur_step = ck["cur_step"]
+    trainer.best_valid_score = ck["best_valid_score"]
+    trainer.best_valid_result = ck.get("best_valid_result")
+    if ck.get("rng"):
+        _set_rng_state(ck["rng"], train_data)
+    return list(ck.get("curve", []))
+
+
 class RecBoleSequential(Method):
     """Shared driver: subclasses only name the RecBole model."""
     recbole_model = None
@@ -91,16 +139,28 @@ class RecBoleSequential(Method):
             init_seed(config["seed"], config["reproducibility"])
             model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
             trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-            curve = []                                  # validation NDCG@10 per epoch
-            with progress_bar(total=config["epochs"], desc=f"{self.name} epochs (ETA if no "
-                              "early stop)", unit="epoch") as bar:
+            ckpt_dir = ctx.work_dir / "checkpoints"
+            trainer.saved_model_file = str(ckpt_dir / "best.pth")
+            last = ckpt_dir / "last.pth"
+            curve = resume(trainer, train_data, last) if last.is_file() else []
+            if curve:
+                log.info("%s: resuming after epoch %d from %s", self.name, len(curve) - 1, last)
+            with progress_bar(total=config["epochs"], initial=len(curve), unit="epoch",
+                              desc=f"{self.name} epochs (ETA if no early stop)") as bar:
                 def on_epoch(epoch, valid_score):
-                    curve.append(round(float(valid_score), 6))
+                    curve.append(round(float(valid_score), 6))   # validation NDCG@10
+                    save_last(trainer, train_data, last, epoch, curve)
                     bar.update(1)
                     bar.set_postfix(valid_ndcg10=f"{valid_score:.4f}")
-                best_score, best_valid = trainer.fit(train_data, valid_data, saved=True,
-                                                     show_progress=ctx.show_progress,
-                                                     callback_fn=on_epoch)
+                # a finished run (cap reached or early-stopped) is not refit: RecBole's fit
+                # would overwrite best.pth with the last weights when start_epoch >= epochs
+                if trainer.start_epoch < config["epochs"] and \
+                        trainer.cur_step <= config["stopping_step"]:
+                    best_score, best_valid = trainer.fit(train_data, valid_data, saved=True,
+                                                         show_progress=ctx.show_progress,
+                                                         callback_fn=on_epoch)
+                else:
+                    best_score, best_valid = trainer.best_valid_score, trainer.best_valid_result
             ckpt = load_checkpoint(trainer.saved_model_file)   # the best epoch's weights
         model.load_state_dict(ckpt["state_dict"])
         model.load_other_parameter(ckpt.get("other_parameter"))
@@ -108,7 +168,7 @@ class RecBoleSequential(Method):
         info = {"best_valid_ndcg@10": float(best_score), "best_epoch": int(ckpt.get("epoch", -1)),
                 "epochs_run": len(curve), "stopped_early": len(curve) < config["epochs"],
                 "valid_ndcg10_curve": curve,
-                "best_valid": {k: float(v) for k, v in best_valid.items()},
+                "best_valid": {k: float(v) for k, v in (best_valid or {}).items()},
                 "parameters": int(sum(p.numel() for p in model.parameters()))}
         return model, rb_dataset, info
 

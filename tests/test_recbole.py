@@ -81,3 +81,25 @@ def test_gpu_profile_without_gpu_is_one_clear_error(tmp_path):
     plan = _plan(tmp_path, device="cuda")
     with pytest.raises(BenchmarkError, match="needs a CUDA GPU"):
         run(plan)
+
+
+def test_raised_cap_resumes_and_equals_an_uninterrupted_run(tmp_path, caplog):
+    import json
+    write_dataset(tmp_path / "data", n_users=50, n_items=30)
+
+    def go(out, epochs):
+        plan = Plan("toy", "smoke", ["sasrec"], tmp_path / "data", out,
+                    [f"sasrec.epochs={epochs}", "sasrec.stopping_step=10"])
+        run(plan)
+        folder = out / "toy" / "smoke" / "sasrec"
+        return (json.loads((folder / "manifest.json").read_text())["fit_info"],
+                (folder / "predictions.jsonl").read_text())
+
+    whole, whole_pred = go(tmp_path / "a", 4)
+    go(tmp_path / "b", 2)
+    with caplog.at_level(logging.INFO):
+        resumed, resumed_pred = go(tmp_path / "b", 4)
+    assert "resuming after epoch 1" in caplog.text
+    assert whole["epochs_run"] == resumed["epochs_run"] == 4
+    assert resumed["valid_ndcg10_curve"] == whole["valid_ndcg10_curve"]
+    assert resumed_pred == whole_pred
