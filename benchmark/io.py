@@ -30,11 +30,6 @@ def jsonl_text(rows):
     return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
 
 
-def read_jsonl(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 @contextmanager
 def staged_dir(final):
     """Yield a staging folder; on success it replaces `final` whole, on failure it vanishes."""

@@ -95,8 +95,19 @@ def embed(texts, spec, batch_size=64):
 
 
 # ---------------------------------------------------------------- residual k-means
-def kmeans(x, k, iters, seed):
-    """Lloyd's k-means with k-means++ seeding; x: (n, d) float32 tensor -> (centroids, assign)."""
+def kmeans(x, k, iters, seed, restarts=1):
+    """Lloyd's k-means with k-means++ seeding; x: (n, d) float32 tensor -> (centroids, assign).
+    With restarts > 1, the run (seeds seed, seed + 1000, ...) of lowest inertia wins."""
+    best = None
+    for r in range(restarts):
+        c, a = _kmeans_once(x, k, iters, seed + 1000 * r)
+        inertia = float(((x - c[a]) ** 2).sum())
+        if best is None or inertia < best[0]:
+            best = (inertia, c, a)
+    return best[1], best[2]
+
+
+def _kmeans_once(x, k, iters, seed):
     import torch
     g = torch.Generator().manual_seed(seed)
     n = x.shape[0]
@@ -127,14 +138,14 @@ def kmeans(x, k, iters, seed):
     return c, dist.argmin(1)
 
 
-def residual_kmeans(emb, levels, codes, iters, seed):
+def residual_kmeans(emb, levels, codes, iters, seed, restarts=1):
     """-> codes (n, levels), centroids per level, residual entering each level (levels, n, d)."""
     import torch
     x = torch.from_numpy(emb)
     residual = x.clone()
     out, cents, residuals = [], [], []
     for lvl in range(levels):
-        c, a = kmeans(residual, min(codes, len(x)), iters, seed + lvl)
+        c, a = kmeans(residual, min(codes, len(x)), iters, seed + lvl, restarts)
         residuals.append(residual.clone())
         out.append(a)
         cents.append(c)
@@ -220,7 +231,8 @@ def build_from_text(dataset, cfg, cache_dir):
         tmp.replace(emb_path)
     t_emb = time.perf_counter() - t0
     codes, cents, residuals = residual_kmeans(emb, cfg["levels"], cfg["codes"],
-                                              cfg["kmeans_iters"], cfg["seed"])
+                                              cfg["kmeans_iters"], cfg["seed"],
+                                              cfg["kmeans_restarts"])
 
     def nearest(i, level, prefix):
         """Codes of `level` by distance to the item's residual under `prefix`."""
@@ -257,7 +269,9 @@ def build_or_load(dataset, cfg, cache_dir):
     key = _hash({"algo": ALGO_VERSION, "data": dataset.fingerprint, "published": published,
                  **({} if published else {
                      "embedder": _embedder_id(cfg["embedder"]), "levels": cfg["levels"],
-                     "codes": cfg["codes"], "iters": cfg["kmeans_iters"], "seed": cfg["seed"]})})
+                     "codes": cfg["codes"], "iters": cfg["kmeans_iters"], "seed": cfg["seed"],
+                     **({"restarts": cfg["kmeans_restarts"]} if cfg["kmeans_restarts"] != 1
+                        else {})})})
     path = cache_dir / f"sids-{key}.json"
     if path.is_file():
         with open(path) as f:

@@ -28,6 +28,19 @@ def test_residual_kmeans_gives_m_codes_and_reduces_error():
     assert norms[0] > norms[1] > norms[2]            # each level explains more of the vector
 
 
+def test_restarts_keep_the_lowest_inertia():
+    import torch
+
+    from benchmark.sids import kmeans
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(400, 8)).astype(np.float32))
+
+    def inertia(c, a):
+        return float(((x - c[a]) ** 2).sum())
+    one = [inertia(*kmeans(x, 12, 10, seed=s)) for s in (7, 7 + 1000, 7 + 2000)]
+    best = inertia(*kmeans(x, 12, 10, seed=7, restarts=3))
+    assert best == pytest.approx(min(one))
+
+
 def test_collisions_broken_by_nearest_free_last_code():
     codes = np.array([[1, 1, 1, 3], [1, 1, 1, 3], [1, 1, 1, 3], [0, 0, 0, 0]])
     order = lambda i, l, p: sorted(range(8), key=lambda c: (abs(c - codes[i, l]), c))
