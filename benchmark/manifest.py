@@ -50,6 +50,9 @@ def now():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def build(**fields):
-    return {"created": now(), "git_commit": git_commit(), "command": sys.argv,
-            "packages": package_versions(), "hardware": hardware(), **fields}
+def build(git_commit_at_start=None, **fields):
+    """The manifest. Pass the commit read when the run started: a long run must not record a
+    commit made while it was training."""
+    return {"created": now(), "git_commit": git_commit_at_start or git_commit(),
+            "command": sys.argv, "packages": package_versions(), "hardware": hardware(),
+            **fields}

@@ -48,6 +48,7 @@ class Plan:
         users = sample_users(self.dataset.n_users, shared["max_users"], shared["seed"])
         self.split = make_split(self.dataset, shared["history_len"], users)
         self.profile = profile
+        self.git_commit = mf.git_commit()          # the code that runs is the code read now
         self.results_dir = Path(out or REPO / "results").resolve() / dataset / profile
 
     def key(self, method, training_length=True):
@@ -133,7 +134,8 @@ def run_method(plan, name):
                  "users": ds.n_users, "items": ds.n_items, "test_users": len(test),
                  "train_examples": len(plan.split.train)},
         config={"shared": shared, "method": mcfg}, config_hash=key, seed=shared["seed"],
-        started=started, timings=timings, fit_info=getattr(method, "fit_info", {}),
+        started=started, git_commit_at_start=plan.git_commit, timings=timings,
+        fit_info=getattr(method, "fit_info", {}),
         metrics=metrics)
     _write(folder, ctx, method, topk, metrics, manifest)
     log.info("%s: %s", name, "  ".join(f"{m} {v:.4f}" for m, v in metrics.items()

@@ -103,3 +103,17 @@ def test_raised_cap_resumes_and_equals_an_uninterrupted_run(tmp_path, caplog):
     assert whole["epochs_run"] == resumed["epochs_run"] == 4
     assert resumed["valid_ndcg10_curve"] == whole["valid_ndcg10_curve"]
     assert resumed_pred == whole_pred
+
+
+def test_manifest_records_the_commit_read_at_start(tmp_path, monkeypatch):
+    """A long run must record the code that ran, not a commit made while it trained."""
+    import json
+
+    import benchmark.manifest as mf
+    monkeypatch.setattr(mf, "git_commit", lambda: "start-commit")
+    plan = _plan(tmp_path, ("gru4rec",), **{"gru4rec.epochs": 1})
+    monkeypatch.setattr(mf, "git_commit", lambda: "later-commit")
+    run(plan)
+    man = json.loads((tmp_path / "results" / "toy" / "smoke" / "gru4rec" / "manifest.json")
+                     .read_text())
+    assert man["git_commit"] == "start-commit"
