@@ -3,7 +3,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 from .errors import BenchmarkError
 
@@ -44,12 +43,11 @@ def cmd_sids(args):
     from recdata import load_dataset
 
     from .config import Config
-    from .runner import REPO
+    from .runner import results_root
     from .sids import build_or_load
     cfg = Config(args.profile, args.overrides).shared
     ds = load_dataset(args.dataset, args.data_dir)
-    out = Path(args.out).resolve() if args.out else REPO / "results"
-    table = build_or_load(ds, cfg["sids"], out / args.dataset / "_cache")
+    table = build_or_load(ds, cfg["sids"], results_root(args.out) / args.dataset / "_cache")
     report = table.report()
     if args.json:
         print(json.dumps(report))
@@ -78,10 +76,10 @@ def cmd_run(args):
 
 def cmd_tables(args):
     from .config import Config
-    from .runner import REPO
+    from .runner import results_root
     from reports.table1 import write_table1
     cfg = Config(args.profile, args.overrides).shared
-    root = Path(args.out or REPO / "results").resolve() / args.dataset / args.profile
+    root = results_root(args.out) / args.dataset / args.profile
     for p in write_table1(root, cfg["eval"]):
         print(f"wrote {p}")
 

@@ -31,6 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 TRAINING_LENGTH_KEYS = ("epochs", "stopping_step")
 
 
+def results_root(out=None):
+    """--out, else results/ in the repository."""
+    return Path(out or REPO / "results").resolve()
+
+
 class Plan:
     """A validated run: config, method list, dataset and split. Built before any training."""
 
@@ -49,7 +54,7 @@ class Plan:
         self.split = make_split(self.dataset, shared["history_len"], users)
         self.profile = profile
         self.git_commit = mf.git_commit()          # the code that runs is the code read now
-        self.results_dir = Path(out or REPO / "results").resolve() / dataset / profile
+        self.results_dir = results_root(out) / dataset / profile
 
     def key(self, method, training_length=True):
         """Hash of everything that produces a method's predictions. Without the training

@@ -27,7 +27,7 @@ def _order(names):
     return known + sorted(m for m in names if m not in PAPER_ORDER)
 
 
-def significance(root, found, eval_cfg):
+def significance(found, eval_cfg):
     """{baseline: {metric: p}} for LASAR against each baseline, or {} without LASAR."""
     if "lasar" not in found:
         return {}
@@ -53,7 +53,7 @@ def write_table1(root, eval_cfg):
     names = _order(found)
     metrics = {m: load_metrics(found[m]) for m in names}
     mans = {m: load_manifest(found[m]) for m in names}
-    pvals = significance(root, found, eval_cfg)
+    pvals = significance(found, eval_cfg)
     cols = {k: rank_marks([metrics[m][k] for m in names]) for k in METRIC_ORDER}
     n_users = sorted({metrics[m]["n_users"] for m in names})
     dataset, profile = root.parent.name, root.name
