@@ -41,6 +41,10 @@ class SidTrie:
             if uniq is not None:
                 node, n_nodes = child, len(uniq)
 
+    def to(self, device):
+        self.children = [c.to(device) for c in self.children]
+        return self
+
 
 @dataclass
 class BeamResult:
@@ -60,7 +64,7 @@ def constrained_beam_search(first_logp, step, trie, sid_token_ids, width):
     """
     B = first_logp.shape[0]
     C, W = trie.n_codes, width
-    neg_inf = torch.tensor(float("-inf"), dtype=first_logp.dtype)
+    neg_inf = first_logp.new_tensor(float("-inf"))
     # level 0: every prompt starts at the root
     logp = first_logp[:, sid_token_ids[0]]                                 # (B, C)
     logp = torch.where(trie.children[0][0][None] >= 0, logp, neg_inf)
@@ -81,7 +85,7 @@ def constrained_beam_search(first_logp, step, trie, sid_token_ids, width):
         beam, code = idx // C, idx % C
         prev = node.gather(1, beam).clamp_min(0)
         node = torch.where(score > neg_inf, trie.children[level][prev, code], -1)
-        parent = (beam + torch.arange(B)[:, None] * W).reshape(-1)
+        parent = (beam + torch.arange(B, device=beam.device)[:, None] * W).reshape(-1)
     items = torch.where(score > neg_inf, node, -1)
     return BeamResult(items=items, scores=score)
 
@@ -107,7 +111,7 @@ class KVStepper:
         if parent is not None:
             self.cache.reorder_cache(parent)
             self.mask, self.next_pos = self.mask[parent], self.next_pos[parent]
-        new = torch.ones(len(self.mask), 1, dtype=self.mask.dtype) if attend is None \
+        new = self.mask.new_ones((len(self.mask), 1)) if attend is None \
             else attend[:, None].to(self.mask.dtype)
         self.mask = torch.cat([self.mask, new], 1)
         out = self.model(input_ids=None if input_ids is None else input_ids[:, None],
@@ -123,26 +127,42 @@ class KVStepper:
                                  .float(), -1)
 
 
-def encode_prompts(model, input_ids, attention_mask):
-    """Prompt forward on left-padded prompts. -> (log-probs at the last position (B, V),
-    last-layer hidden state there (B, D), KVStepper)."""
+def head_cache(model, config, head, rows):
+    """KV cache of `head` (H,) ids, the prompt start shared by every row, run once at batch
+    size 1 and repeated for `rows` rows. -> (cache, H)."""
     from transformers import DynamicCache
-    pos = (attention_mask.cumsum(1) - 1).clamp_min(0)
-    cache = DynamicCache(config=model.config)
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos,
-                past_key_values=cache, use_cache=True, output_hidden_states=True)
-    stepper = KVStepper(model, out.past_key_values, attention_mask, pos[:, -1] + 1)
-    return (torch.log_softmax(out.logits[:, -1].float(), -1), out.hidden_states[-1][:, -1],
-            stepper)
+    cache = DynamicCache(config=config)
+    if head is None or len(head) == 0:
+        return cache, 0
+    model(input_ids=head[None], past_key_values=cache, use_cache=True, logits_to_keep=1)
+    cache.batch_repeat_interleave(rows)
+    return cache, len(head)
+
+
+def encode_prompts(model, input_ids, attention_mask, head=None, hidden=False):
+    """Prompt forward on [head | left-padded rows]. -> (log-probs at the last position (B, V),
+    last-layer hidden state there (B, D) or None, KVStepper)."""
+    B = input_ids.shape[0]
+    cache, H = head_cache(model, model.config, head, B)
+    mask = torch.cat([attention_mask.new_ones((B, H)), attention_mask], 1)
+    pos = H + (attention_mask.cumsum(1) - 1).clamp_min(0)
+    out = model(input_ids=input_ids, attention_mask=mask, position_ids=pos,
+                past_key_values=cache, use_cache=True, output_hidden_states=hidden,
+                logits_to_keep=1)
+    stepper = KVStepper(model, out.past_key_values, mask, pos[:, -1] + 1)
+    return (torch.log_softmax(out.logits[:, -1].float(), -1),
+            out.hidden_states[-1][:, -1] if hidden else None, stepper)
 
 
 @torch.no_grad()
 def recommend(model, input_ids, attention_mask, trie, sid_token_ids, width=50, k=50,
-              prefix_hook=None):
-    """Top-k items per prompt by joint SID log-probability. prefix_hook(stepper, hidden) may run
-    extra positions on the cache (LASAR's latent loop) and returns the log-probabilities at the
-    first SID position. -> BeamResult with (B, k) items and scores."""
-    first_logp, hidden, stepper = encode_prompts(model, input_ids, attention_mask)
+              prefix_hook=None, head=None):
+    """Top-k items per prompt by joint SID log-probability. `head`: ids shared by every prompt
+    in front of the (left-padded) rows. prefix_hook(stepper, hidden) may run extra positions on
+    the cache (LASAR's latent loop) and returns the log-probabilities at the first SID
+    position. -> BeamResult with (B, k) items and scores."""
+    first_logp, hidden, stepper = encode_prompts(model, input_ids, attention_mask, head,
+                                                 hidden=prefix_hook is not None)
     if prefix_hook is not None:
         first_logp = prefix_hook(stepper, hidden)
     stepper.expand(width)

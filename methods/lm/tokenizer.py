@@ -2,7 +2,6 @@
 (PROTOCOL section 8): byte-level BPE trained with the `tokenizers` library on the prompt
 template and the item texts (exact round trip, line breaks included), plus one token per SID
 code (`<a_k>` ... `<d_k>`, PROTOCOL section 2) and the special tokens."""
-from benchmark.prompt import PREAMBLE, rec_prompt
 
 PAD, EOS = "<pad>", "<eos>"
 LEVEL_NAMES = "abcd"
@@ -23,7 +22,10 @@ def build_tokenizer(texts, vocab_size=4096, levels=4, n_codes=256, extra_special
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, EOS],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
-    corpus = [PREAMBLE, rec_prompt(["x", "y"])] * 20 + list(texts)
+    # the template is repeated as often as there are item texts, so its words become single
+    # tokens (they occur in every prompt; item-text words compete for merges otherwise)
+    from methods.lm.tasks import template_texts
+    corpus = template_texts() * max(20, len(texts)) + list(texts)
     tok.train_from_iterator(corpus, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS,
                                    padding_side="left")

@@ -1,0 +1,249 @@
+"""Supervised fine-tuning shared by every generative method (PROTOCOL sections 3, 5, 7).
+
+Loss on answer tokens only; AdamW; cosine schedule with warmup (ratio 0.08); the effective
+batch is `batch_size` examples, reached by gradient accumulation over micro-batches (and split
+across processes under `accelerate launch`: DDP averages the gradients, so one process or
+several take the same optimizer steps). Validation loss on a fixed subsample of validation
+examples every `eval_every` optimizer steps and at the end of each epoch; early stopping after
+`patience` evaluations without improvement; `best/` holds the best model (save_pretrained).
+
+Crash safety: every evaluation writes `last/` (model + optimizer, scheduler, step, early-stop
+state) atomically. A rerun resumes from it. Batch order is a pure function of (seed, epoch), so
+a resumed run takes exactly the steps an uninterrupted one would (tests/test_lm_sft.py).
+TensorBoard scalars go to `<run>/tensorboard`.
+"""
+import json
+import logging
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark.progress import progress
+
+from .forward import AnswerCE, collate
+
+log = logging.getLogger(__name__)
+CRASH_ENV = "LASAR_TEST_CRASH_AFTER_STEP"   # tests: die right after the checkpoint of step N
+
+
+@dataclass
+class SFTConfig:
+    lr: float
+    epochs: int
+    batch_size: int                 # effective (global) batch, in examples
+    micro_batch: int                # examples per forward pass per process
+    patience: int                   # evaluations without improvement before stopping
+    eval_every: int = 0             # optimizer steps between evaluations; 0 = once per epoch
+    warmup_ratio: float = 0.08
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "no"     # no | bf16
+    seed: int = 42
+
+    def __post_init__(self):
+        if self.micro_batch > self.batch_size:
+            raise ValueError(f"micro_batch ({self.micro_batch}) must not exceed batch_size "
+                             f"({self.batch_size}); lower micro_batch")
+        if self.mixed_precision not in ("no", "bf16"):
+            raise ValueError("mixed_precision must be 'no' or 'bf16'")
+
+
+def epoch_batches(tasks, batch_size, seed, epoch):
+    """[(task index, example indices)] of one epoch: each task shuffled and cut into batches,
+    then the batches of all tasks shuffled together. Deterministic in (seed, epoch)."""
+    rng = np.random.default_rng([seed, epoch])
+    out = []
+    for t, enc in enumerate(tasks):
+        perm = rng.permutation(len(enc))
+        out += [(t, perm[i:i + batch_size]) for i in range(0, len(perm), batch_size)]
+    order = rng.permutation(len(out))
+    return [out[i] for i in order]
+
+
+def save_model(model, tok, folder):
+    """save_pretrained into `folder`, atomically (written beside it, then renamed)."""
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    return tmp
+
+
+def _swap(tmp, folder):
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_weights(model, folder):
+    """Load the weights saved by save_model into `model` (full model or peft adapter)."""
+    folder = Path(folder)
+    if (folder / "adapter_config.json").is_file():
+        from peft import load_peft_weights, set_peft_model_state_dict
+        set_peft_model_state_dict(model, load_peft_weights(str(folder)))
+        return
+    from transformers import AutoModelForCausalLM
+    saved = AutoModelForCausalLM.from_pretrained(folder, dtype=next(model.parameters()).dtype)
+    model.load_state_dict(saved.state_dict())
+
+
+class Trainer:
+    def __init__(self, model, tok, cfg, out_dir, device="cpu"):
+        from accelerate import Accelerator
+        self.tok, self.cfg, self.out = tok, cfg, Path(out_dir)
+        self.acc = Accelerator(cpu=device == "cpu", mixed_precision=cfg.mixed_precision)
+        self.model = model
+        self.objective = AnswerCE(model)
+
+    # --- evaluation --------------------------------------------------------------------
+    @torch.no_grad()
+    def valid_loss(self, valid):
+        acc, obj = self.acc, self.acc.unwrap_model(self.ddp)
+        obj.eval()
+        idx = np.arange(len(valid))[acc.process_index::acc.num_processes]
+        tot = torch.zeros(2, dtype=torch.float64, device=acc.device)
+        for i in range(0, len(idx), self.cfg.micro_batch):
+            b = collate(valid, idx[i:i + self.cfg.micro_batch], self.tok.pad_token_id)
+            with acc.autocast():
+                loss, n = obj(b.head.to(acc.device), b.ids.to(acc.device),
+                              b.mask.to(acc.device), b.labels.to(acc.device))
+            tot += torch.stack([loss.double(), n.double()])
+        tot = acc.reduce(tot, "sum")
+        obj.train()
+        return float(tot[0] / tot[1])
+
+    # --- checkpoints -------------------------------------------------------------------
+    def _state(self, step, best, bad, curve):
+        return {"step": step, "best": best, "bad": bad, "curve": curve,
+                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                "torch_rng": torch.get_rng_state()}
+
+    def _checkpoint(self, step, best, bad, curve, improved):
+        if self.acc.is_main_process:
+            model = self.acc.unwrap_model(self.ddp).model
+            if improved:
+                _swap(save_model(model, self.tok, self.out / "best"), self.out / "best")
+            tmp = save_model(model, self.tok, self.out / "last")
+            torch.save(self._state(step, best, bad, curve), tmp / "trainer_state.pt")
+            _swap(tmp, self.out / "last")
+        self.acc.wait_for_everyone()
+        if os.environ.get(CRASH_ENV) == str(step):
+            os._exit(3)                       # simulated crash (tests only)
+
+    def _resume(self):
+        last = self.out / "last" / "trainer_state.pt"
+        if not last.is_file():
+            return 0, float("inf"), 0, []
+        st = torch.load(last, map_location="cpu", weights_only=False)
+        load_weights(self.model, self.out / "last")
+        self.opt.load_state_dict(st["optimizer"])
+        self.sched.load_state_dict(st["scheduler"])
+        torch.set_rng_state(st["torch_rng"])
+        log.info("resuming SFT from %s at step %d", last.parent, st["step"])
+        return st["step"], st["best"], st["bad"], st["curve"]
+
+    # --- the loop ----------------------------------------------------------------------
+    def _micro_steps(self, tasks, batch):
+        t, idx = batch
+        # same global batch, micro-batches of similar length: far less padding
+        idx = idx[np.argsort([len(tasks[t].suffixes[i]) for i in idx], kind="stable")]
+        mine = idx[self.acc.process_index::self.acc.num_processes]
+        n_tokens = sum(len(tasks[t].answers[i]) for i in idx)      # global, known everywhere
+        mb = self.cfg.micro_batch
+        return [(collate(tasks[t], mine[i:i + mb], self.tok.pad_token_id), n_tokens)
+                for i in range(0, len(mine), mb)]
+
+    def _step(self, tasks, batch):
+        acc, total = self.acc, 0.0
+        micro = self._micro_steps(tasks, batch)
+        for k, (b, n_tokens) in enumerate(micro):
+            b = b.to(acc.device)
+            sync = k == len(micro) - 1
+            ctx = acc.no_sync(self.ddp) if not sync and acc.num_processes > 1 else _null()
+            with ctx, acc.autocast():
+                loss, _ = self.ddp(b.head, b.ids, b.mask, b.labels)
+                # DDP averages over processes: scale so the sum is the global token mean
+                scaled = loss * acc.num_processes / n_tokens
+                acc.backward(scaled)
+            total += float(loss) / n_tokens
+        acc.clip_grad_norm_(self.ddp.parameters(), self.cfg.max_grad_norm)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return float(acc.reduce(torch.tensor(total, device=acc.device), "sum"))
+
+    def fit(self, tasks, valid):
+        """Train on `tasks` (list of Encoded), early-stop on `valid` (Encoded seqrec).
+        -> fit info (validation curve, best step, steps run, stopped early)."""
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers import get_cosine_schedule_with_warmup
+        cfg, acc = self.cfg, self.acc
+        per_epoch = len(epoch_batches(tasks, cfg.batch_size, cfg.seed, 0))
+        total = per_epoch * cfg.epochs
+        eval_every = cfg.eval_every or per_epoch
+        self.model.train()
+        self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
+                                     lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = get_cosine_schedule_with_warmup(
+            self.opt, math.ceil(cfg.warmup_ratio * total), total)
+        step, best, bad, curve = self._resume()
+        self.ddp, self.opt = acc.prepare(self.objective, self.opt)
+        writer = SummaryWriter(str(self.out / "tensorboard")) if acc.is_main_process else None
+        bar = progress(total=total, initial=step, desc="SFT", unit="step",
+                       disable=not acc.is_main_process)
+        stopped = False
+        while step < total and not stopped:
+            epoch, start = divmod(step, per_epoch)
+            for batch in epoch_batches(tasks, cfg.batch_size, cfg.seed, epoch)[start:]:
+                loss = self._step(tasks, batch)
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}")
+                if writer:
+                    writer.add_scalar("train/loss", loss, step)
+                    writer.add_scalar("train/lr", self.sched.get_last_lr()[0], step)
+                if step % eval_every == 0 or step % per_epoch == 0 or step == total:
+                    v = self.valid_loss(valid)
+                    curve.append([step, v])
+                    improved = v < best
+                    best, bad = (v, 0) if improved else (best, bad + 1)
+                    if writer:
+                        writer.add_scalar("valid/loss", v, step)
+                    log.info("SFT step %d/%d: valid loss %.4f (best %.4f)", step, total, v, best)
+                    self._checkpoint(step, best, bad, curve, improved)
+                    if bad >= cfg.patience:
+                        stopped = True
+                        break
+                if step >= total:
+                    break
+        bar.close()
+        if writer:
+            writer.close()
+        best_step = min(curve, key=lambda c: c[1])[0] if curve else 0
+        return {"valid_loss_curve": curve, "best_step": best_step, "steps_run": step,
+                "steps_per_epoch": per_epoch, "stopped_early": stopped,
+                "effective_batch": cfg.batch_size, "processes": acc.num_processes}
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def write_done(folder, info):
+    if Path(folder).exists():
+        tmp = Path(folder) / "done.json.tmp"
+        tmp.write_text(json.dumps(info))
+        tmp.replace(Path(folder) / "done.json")
