@@ -2,13 +2,18 @@
 
 One run, one model, one set of prompts, one catalog, three timings:
   generate:      Hugging Face generate, num_beams=50, num_return_sequences=50, with a
-                 prefix_allowed_tokens_fn over a Python dict trie (how MiniOneRec decodes);
-  ours:          benchmark.beam.recommend (tensor trie, shared KV cache);
-  bare forward:  the forward passes any 4-token beam search needs and nothing else: the prompt
-                 forward, then M - 1 = 3 cached single-token steps over B x 50 rows (the 4th
-                 code's scores come from the 3rd step), no trie and no top-k.
+                 prefix_allowed_tokens_fn over a Python dict trie (how MiniOneRec decodes), on
+                 the whole prompt;
+  ours:          benchmark.beam.recommend, exactly as the generative methods call it (tensor
+                 trie, prompt head run once and shared, one KV cache for all beams);
+  bare forward:  the forward passes a 4-token beam search cannot avoid and nothing else: the
+                 prompt forward (same shared head), then 3 cached single-token steps over
+                 B x 50 rows (the 4th code's scores come from the 3rd step), no trie, no top-k.
+                 `bare_forward_4steps_samples_per_s` adds a 4th step (the issue's wording).
 Timings are medians over repeats after one warm-up. The model is a randomly initialised Qwen3
-of the given shape; prompts are the shared template with 20 random history SIDs.
+of the given shape (the cpu profile's by default; --preset qwen3-0.6b for the paper's shape,
+vocabulary padded to Qwen3's 151,936 + SID tokens); prompts are the shared template with 20
+random history SIDs each.
 """
 import statistics
 import time
@@ -22,29 +27,44 @@ from .prompt import rec_prompt, sid_string
 LEVELS, CODES = 4, 256
 
 
-def _model(vocab, hidden, layers, heads, kv_heads, seed=0):
+PRESETS = {   # name: (hidden, intermediate, layers, heads, kv heads, head dim, vocab)
+    "cpu": (128, 384, 2, 4, 2, 32, 2048 + 1024),    # Sports tokenizer: 2,048 BPE + SIDs
+    "qwen3-0.6b": (1024, 3072, 28, 16, 8, 128, 151936 + 1024),
+}
+
+
+def _model(vocab, shape, device, dtype, seed=0):
     from transformers import Qwen3Config, Qwen3ForCausalLM
+    hidden, inter, layers, heads, kv, head_dim, padded = shape
     torch.manual_seed(seed)
-    cfg = Qwen3Config(vocab_size=vocab, hidden_size=hidden, intermediate_size=hidden * 3,
-                      num_hidden_layers=layers, num_attention_heads=heads,
-                      num_key_value_heads=kv_heads, head_dim=hidden // heads,
-                      max_position_embeddings=1024, pad_token_id=0)
-    return Qwen3ForCausalLM(cfg).eval()
+    cfg = Qwen3Config(vocab_size=max(vocab, padded or 0), hidden_size=hidden,
+                      intermediate_size=inter, num_hidden_layers=layers,
+                      num_attention_heads=heads, num_key_value_heads=kv, head_dim=head_dim,
+                      max_position_embeddings=1024, pad_token_id=0, tie_word_embeddings=True)
+    return Qwen3ForCausalLM(cfg).to(device=device, dtype=dtype).eval()
 
 
 def _setup(args):
+    from recdata.split import Examples
+    from methods.lm.forward import collate
+    from methods.lm.tasks import Codec
     from methods.lm.tokenizer import build_tokenizer, sid_tokens
+    from .sids import SidTable
     rng = np.random.default_rng(0)
     codes = np.unique(rng.integers(0, CODES, (int(args.items * 1.05), LEVELS)), axis=0)
     codes = codes[rng.permutation(len(codes))[:args.items]]                  # (I, 4) unique
     tok = build_tokenizer([], vocab_size=1000, levels=LEVELS, n_codes=CODES)
     sid_ids = torch.tensor(tok.convert_tokens_to_ids(sid_tokens(LEVELS, CODES))).view(LEVELS,
                                                                                      CODES)
-    names = lambda row: sid_string([f"<{'abcd'[l]}_{c}>" for l, c in enumerate(row)])
-    prompts = [rec_prompt([names(codes[j]) for j in rng.integers(0, len(codes), 20)])
-               for _ in range(args.prompts)]
-    batch = tok(prompts, return_tensors="pt", padding=True)
-    model = _model(len(tok), args.hidden, args.layers, args.heads, args.kv_heads)
+    table = SidTable([str(i) for i in range(len(codes))], codes, 0, 0.0, "bench")
+    codec = Codec(tok, table, [""] * len(codes))
+    hist = rng.integers(0, len(codes), (args.prompts, 20))
+    ex = Examples(np.arange(args.prompts), np.zeros(args.prompts, dtype=np.int64), hist,
+                  np.full(args.prompts, 20))
+    batch = collate(codec.seqrec(ex, with_answers=False), np.arange(args.prompts),
+                    tok.pad_token_id, with_answers=False)
+    dtype = getattr(torch, args.dtype)
+    model = _model(len(tok), PRESETS[args.preset], args.device, dtype)
     return model, tok, codes, sid_ids, batch
 
 
@@ -59,65 +79,79 @@ def _dict_trie(codes, sid_ids):
     return {k: sorted(v) for k, v in trie.items()}
 
 
-def _time(fn, repeats):
-    fn()                                                                     # warm-up
-    out = []
-    for _ in range(repeats):
+def _time(fn, repeats, device):
+    def timed():
+        if device == "cuda":
+            torch.cuda.synchronize()
         t = time.perf_counter()
         fn()
-        out.append(time.perf_counter() - t)
-    return statistics.median(out)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t
+    timed()                                                                  # warm-up
+    return statistics.median(timed() for _ in range(repeats))
 
 
 def run(args):
-    torch.set_num_threads(args.threads or torch.get_num_threads())
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = args.device
     model, tok, codes, sid_ids, batch = _setup(args)
-    ids, mask = batch["input_ids"], batch["attention_mask"]
-    B, W, T = ids.shape[0], args.width, ids.shape[1]
-    trie, dtrie = SidTrie(codes, CODES), _dict_trie(codes, sid_ids)
+    head, rows, mask = batch.head.to(dev), batch.ids.to(dev), batch.mask.to(dev)
+    full = torch.cat([head.expand(len(rows), -1), rows], 1)                  # whole prompts
+    full_mask = torch.ones_like(full)
+    B, W, T = rows.shape[0], args.width, full.shape[1]
+    trie, dtrie = SidTrie(codes, CODES).to(dev), _dict_trie(codes, sid_ids)
+    sid_dev = sid_ids.to(dev)
 
     def ours():
-        recommend(model, ids, mask, trie, sid_ids, width=W, k=W)
+        recommend(model, rows, mask, trie, sid_dev, width=W, k=W, head=head)
 
     def allowed(batch_id, input_ids):
         return dtrie.get(tuple(input_ids[T:].tolist()), [tok.eos_token_id])
 
     def generate():
         with torch.no_grad():
-            model.generate(input_ids=ids, attention_mask=mask, num_beams=W,
+            model.generate(input_ids=full, attention_mask=full_mask, num_beams=W,
                            num_return_sequences=W, max_new_tokens=LEVELS, min_new_tokens=LEVELS,
                            do_sample=False, top_k=None, top_p=None, temperature=None,
-                           length_penalty=0.0, early_stopping=False, num_beam_groups=1,
+                           length_penalty=0.0, early_stopping=False,
                            prefix_allowed_tokens_fn=allowed, pad_token_id=tok.pad_token_id,
                            eos_token_id=tok.eos_token_id)
 
-    def bare():
-        with torch.no_grad():
-            _, _, stepper = encode_prompts(model, ids, mask)
-            stepper.expand(W)
-            tokens = torch.full((B * W,), int(sid_ids[0, 0]))
-            for _ in range(LEVELS - 1):
-                stepper.forward(input_ids=tokens)
+    def bare(steps):
+        def fn():
+            with torch.no_grad():
+                _, _, stepper = encode_prompts(model, rows, mask, head)
+                stepper.expand(W)
+                tokens = torch.full((B * W,), int(sid_ids[0, 0]), device=dev)
+                for _ in range(steps):
+                    stepper.forward(input_ids=tokens)
+        return fn
 
-    t_ours, t_bare = _time(ours, args.repeats), _time(bare, args.repeats)
-    t_gen = _time(generate, max(1, args.repeats // 2))
+    t_ours = _time(ours, args.repeats, dev)
+    t_bare, t_bare4 = _time(bare(LEVELS - 1), args.repeats, dev), _time(bare(LEVELS), args.repeats, dev)
+    t_gen = _time(generate, max(1, args.repeats // 2), dev)
     n_params = sum(p.numel() for p in model.parameters())
     return {"generate_samples_per_s": B / t_gen, "ours_samples_per_s": B / t_ours,
             "bare_forward_samples_per_s": B / t_bare, "speedup_vs_generate": t_gen / t_ours,
             "ratio_to_bare_forward": t_ours / t_bare,
-            "setup": {"prompts": B, "prompt_tokens": T, "beam_width": W, "items": len(codes),
-                      "model_parameters": n_params, "hidden": args.hidden, "layers": args.layers,
+            "bare_forward_4steps_samples_per_s": B / t_bare4,
+            "setup": {"preset": args.preset, "device": dev, "dtype": args.dtype,
+                      "prompts": B, "prompt_tokens": T, "head_tokens": len(head),
+                      "beam_width": W, "items": len(codes), "model_parameters": n_params,
+                      "vocab": model.config.vocab_size,
                       "threads": torch.get_num_threads(), "repeats": args.repeats}}
 
 
 def add_arguments(p):
     p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
+                   help="model shape: cpu (the cpu profile's backbone) or qwen3-0.6b")
     p.add_argument("--prompts", type=int, default=16)
     p.add_argument("--items", type=int, default=18357, help="catalog size (Sports: 18,357)")
     p.add_argument("--width", type=int, default=50)
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--kv-heads", type=int, default=2)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)

@@ -92,11 +92,14 @@ def cmd_bench_beam(args):
         return
     su = res["setup"]
     print(f"beam search, width {su['beam_width']}, {su['prompts']} prompts of {su['prompt_tokens']}"
-          f" tokens, {su['items']:,} items, {su['model_parameters']:,}-parameter Qwen3, "
-          f"{su['threads']} threads")
+          f" tokens ({su['head_tokens']} shared), {su['items']:,} items, "
+          f"{su['model_parameters']:,}-parameter Qwen3 ({su['preset']}, vocab {su['vocab']:,}), "
+          f"{su['device']} {su['dtype']}, {su['threads']} threads")
     print(f"  HF generate + prefix_allowed_tokens_fn  {res['generate_samples_per_s']:8.2f} samples/s")
     print(f"  ours (tensor trie, shared KV cache)     {res['ours_samples_per_s']:8.2f} samples/s")
-    print(f"  bare forward passes                     {res['bare_forward_samples_per_s']:8.2f} samples/s")
+    print(f"  bare forward passes (prompt + 3 steps)  {res['bare_forward_samples_per_s']:8.2f} samples/s")
+    print(f"  bare forward passes (prompt + 4 steps)  "
+          f"{res['bare_forward_4steps_samples_per_s']:8.2f} samples/s")
     print(f"  speedup vs generate {res['speedup_vs_generate']:.1f}x; "
           f"time / bare forward {res['ratio_to_bare_forward']:.2f}x")
 
