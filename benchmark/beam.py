@@ -90,24 +90,86 @@ def constrained_beam_search(first_logp, step, trie, sid_token_ids, width):
     return BeamResult(items=items, scores=score)
 
 
-class KVStepper:
-    """Advances a causal LM one token at a time on a shared KV cache, for B*W beam rows.
+def _prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
+                      beam_prefix=None, **kwargs):
+    """Attention of B*W beam rows over their prompt's KV (shared, never copied per beam) and
+    over their own beam tokens' KV, as one softmax. Registered as the attention implementation
+    'beam_prefix'; used only for the beam steps (KVStepper after expand).
+    query (B*W, H, q, d); key/value: the beam tokens' cache (B*W, Hkv, t, d)."""
+    kv, pmask = beam_prefix                       # per-layer (B, Hkv, T, d); (B, T) bool
+    Kp, Vp = kv[module.layer_idx]
+    B, Hkv, T, d = Kp.shape
+    R, H, q, _ = query.shape
+    W, g, t = R // B, H // Hkv, key.shape[2]
+    qv = query.view(B, W, Hkv, g, q, d)
+    sp = torch.einsum("bwhgqd,bhtd->bwhgqt", qv, Kp) * scaling            # (B,W,Hkv,g,q,T)
+    sp = sp.masked_fill(~pmask[:, None, None, None, None, :], float("-inf"))
+    kb, vb = key.view(B, W, Hkv, t, d), value.view(B, W, Hkv, t, d)
+    sb = torch.einsum("bwhgqd,bwhtd->bwhgqt", qv, kb) * scaling            # (B,W,Hkv,g,q,t)
+    if q > 1:                                     # causal among the new beam tokens
+        causal = torch.ones(q, t, dtype=torch.bool, device=query.device).tril(t - q)
+        sb = sb.masked_fill(~causal, float("-inf"))
+    p = torch.cat([sp, sb], -1).float().softmax(-1).to(query.dtype)
+    out = (torch.einsum("bwhgqt,bhtd->bwhgqd", p[..., :T], Vp)
+           + torch.einsum("bwhgqt,bwhtd->bwhgqd", p[..., T:], vb))
+    return out.reshape(R, H, q, d).transpose(1, 2), None                   # (R, q, H, d)
 
-    Holds the cache, the attention mask (left padding of the prompts stays masked) and each
-    row's next position id. `expand(W)` turns B prompt rows into B*W beam rows."""
+
+_REGISTERED = False
+
+
+def _register_prefix_attention():
+    global _REGISTERED
+    if not _REGISTERED:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface
+        AttentionInterface.register("beam_prefix", _prefix_attention)
+        AttentionMaskInterface.register("beam_prefix", lambda *a, **k: None)  # masks are ours
+        _REGISTERED = True
+
+
+class _attn_impl:
+    """Temporarily switch a model's attention implementation."""
+
+    def __init__(self, model, name):
+        self.config, self.name = model.config, name
+
+    def __enter__(self):
+        self.old = self.config._attn_implementation
+        self.config._attn_implementation = self.name
+
+    def __exit__(self, *exc):
+        self.config._attn_implementation = self.old
+
+
+class KVStepper:
+    """Advances a causal LM one token at a time on a KV cache, for B prompt rows, then (after
+    `expand(W)`) for B*W beam rows.
+
+    Before expand: one cache of B rows; `forward` may add positions (LASAR's latent steps), with
+    `attend` masking a row's new position out of later attention.
+    After expand: the prompt cache stays at B rows and is read by every beam through the
+    'beam_prefix' attention; only the beams' own tokens (at most M - 1) live in a B*W-row
+    cache, so reordering beams copies a few tokens instead of the whole prompt cache."""
 
     def __init__(self, model, cache, attention_mask, next_pos):
         self.model, self.cache = model, cache
         self.mask, self.next_pos = attention_mask, next_pos                # (R, T), (R,)
+        self.prefix = None
 
     def expand(self, width):
-        self.cache.batch_repeat_interleave(width)
-        self.mask = self.mask.repeat_interleave(width, 0)
+        from transformers import DynamicCache
+        _register_prefix_attention()
+        kv = [(layer.keys, layer.values) for layer in self.cache.layers]
+        self.prefix = (kv, self.mask.bool())
+        self.cache = DynamicCache(config=self.model.config)
         self.next_pos = self.next_pos.repeat_interleave(width, 0)
 
     def forward(self, inputs_embeds=None, input_ids=None, parent=None, attend=None):
         """One position for every row; `parent` reorders rows first, `attend` (R,) bool masks
-        the new position out of later attention. Returns the model output."""
+        the new position out of later attention (before expand only). -> model output."""
+        if self.prefix is not None:
+            return self._beam_forward(input_ids, parent)
         if parent is not None:
             self.cache.reorder_cache(parent)
             self.mask, self.next_pos = self.mask[parent], self.next_pos[parent]
@@ -120,6 +182,18 @@ class KVStepper:
                          position_ids=self.next_pos[:, None], use_cache=True,
                          output_hidden_states=inputs_embeds is not None)
         self.next_pos = self.next_pos + 1 if attend is None else self.next_pos + attend.long()
+        return out
+
+    def _beam_forward(self, input_ids, parent):
+        if parent is not None:
+            if self.cache.get_seq_length() > 0:
+                self.cache.reorder_cache(parent)
+            self.next_pos = self.next_pos[parent]
+        with _attn_impl(self.model, "beam_prefix"):
+            out = self.model(input_ids=input_ids[:, None], past_key_values=self.cache,
+                             position_ids=self.next_pos[:, None], use_cache=True,
+                             beam_prefix=self.prefix)
+        self.next_pos = self.next_pos + 1
         return out
 
     def __call__(self, tokens, parent):

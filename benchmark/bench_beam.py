@@ -29,6 +29,7 @@ LEVELS, CODES = 4, 256
 
 PRESETS = {   # name: (hidden, intermediate, layers, heads, kv heads, head dim, vocab)
     "cpu": (128, 384, 2, 4, 2, 32, 2048 + 1024),    # Sports tokenizer: 2,048 BPE + SIDs
+    "tiny": (32, 64, 1, 4, 2, 8, None),                # tests only
     "qwen3-0.6b": (1024, 3072, 28, 16, 8, 128, 151936 + 1024),
 }
 

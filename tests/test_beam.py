@@ -119,7 +119,7 @@ def test_bench_beam_json_keys():
     from .conftest import run_cli
     import json
     r = run_cli("bench", "beam", "--json", "--prompts", "2", "--items", "200", "--width", "4",
-                "--hidden", "32", "--layers", "1", "--repeats", "1")
+                "--preset", "tiny", "--repeats", "1")
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(r.stdout)
     for key in ("generate_samples_per_s", "ours_samples_per_s", "bare_forward_samples_per_s",
