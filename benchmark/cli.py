@@ -62,6 +62,9 @@ def cmd_run(args):
     plan = Plan(args.dataset, args.profile, _methods(args), args.data_dir, args.out,
                 args.overrides)
     results = run(plan)
+    from .runner import is_main_process
+    if not is_main_process():
+        return 0
     from reports.table1 import write_table1
     paths = write_table1(plan.results_dir, plan.cfg.shared["eval"])
     for p in paths:

@@ -87,6 +87,13 @@ def is_done(folder, key):
         return json.load(f).get("config_hash") == key
 
 
+def is_main_process():
+    """False in the extra processes of `accelerate launch`/torchrun (they help training and
+    write nothing)."""
+    import os
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _fit_and_rank(method, ctx):
     """Train, then rank every test user. -> (topk (n, k) item indices, timings)."""
     test = ctx.split.test
@@ -94,6 +101,8 @@ def _fit_and_rank(method, ctx):
     log.info("%s: training on %d examples (%d users)", method.name, len(ctx.split.train),
              len(test))
     method.fit(ctx)
+    if not is_main_process():
+        return None, {}
     t1 = time.perf_counter()
     with progress(total=len(test), desc=f"{method.name} rank test users", unit="user") as bar:
         topk = _check_topk(method.rank(ctx, test, progress=bar), len(test), ctx.topk,
@@ -131,6 +140,8 @@ def run_method(plan, name):
     method = registry.get(name)(mcfg)
     started = mf.now()
     topk, timings = _fit_and_rank(method, ctx)
+    if topk is None:                         # a helper process under DDP: nothing to write
+        return {}
     ds, test = plan.dataset, plan.split.test
     metrics = summarize(target_ranks(topk, test.targets), shared["eval"]["ks"])
     manifest = mf.build(

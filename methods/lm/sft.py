@@ -174,7 +174,7 @@ class Trainer:
                 # DDP averages over processes: scale so the sum is the global token mean
                 scaled = loss * acc.num_processes / n_tokens
                 acc.backward(scaled)
-            total += float(loss) / n_tokens
+            total += float(loss.detach()) / n_tokens
         acc.clip_grad_norm_(self.ddp.parameters(), self.cfg.max_grad_norm)
         self.opt.step()
         self.sched.step()
