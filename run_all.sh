@@ -21,6 +21,8 @@ options:
   --methods a,b,...  only these methods (default: those the profile enables)
   --data-dir DIR     folder holding DATASET/ (default: $LASAR_DATA_DIR, else datasets/data/)
   --out DIR          results root (default: results/)
+  --backbone PATH    generative methods' backbone: a local Hugging Face causal-LM folder
+                     (paper profile: Qwen3-0.6B), 'smollm2' (smol profile) or 'random'
   --set KEY=VALUE    override one configuration key (repeatable), e.g. --set sasrec.epochs=5
   -h, --help         this help
 

@@ -59,6 +59,8 @@ def cmd_sids(args):
 
 def cmd_run(args):
     from .runner import Plan, run
+    if args.backbone:
+        args.overrides = [f"lm.backbone={args.backbone}", *args.overrides]
     plan = Plan(args.dataset, args.profile, _methods(args), args.data_dir, args.out,
                 args.overrides)
     results = run(plan)
@@ -143,6 +145,9 @@ def parser():
         r.add_argument("dataset")
         r.add_argument("--methods", help="comma-separated method names (default: the profile's)")
         r.add_argument("--out", help="results root (default: results/)")
+        r.add_argument("--backbone", help="generative methods' backbone: a local Hugging Face "
+                                          "causal-LM folder, 'smollm2' or 'random' "
+                                          "(= --set lm.backbone=...)")
         _common(r)
         r.set_defaults(func=func)
 

@@ -49,6 +49,9 @@ class Plan:
         for m in self.methods:
             registry.get(m)                                     # unknown names fail here
         self.method_cfgs = {m: self.cfg.method(m) for m in self.methods}
+        if any(registry.get(m).kind == "generative" for m in self.methods):
+            from methods.lm.backbone import check_backbone
+            check_backbone(shared["lm"])
         self.dataset = load_dataset(dataset, data_dir)
         users = sample_users(self.dataset.n_users, shared["max_users"], shared["seed"])
         self.split = make_split(self.dataset, shared["history_len"], users)

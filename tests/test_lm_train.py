@@ -133,3 +133,12 @@ def test_smollm2_backbone_loads_offline(tmp_path):
     assert ids[0, -1].item() == tok.convert_tokens_to_ids("<a_1>")
     with torch.no_grad():
         assert torch.isfinite(model(ids).logits).all()
+
+
+def test_missing_backbone_folder_is_one_line_before_training(tmp_path):
+    write_dataset(tmp_path / "data", n_users=20, n_items=20)
+    r = run_cli("run", "toy", "--profile", "smoke", "--methods", "lcrec", "--data-dir",
+                tmp_path / "data", "--out", tmp_path / "out", "--backbone", tmp_path / "nope")
+    assert r.returncode != 0
+    assert f"backbone folder {tmp_path / 'nope'}: no config.json" in r.stderr
+    assert not (tmp_path / "out" / "toy" / "smoke" / "lcrec").exists()

