@@ -10,8 +10,9 @@ class MiniOneRec(GenerativeMethod):
     display_name = "MiniOneRec"
 
     def after_sft(self, ctx, model, tok, codec):
-        if not self.config["rl"]["enabled"]:
-            return model
+        from benchmark.runner import is_main_process
+        if not self.config["rl"]["enabled"] or not is_main_process():
+            return model                       # RL runs in one process (README)
         from .lm.grpo import run_grpo
         model, info = run_grpo(self, ctx, model, tok, codec)
         self.fit_info["rl"] = info
