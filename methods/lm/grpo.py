@@ -210,7 +210,7 @@ class GRPOLoop:
             share = len(idx[sl]) / len(idx)
             (sum(terms.values()) * share).backward()
             for k, v in terms.items():
-                logs[k] = logs.get(k, 0.0) + float(v) * share
+                logs[k] = logs.get(k, 0.0) + float(v.detach()) * share
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
         self.opt.step()
         self.sched.step()
