@@ -49,14 +49,13 @@ def _setup(args):
     from recdata.split import Examples
     from methods.lm.forward import collate
     from methods.lm.tasks import Codec
-    from methods.lm.tokenizer import build_tokenizer, sid_tokens
+    from methods.lm.tokenizer import build_tokenizer, sid_token_table
     from .sids import SidTable
     rng = np.random.default_rng(0)
     codes = np.unique(rng.integers(0, CODES, (int(args.items * 1.05), LEVELS)), axis=0)
     codes = codes[rng.permutation(len(codes))[:args.items]]                  # (I, 4) unique
     tok = build_tokenizer([], vocab_size=1000, levels=LEVELS, n_codes=CODES)
-    sid_ids = torch.tensor(tok.convert_tokens_to_ids(sid_tokens(LEVELS, CODES))).view(LEVELS,
-                                                                                     CODES)
+    sid_ids = sid_token_table(tok, LEVELS, CODES)
     table = SidTable([str(i) for i in range(len(codes))], codes, 0, 0.0, "bench")
     codec = Codec(tok, table, [""] * len(codes))
     hist = rng.integers(0, len(codes), (args.prompts, 20))

@@ -35,6 +35,21 @@ def write_dataset(root, name="toy", n_users=60, n_items=40, seed=0, min_len=4, m
     return d
 
 
+def tiny_qwen(vocab, seed=0, sharpen=40.0):
+    """A randomly initialised 2-layer Qwen3 (hidden 32); the LM head is scaled up so its
+    distributions are sharper than the tiny init's (beams then differ clearly)."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+    torch.manual_seed(seed)
+    cfg = Qwen3Config(vocab_size=vocab, hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      head_dim=8, max_position_embeddings=512, pad_token_id=0)
+    model = Qwen3ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(sharpen)
+    return model
+
+
 @pytest.fixture
 def toy_data(tmp_path):
     """(data_dir, dataset name) of a freshly written tiny dataset."""

@@ -5,17 +5,7 @@ import torch
 
 from benchmark.beam import SidTrie, constrained_beam_search, recommend
 
-
-def tiny_qwen(vocab, seed=0):
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-    torch.manual_seed(seed)
-    cfg = Qwen3Config(vocab_size=vocab, hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                      head_dim=8, max_position_embeddings=128, pad_token_id=0)
-    model = Qwen3ForCausalLM(cfg).eval()
-    with torch.no_grad():                       # sharper distributions than the tiny init
-        model.lm_head.weight.mul_(40)
-    return model
+from .conftest import tiny_qwen
 
 
 def random_catalog(n_items, levels, n_codes, seed):

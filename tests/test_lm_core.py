@@ -12,6 +12,8 @@ from methods.lm.tasks import Codec
 from methods.lm.tokenizer import build_tokenizer, sid_tokens
 from recdata.split import Examples
 
+from .conftest import tiny_qwen
+
 TEXTS = ["Keywords: red tent camping. Attributes: Coleman, Camping.",
          "Keywords: bike pump. Attributes: Cycling, Accessories.",
          "Keywords: yoga mat\nnon-slip. Attributes: Fitness.",
@@ -34,18 +36,6 @@ def examples(hist_lists, targets):
     return Examples(np.arange(n), np.asarray(targets), h, np.array([len(x) for x in hist_lists]))
 
 
-def tiny_model(vocab, seed=0):
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-    torch.manual_seed(seed)
-    cfg = Qwen3Config(vocab_size=vocab, hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                      head_dim=8, max_position_embeddings=512, pad_token_id=0)
-    m = Qwen3ForCausalLM(cfg).eval()
-    with torch.no_grad():
-        m.lm_head.weight.mul_(20)
-    return m
-
-
 def test_piecewise_encoding_equals_tokenizing_the_whole_prompt():
     codec, tok, _ = toy_codec()
     ex = examples([[0, 1, 2], [3]], [1, 2])
@@ -64,7 +54,7 @@ def test_piecewise_encoding_equals_tokenizing_the_whole_prompt():
 
 def test_answer_loss_with_shared_head_equals_whole_sequence_loss():
     codec, tok, _ = toy_codec()
-    model = tiny_model(len(tok))
+    model = tiny_qwen(len(tok), sharpen=20.0)
     enc = codec.seqrec(examples([[0, 1, 2], [3], [2, 0]], [1, 2, 3]))
     b = collate(enc, [0, 1, 2], tok.pad_token_id)
     loss, n = AnswerCE(model)(b.head, b.ids, b.mask, b.labels)
@@ -81,7 +71,7 @@ def test_answer_loss_with_shared_head_equals_whole_sequence_loss():
 
 def test_beam_search_with_shared_head_equals_whole_prompts():
     codec, tok, codes = toy_codec()
-    model = tiny_model(len(tok))
+    model = tiny_qwen(len(tok), sharpen=20.0)
     enc = codec.seqrec(examples([[0, 1, 2], [3], [2, 0]], [1, 2, 3]), with_answers=False)
     b = collate(enc, [0, 1, 2], tok.pad_token_id, with_answers=False)
     sid_ids = torch.tensor(tok.convert_tokens_to_ids(sid_tokens(4, 4))).view(4, 4)
@@ -113,7 +103,7 @@ def test_rule_ndcg_reward_by_hand():
 
 def test_candidate_logps_equal_whole_sequences_and_grpo_terms():
     codec, tok, codes = toy_codec()
-    model = tiny_model(len(tok))
+    model = tiny_qwen(len(tok), sharpen=20.0)
     enc = codec.seqrec(examples([[0, 1, 2], [3]], [1, 2]), with_answers=False)
     b = collate(enc, [0, 1], tok.pad_token_id, with_answers=False)
     answers = torch.tensor([[codec.answer_sid(i) for i in (1, 3)],

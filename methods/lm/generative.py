@@ -9,7 +9,6 @@ methods with the same SFT recipe (MiniOneRec and LASAR's Stage 1) train it once.
 import json
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +22,7 @@ from .backbone import backbone_id, build_backbone, check_device, n_parameters
 from .forward import collate
 from .sft import SFTConfig, Trainer, load_weights, write_done
 from .tasks import Codec, build_tasks
-from .tokenizer import sid_tokens
+from .tokenizer import sid_token_table
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +119,7 @@ class GenerativeMethod(Method):
         sids = ctx.sids()
         levels, n_codes = ctx.config["sids"]["levels"], ctx.config["sids"]["codes"]
         trie = SidTrie(sids.codes, n_codes).to(dev)
-        sid_ids = torch.tensor(self.tok.convert_tokens_to_ids(sid_tokens(levels, n_codes)),
-                               device=dev).view(levels, n_codes)
+        sid_ids = sid_token_table(self.tok, levels, n_codes, dev)
         enc = self.codec.seqrec(examples, with_answers=False)
         order = np.argsort([len(s) for s in enc.suffixes], kind="stable")
         out = np.empty((len(examples), k), dtype=np.int64)
@@ -136,7 +134,3 @@ class GenerativeMethod(Method):
                 progress.update(len(idx))
         return out
 
-
-def load_sft_info(folder):
-    p = Path(folder) / "done.json"
-    return json.loads(p.read_text()) if p.is_file() else None

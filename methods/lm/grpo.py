@@ -29,7 +29,7 @@ from benchmark.progress import progress
 
 from .forward import collate, run_rows
 from .sft import _swap, load_weights, save_model
-from .tokenizer import sid_tokens
+from .tokenizer import sid_token_table
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,7 @@ class Rollout:
     def __init__(self, ctx, tok, device):
         levels, n_codes = ctx.config["sids"]["levels"], ctx.config["sids"]["codes"]
         self.trie = SidTrie(ctx.sids().codes, n_codes).to(device)
-        self.sid_ids = torch.tensor(tok.convert_tokens_to_ids(sid_tokens(levels, n_codes)),
-                                    device=device).view(levels, n_codes)
+        self.sid_ids = sid_token_table(tok, levels, n_codes, device)
         self.item_tokens = torch.cat([   # (I, levels + 1): the item's SID tokens, then eos
             self.sid_ids[torch.arange(levels, device=device),
                          torch.as_tensor(ctx.sids().codes, device=device)],
@@ -128,8 +127,8 @@ class Rollout:
 
 
 @torch.no_grad()
-def valid_ndcg10(model, rollout, enc, pad_id, device, width, eval_batch):
-    """NDCG@10 of beam search (width = the benchmark's top-k) on validation prompts."""
+def rank_prompts(model, rollout, enc, pad_id, device, width, eval_batch):
+    """Top-`width` items of beam search for every prompt of `enc`. -> list of (b, width)."""
     model.eval()
     out = []
     for i in range(0, len(enc), eval_batch):
@@ -184,7 +183,7 @@ class GRPOLoop:
         return GRPOLoss(self.cfg)
 
     def _validate(self):
-        items = valid_ndcg10(self.model, self.rollout, self.valid, self.tok.pad_token_id,
+        items = rank_prompts(self.model, self.rollout, self.valid, self.tok.pad_token_id,
                              self.dev, self.ctx.topk, self.eval_batch)
         self.model.train()
         return _ndcg10(items, self.valid_targets)

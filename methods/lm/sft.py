@@ -14,6 +14,7 @@ TensorBoard scalars go to `<run>/tensorboard`.
 """
 import json
 import logging
+from contextlib import nullcontext
 import math
 import os
 import shutil
@@ -168,7 +169,7 @@ class Trainer:
         for k, (b, n_tokens) in enumerate(micro):
             b = b.to(acc.device)
             sync = k == len(micro) - 1
-            ctx = acc.no_sync(self.ddp) if not sync and acc.num_processes > 1 else _null()
+            ctx = acc.no_sync(self.ddp) if not sync and acc.num_processes > 1 else nullcontext()
             with ctx, acc.autocast():
                 loss, _ = self.ddp(b.head, b.ids, b.mask, b.labels)
                 # DDP averages over processes: scale so the sum is the global token mean
@@ -232,14 +233,6 @@ class Trainer:
         return {"valid_loss_curve": curve, "best_step": best_step, "steps_run": step,
                 "steps_per_epoch": per_epoch, "stopped_early": stopped,
                 "effective_batch": cfg.batch_size, "processes": acc.num_processes}
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def write_done(folder, info):

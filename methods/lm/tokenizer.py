@@ -32,3 +32,10 @@ def build_tokenizer(texts, vocab_size=4096, levels=4, n_codes=256, extra_special
     fast.add_special_tokens({"additional_special_tokens": sid_tokens(levels, n_codes)
                              + list(extra_special)})
     return fast
+
+
+def sid_token_table(tok, levels=4, n_codes=256, device="cpu"):
+    """(levels, n_codes) tensor: vocabulary id of code c at level l (beam search's input)."""
+    import torch
+    return torch.tensor(tok.convert_tokens_to_ids(sid_tokens(levels, n_codes)),
+                        device=device).view(levels, n_codes)
