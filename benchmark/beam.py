@@ -184,6 +184,23 @@ class KVStepper:
         self.next_pos = self.next_pos + 1 if attend is None else self.next_pos + attend.long()
         return out
 
+    def extend(self, input_ids):
+        """q positions for every row at once, all attended (before expand): LASAR's `<e>` and
+        answer tokens in training. input_ids (R, q). -> model output (logits (R, q, V))."""
+        R, q = input_ids.shape
+        self.mask = torch.cat([self.mask, self.mask.new_ones((R, q))], 1)
+        pos = self.next_pos[:, None] + torch.arange(q, device=input_ids.device)
+        out = self.model(input_ids=input_ids, past_key_values=self.cache, attention_mask=self.mask,
+                         position_ids=pos, use_cache=True)
+        self.next_pos = self.next_pos + q
+        return out
+
+    def repeat_rows(self, times):
+        """Repeat every row `times` times (before expand): G candidates of one prompt."""
+        self.cache.batch_repeat_interleave(times)
+        self.mask = self.mask.repeat_interleave(times, 0)
+        self.next_pos = self.next_pos.repeat_interleave(times, 0)
+
     def _beam_forward(self, input_ids, parent):
         if parent is not None:
             if self.cache.get_seq_length() > 0:

@@ -15,6 +15,8 @@ class RunContext:
     device: str = "cpu"
     seed: int = 42
     show_progress: bool = True
+    config_of: object = None   # name -> resolved config of another method (a method's
+                               # `depends_on`; LASAR reads MiniOneRec's for its Stage 1)
     _sids: object = field(default=None, repr=False)
 
     @property

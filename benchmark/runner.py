@@ -8,6 +8,7 @@ configuration hash is skipped (its results are up to date).
 """
 import json
 import logging
+import shutil
 import time
 import traceback
 from pathlib import Path
@@ -66,8 +67,9 @@ class Plan:
         shared = {k: v for k, v in self.cfg.shared.items() if k not in ("enabled", "threads")}
         mcfg = {k: v for k, v in self.method_cfgs[method].items()
                 if training_length or k not in TRAINING_LENGTH_KEYS}
+        deps = {d: self.cfg.method(d) for d in registry.get(method).depends_on}
         return config_hash({"method": method, "config": mcfg, "shared": shared,
-                            "data": self.dataset.fingerprint})
+                            "data": self.dataset.fingerprint, **({"depends_on": deps} if deps else {})})
 
 
 def _check_topk(topk, n, k, n_items, method):
@@ -115,8 +117,9 @@ def _fit_and_rank(method, ctx):
                   "rank_ms_per_user": round(1000 * (t2 - t1) / len(test), 4)}
 
 
-def _write(folder, ctx, method, topk, metrics, manifest):
-    """predictions.jsonl, metrics.json, manifest.json: staged, then swapped in whole."""
+def _write(folder, ctx, method, topk, metrics, manifest, extra_dir=None):
+    """predictions.jsonl, metrics.json, manifest.json (and the files a method's studies wrote
+    to `extra_dir`): staged, then swapped in whole."""
     ds, test = ctx.dataset, ctx.split.test
     ids = np.asarray(ds.item_ids, dtype=object)
     rows = ({"user": ds.user_ids[u], "target": ids[t], "topk": ids[row].tolist()}
@@ -125,6 +128,9 @@ def _write(folder, ctx, method, topk, metrics, manifest):
         (stage / "predictions.jsonl").write_text(jsonl_text(rows))
         atomic_write_json(stage / "metrics.json", metrics)
         atomic_write_json(stage / "manifest.json", manifest)
+        if extra_dir is not None and extra_dir.is_dir():
+            for f in extra_dir.iterdir():
+                shutil.copy2(f, stage / f.name)
 
 
 def run_method(plan, name):
@@ -139,7 +145,7 @@ def run_method(plan, name):
     work.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(dataset=plan.dataset, split=plan.split, profile=plan.profile, config=shared,
                      method_config=mcfg, results_dir=plan.results_dir, work_dir=work,
-                     device=shared["device"], seed=shared["seed"])
+                     device=shared["device"], seed=shared["seed"], config_of=plan.cfg.method)
     method = registry.get(name)(mcfg)
     started = mf.now()
     topk, timings = _fit_and_rank(method, ctx)
@@ -147,6 +153,14 @@ def run_method(plan, name):
         return {}
     ds, test = plan.dataset, plan.split.test
     metrics = summarize(target_ranks(topk, test.targets), shared["eval"]["ks"])
+    log.info("%s: %s", name, "  ".join(f"{m} {v:.4f}" for m, v in metrics.items()
+                                       if m != "n_users"))
+    studies_dir = work / "studies"
+    shutil.rmtree(studies_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    studies = method.studies(ctx, topk, studies_dir)
+    if studies:
+        timings["studies_s"] = round(time.perf_counter() - t0, 2)
     manifest = mf.build(
         method=name, display_name=method.display_name, kind=method.kind, profile=plan.profile,
         dataset={"name": ds.name, "root": str(ds.root), "fingerprint": ds.fingerprint,
@@ -154,11 +168,9 @@ def run_method(plan, name):
                  "train_examples": len(plan.split.train)},
         config={"shared": shared, "method": mcfg}, config_hash=key, seed=shared["seed"],
         started=started, git_commit_at_start=plan.git_commit, timings=timings,
-        fit_info=getattr(method, "fit_info", {}),
+        fit_info=getattr(method, "fit_info", {}), studies=studies,
         metrics=metrics)
-    _write(folder, ctx, method, topk, metrics, manifest)
-    log.info("%s: %s", name, "  ".join(f"{m} {v:.4f}" for m, v in metrics.items()
-                                       if m != "n_users"))
+    _write(folder, ctx, method, topk, metrics, manifest, studies_dir)
     return metrics
 
 

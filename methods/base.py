@@ -8,11 +8,17 @@ class Method:
     "generative"), and implement:
       fit(ctx):            train on ctx.split.train, early-stop on ctx.split.valid
       rank(ctx, examples): top-k item indices per example, best first -> int array (n, k)
+      studies(ctx, topk, out_dir): optional extra evaluations after the main row (LASAR's
+                           ablations and sweeps); files written to out_dir land in the
+                           method's results folder, the returned dict in its manifest
     `ctx` is a benchmark.context.RunContext; methods take everything they need from it.
+    `depends_on` names methods whose resolved config this one reads (ctx.config_of) and whose
+    config therefore keys this method's results.
     """
     name = None
     display_name = None
     kind = "discriminative"
+    depends_on = ()
 
     def __init__(self, config):
         self.config = config
@@ -22,3 +28,6 @@ class Method:
 
     def rank(self, ctx, examples):
         raise NotImplementedError
+
+    def studies(self, ctx, topk, out_dir):
+        return {}

@@ -57,7 +57,7 @@ def test_answer_loss_with_shared_head_equals_whole_sequence_loss():
     model = tiny_qwen(len(tok), sharpen=20.0)
     enc = codec.seqrec(examples([[0, 1, 2], [3], [2, 0]], [1, 2, 3]))
     b = collate(enc, [0, 1, 2], tok.pad_token_id)
-    loss, n = AnswerCE(model)(b.head, b.ids, b.mask, b.labels)
+    loss, n, _, _ = AnswerCE(model)(b)
     ref, cnt = 0.0, 0
     for s, a in zip(enc.suffixes, enc.answers):
         seq = torch.tensor([enc.head + s + a])

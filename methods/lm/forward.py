@@ -20,10 +20,14 @@ class Batch:
     ids: torch.Tensor             # (B, S) left-padded suffix (+ answer) ids
     mask: torch.Tensor            # (B, S) 1 on real tokens
     labels: torch.Tensor = None   # (B, A) answer ids at the last A positions, -100 elsewhere
+    extra: dict = None            # method-specific tensors (LASAR: segment counts, anchors)
+    answers_apart: bool = False   # True: ids hold the prompts only, labels the answers after them
 
     def to(self, device):
         f = lambda t: None if t is None else t.to(device)
-        return Batch(f(self.head), f(self.ids), f(self.mask), f(self.labels))
+        extra = None if self.extra is None else {k: f(v) for k, v in self.extra.items()}
+        return Batch(f(self.head), f(self.ids), f(self.mask), f(self.labels), extra,
+                     self.answers_apart)
 
 
 def collate(enc, idx, pad_id, with_answers=True):
@@ -43,6 +47,14 @@ def collate(enc, idx, pad_id, with_answers=True):
             a = enc.answers[i]
             labels[r, A - len(a):] = torch.tensor(a)
     return Batch(torch.tensor(enc.head, dtype=torch.long), ids, mask, labels)
+
+
+def make_batch(enc, idx, pad_id):
+    """A training/validation batch of rows `idx`: the task's own collate if it has one
+    (LASAR's latent tasks), else prompt + answer rows."""
+    if hasattr(enc, "collate"):
+        return enc.collate(idx, pad_id)
+    return collate(enc, idx, pad_id)
 
 
 def run_rows(model, config, batch, keep, hidden=False):
@@ -65,17 +77,25 @@ def answer_token_logits(model, config, batch):
     return out.logits[:, :-1]
 
 
+def answer_ce(logits, labels):
+    """Summed cross-entropy of (B, A, V) logits against (B, A) labels (-100 ignored)."""
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                           ignore_index=-100, reduction="sum")
+
+
 class AnswerCE(torch.nn.Module):
-    """Cross-entropy on answer tokens only (PROTOCOL 3), summed; forward returns
-    (sum of token losses, number of answer tokens). A module, so DDP can wrap it."""
+    """Cross-entropy on answer tokens only (PROTOCOL 3). A module, so DDP can wrap it.
+
+    The objective contract the SFT Trainer relies on: forward(batch) -> (sum of answer-token
+    losses, number of answer tokens, aux, logs), where aux is a tensor summed over the batch's
+    examples (already weighted; extra loss terms, e.g. LASAR's alignment and policy losses) and
+    logs a dict of floats, also sums over examples. `model` is what gets saved."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
-        self.config = model.config
 
-    def forward(self, head, ids, mask, labels):
-        logits = answer_token_logits(self.model, self.config, Batch(head, ids, mask, labels))
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                               ignore_index=-100, reduction="sum")
-        return loss, (labels != -100).sum()
+    def forward(self, batch):
+        logits = answer_token_logits(self.model, self.model.config, batch)
+        loss = answer_ce(logits, batch.labels)
+        return loss, (batch.labels != -100).sum(), loss.new_zeros(()), {}

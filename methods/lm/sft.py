@@ -26,7 +26,7 @@ import torch
 
 from benchmark.progress import progress
 
-from .forward import AnswerCE, collate
+from .forward import AnswerCE, make_batch
 
 log = logging.getLogger(__name__)
 CRASH_ENV = "LASAR_TEST_CRASH_AFTER_STEP"   # tests: die right after the checkpoint of step N
@@ -86,8 +86,12 @@ def _swap(tmp, folder):
 
 
 def load_weights(model, folder):
-    """Load the weights saved by save_model into `model` (full model or peft adapter)."""
+    """Load the weights saved by save_model into `model` (full model, peft adapter, or a
+    wrapper with its own `load_folder`, such as LASAR's LatentLM)."""
     folder = Path(folder)
+    if hasattr(model, "load_folder"):
+        model.load_folder(folder)
+        return
     if (folder / "adapter_config.json").is_file():
         from peft import load_peft_weights, set_peft_model_state_dict
         set_peft_model_state_dict(model, load_peft_weights(str(folder)))
@@ -98,12 +102,15 @@ def load_weights(model, folder):
 
 
 class Trainer:
-    def __init__(self, model, tok, cfg, out_dir, device="cpu"):
+    """`objective`: a module with the AnswerCE contract (forward(batch) -> (loss sum, answer
+    tokens, aux sum, logs)); default AnswerCE(model). `model` is what is saved and resumed."""
+
+    def __init__(self, model, tok, cfg, out_dir, device="cpu", objective=None):
         from accelerate import Accelerator
         self.tok, self.cfg, self.out = tok, cfg, Path(out_dir)
         self.acc = Accelerator(cpu=device == "cpu", mixed_precision=cfg.mixed_precision)
         self.model = model
-        self.objective = AnswerCE(model)
+        self.objective = objective if objective is not None else AnswerCE(model)
 
     # --- evaluation --------------------------------------------------------------------
     @torch.no_grad()
@@ -113,10 +120,9 @@ class Trainer:
         idx = np.arange(len(valid))[acc.process_index::acc.num_processes]
         tot = torch.zeros(2, dtype=torch.float64, device=acc.device)
         for i in range(0, len(idx), self.cfg.micro_batch):
-            b = collate(valid, idx[i:i + self.cfg.micro_batch], self.tok.pad_token_id)
+            b = make_batch(valid, idx[i:i + self.cfg.micro_batch], self.tok.pad_token_id)
             with acc.autocast():
-                loss, n = obj(b.head.to(acc.device), b.ids.to(acc.device),
-                              b.mask.to(acc.device), b.labels.to(acc.device))
+                loss, n, _, _ = obj(b.to(acc.device))
             tot += torch.stack([loss.double(), n.double()])
         tot = acc.reduce(tot, "sum")
         obj.train()
@@ -160,27 +166,34 @@ class Trainer:
         mine = idx[self.acc.process_index::self.acc.num_processes]
         n_tokens = sum(len(tasks[t].answers[i]) for i in idx)      # global, known everywhere
         mb = self.cfg.micro_batch
-        return [(collate(tasks[t], mine[i:i + mb], self.tok.pad_token_id), n_tokens)
+        return [(make_batch(tasks[t], mine[i:i + mb], self.tok.pad_token_id), n_tokens, len(idx))
                 for i in range(0, len(mine), mb)]
 
     def _step(self, tasks, batch):
-        acc, total = self.acc, 0.0
+        """One optimizer step. -> (mean answer-token loss, {aux term: mean per example})."""
+        acc, total, logs = self.acc, 0.0, {}
         micro = self._micro_steps(tasks, batch)
-        for k, (b, n_tokens) in enumerate(micro):
+        for k, (b, n_tokens, n_examples) in enumerate(micro):
             b = b.to(acc.device)
             sync = k == len(micro) - 1
             ctx = acc.no_sync(self.ddp) if not sync and acc.num_processes > 1 else nullcontext()
             with ctx, acc.autocast():
-                loss, _ = self.ddp(b.head, b.ids, b.mask, b.labels)
-                # DDP averages over processes: scale so the sum is the global token mean
-                scaled = loss * acc.num_processes / n_tokens
+                loss, _, aux, terms = self.ddp(b)
+                # DDP averages over processes: scale so the sum is the global token mean (CE)
+                # and the global example mean (aux terms)
+                scaled = (loss / n_tokens + aux / n_examples) * acc.num_processes
                 acc.backward(scaled)
             total += float(loss.detach()) / n_tokens
+            for name, v in terms.items():
+                logs[name] = logs.get(name, 0.0) + v / n_examples
         acc.clip_grad_norm_(self.ddp.parameters(), self.cfg.max_grad_norm)
         self.opt.step()
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
-        return float(acc.reduce(torch.tensor(total, device=acc.device), "sum"))
+        names = sorted(logs)
+        vals = acc.reduce(torch.tensor([total] + [logs[n] for n in names], device=acc.device,
+                                       dtype=torch.float64), "sum")
+        return float(vals[0]), {n: float(v) for n, v in zip(names, vals[1:])}
 
     def fit(self, tasks, valid):
         """Train on `tasks` (list of Encoded), early-stop on `valid` (Encoded seqrec).
@@ -205,12 +218,14 @@ class Trainer:
         while step < total and not stopped:
             epoch, start = divmod(step, per_epoch)
             for batch in epoch_batches(tasks, cfg.batch_size, cfg.seed, epoch)[start:]:
-                loss = self._step(tasks, batch)
+                loss, terms = self._step(tasks, batch)
                 step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}")
                 if writer:
                     writer.add_scalar("train/loss", loss, step)
+                    for name, v in terms.items():
+                        writer.add_scalar(f"train/{name}", v, step)
                     writer.add_scalar("train/lr", self.sched.get_last_lr()[0], step)
                 if step % eval_every == 0 or step % per_epoch == 0 or step == total:
                     v = self.valid_loss(valid)

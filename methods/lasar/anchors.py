@@ -1,0 +1,74 @@
+"""CoT anchors (PROTOCOL section 6; paper Section 2.3, Appendix E.3): every segment of every
+teacher CoT encoded alone by the Stage-1 backbone; the last token's last-layer hidden state is
+the anchor h_t^cot. Computed once, offline, stored as float16 on the CPU
+(`results/<dataset>/<profile>/_work/anchors-<hash>.pt`), and moved to the device per batch.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from benchmark.progress import progress
+
+
+@dataclass
+class Anchors:
+    """vectors (total segments, D) float16; offsets (n + 1,): example i owns rows
+    offsets[i]:offsets[i+1], in segment order."""
+    vectors: torch.Tensor
+    offsets: torch.Tensor
+
+    def counts(self):
+        return (self.offsets[1:] - self.offsets[:-1]).long()
+
+    def batch(self, idx, n_max):
+        """Anchors of examples `idx`: (B, S, D) float32 with S = min(max count, n_max) step
+        anchors, (B,) segment counts, and (B, D) the last segment's anchor (terminal KL)."""
+        idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
+        start, count = self.offsets[idx], self.counts()[idx]
+        S = int(min(count.max(), n_max))
+        rows = start[:, None] + torch.arange(S)[None]                     # (B, S)
+        rows = torch.minimum(rows, (start + count - 1)[:, None])          # past the end: masked
+        return (self.vectors[rows].float(), count,
+                self.vectors[start + count - 1].float())
+
+
+@torch.no_grad()
+def encode_segments(model, tok, segments, device, max_tokens=64, batch_size=64):
+    """segments: list (per example) of lists of texts -> Anchors."""
+    flat = [s for ss in segments for s in ss]
+    ids = [tok(s, add_special_tokens=False)["input_ids"][-max_tokens:] or [tok.eos_token_id]
+           for s in flat]
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    D = model.config.hidden_size
+    out = torch.empty((len(flat), D), dtype=torch.float16)
+    model = model.to(device).eval()
+    with progress(total=len(flat), desc="anchors", unit="segment") as bar:
+        for i in range(0, len(order), batch_size):
+            sel = order[i:i + batch_size]
+            L = max(len(ids[k]) for k in sel)
+            x = torch.full((len(sel), L), tok.pad_token_id, dtype=torch.long)
+            m = torch.zeros((len(sel), L), dtype=torch.long)
+            for r, k in enumerate(sel):                                    # left padding
+                x[r, L - len(ids[k]):] = torch.tensor(ids[k])
+                m[r, L - len(ids[k]):] = 1
+            pos = (m.cumsum(1) - 1).clamp_min(0)
+            h = model(input_ids=x.to(device), attention_mask=m.to(device),
+                      position_ids=pos.to(device), output_hidden_states=True,
+                      logits_to_keep=1).hidden_states[-1][:, -1]
+            out[torch.as_tensor(sel)] = h.float().cpu().half()
+            bar.update(len(sel))
+    offsets = torch.tensor(np.concatenate([[0], np.cumsum([len(ss) for ss in segments])]),
+                           dtype=torch.long)
+    return Anchors(out, offsets)
+
+
+def save_anchors(anchors, path):
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"vectors": anchors.vectors, "offsets": anchors.offsets}, tmp)
+    tmp.replace(path)
+
+
+def load_anchors(path):
+    d = torch.load(path, map_location="cpu", weights_only=True)
+    return Anchors(d["vectors"], d["offsets"])

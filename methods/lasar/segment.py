@@ -1,0 +1,59 @@
+"""Semantic segmentation of teacher CoTs (PROTOCOL section 6; paper Section 2.3, Appendix F).
+
+A CoT is split into sentences (line breaks and sentence ends); consecutive sentences are
+embedded with the sentence-embedding model (all-MiniLM-L6-v2 offline; the paper uses
+bge-small-en-v1.5) and a segment boundary is placed wherever the cosine similarity of two
+neighbours falls below `threshold`. The segment count, clipped to 1..N_max, is the Policy
+Head's SFT label. Identical sentences are embedded once (the template teacher repeats many).
+"""
+import re
+
+import numpy as np
+
+_SENT = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def sentences(text):
+    return [s.strip() for s in _SENT.split(text) if s and s.strip()]
+
+
+def embed_unique(all_sentences, spec, batch_size=128):
+    """-> (dict sentence -> row, (U, d) float32 normalised embeddings)."""
+    from benchmark.sids import embed
+    uniq = sorted(set(all_sentences))
+    index = {s: k for k, s in enumerate(uniq)}
+    emb = np.asarray(embed(uniq, spec, batch_size), dtype=np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-12
+    return index, emb
+
+
+def boundaries(emb, threshold):
+    """Sentence embeddings (n, d), normalised -> start index of every segment (first is 0)."""
+    if len(emb) < 2:
+        return [0]
+    sim = (emb[1:] * emb[:-1]).sum(1)                                     # (n - 1,)
+    return [0] + [k + 1 for k in np.flatnonzero(sim < threshold).tolist()]
+
+
+def segment_cots(cots, spec, threshold, batch_size=128):
+    """-> list (one per CoT) of segment texts."""
+    sents = [sentences(c) or [c] for c in cots]
+    index, emb = embed_unique([s for ss in sents for s in ss], spec, batch_size)
+    out = []
+    for ss in sents:
+        starts = boundaries(emb[[index[s] for s in ss]], threshold) + [len(ss)]
+        out.append([" ".join(ss[a:b]) for a, b in zip(starts[:-1], starts[1:])])
+    return out
+
+
+def complexity_table(counts, hist_len, cat_div, n_max):
+    """Table 8 data: per clipped segment count, share of samples, mean history length, mean
+    category diversity. -> list of dicts sorted by count."""
+    c = np.clip(np.asarray(counts), 1, n_max)
+    rows = []
+    for k in np.unique(c):
+        m = c == k
+        rows.append({"segments": int(k), "share": float(m.mean()), "n": int(m.sum()),
+                     "hist_len": float(np.mean(np.asarray(hist_len)[m])),
+                     "cat_div": float(np.mean(np.asarray(cat_div)[m]))})
+    return rows

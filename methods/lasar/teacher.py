@@ -1,0 +1,200 @@
+"""Teacher chain-of-thought for LASAR's alignment anchors (PROTOCOL section 6; paper Section
+2.3 and Appendix E.2). The paper's teacher is GPT-5; here the teacher is pluggable:
+
+  template  (default) a deterministic teacher writing GREAM's structured chain (behavioural
+            evidence -> latent preferences -> intent -> recommendation -> denoised history) from
+            the item text of the history and of the target. Richer histories (more items, more
+            categories, repeated brands) give more sentences.
+  import    a JSONL file from any outside model: {"user": USER_ID, "target": ITEM_ID, "cot": str}
+            per line. A user never repeats an item (datasets README), so (user, target) names
+            one training position.
+  local     a local instruct model (a Hugging Face folder, or 'smollm2') writes the chain from a
+            GREAM-style prompt; greedy, batched, `max_new_tokens` capped.
+
+The CoTs of one dataset and teacher are cached as JSONL under results/<dataset>/_cache/.
+"""
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+from benchmark.config import config_hash
+from benchmark.errors import BenchmarkError
+from benchmark.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+# --- what the teachers read about an item -------------------------------------------------
+def item_category(rec):
+    """Leaf category of an item: the last of `categories` (Beauty) or of `attributes` after the
+    brand (Sports: [brand, top, ..., leaf]); None when unknown."""
+    if rec.get("categories"):
+        return rec["categories"][-1]
+    attrs = rec.get("attributes") or []
+    return attrs[-1] if len(attrs) >= 2 else None
+
+
+_CATEGORY_NAMES = {}
+
+
+def _category_names(recs):
+    """Attribute names that appear after the first position of some item: categories. Sports
+    puts the brand first only where it is known, so a first attribute is a brand only if it is
+    never a category elsewhere in the catalog."""
+    key = id(recs)
+    if key not in _CATEGORY_NAMES:
+        _CATEGORY_NAMES[key] = {a for r in recs for a in (r.get("attributes") or [])[1:]}
+    return _CATEGORY_NAMES[key]
+
+
+def item_brand(rec, recs=()):
+    if rec.get("brand"):
+        return rec["brand"]
+    attrs = rec.get("attributes") or []
+    if len(attrs) >= 2 and attrs[0] not in _category_names(recs):
+        return attrs[0]
+    return None
+
+
+def item_name(rec):
+    """A short name: title, else keywords, else the leaf category."""
+    name = rec.get("title") or rec.get("keywords") or item_category(rec) or "an item"
+    return " ".join(name.split()[:8])
+
+
+def category_diversity(items, recs):
+    """Distinct leaf categories in a history (Table 8's 'Cat. Div.')."""
+    return len({item_category(recs[i]) for i in items} - {None})
+
+
+# --- template teacher ----------------------------------------------------------------------
+def template_cot(history, target, recs, max_groups=6):
+    """GREAM's five-stage chain as plain sentences, from item text only. Deterministic."""
+    hist = [recs[i] for i in history]
+    cats = [item_category(r) or "general gear" for r in hist]
+    by_cat = {}
+    for r, c in zip(hist, cats):
+        by_cat.setdefault(c, []).append(item_name(r))
+    brands = Counter(b for b in (item_brand(r, recs) for r in hist) if b)
+    tgt = recs[target]
+    tcat = item_category(tgt) or "general gear"
+    lines = [f"Step 1, behavioral evidence: the user has bought {len(hist)} items across "
+             f"{len(by_cat)} categories."]
+    for c, names in list(by_cat.items())[:max_groups]:
+        lines.append(f"In {c}, the user chose {'; '.join(names[:3])}.")
+    for b, k in brands.most_common(2):
+        if k > 1:
+            lines.append(f"The brand {b} appears {k} times, a sign of brand loyalty.")
+    top, k = Counter(cats).most_common(1)[0]
+    lines += [f"Step 2, latent preferences: the dominant interest is {top}, with {k} of "
+              f"{len(hist)} purchases."]
+    lines.append(f"Interests are broad, spanning {len(by_cat)} different needs."
+                 if len(by_cat) >= 3 else "Interests are focused on a few related needs.")
+    lines += [f"Step 3, intent: the latest purchase, {item_name(hist[-1])}, shows the current "
+              "focus.",
+              f"The next need is most likely in {tcat}."]
+    if tcat in by_cat:
+        lines.append(f"This continues the earlier interest in {tcat}.")
+    else:
+        lines.append(f"This opens a new need next to {cats[-1]}.")
+    lines += [f"Step 4, recommendation: recommend {item_name(tgt)}"
+              + (f" by {item_brand(tgt, recs)}." if item_brand(tgt, recs) else ".")]
+    if len(hist) >= 6:
+        keep = [item_name(r) for r, c in zip(hist, cats) if c == tcat][-3:]
+        if keep:
+            lines += [f"Step 5, denoised history: the relevant items are {'; '.join(keep)}."]
+    return "\n".join(lines)
+
+
+# --- local teacher -------------------------------------------------------------------------
+GREAM_PROMPT = ("A user bought these items in order: {history}. The next item they bought is "
+                "{target}. Explain step by step why: Step 1, the behavioral evidence; Step 2, "
+                "the latent preferences; Step 3, the user's intent; then the recommendation.")
+
+
+def local_cots(examples, recs, cfg, device):
+    """CoTs from a local instruct model, greedy, batched (KV-cached `generate`)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from ..lm.backbone import smollm2_folder
+    path = cfg["local_model"]
+    if path == "smollm2":
+        path = smollm2_folder(cfg["cache_dir"])
+    if not (Path(path) / "config.json").is_file():
+        raise BenchmarkError(f"teacher.local_model {path}: no config.json; pass a local Hugging "
+                             "Face instruct-model folder or 'smollm2'")
+    tok = AutoTokenizer.from_pretrained(path, padding_side="left")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
+    texts = []
+    for h, t in zip(examples.histories(), examples.targets):
+        msg = GREAM_PROMPT.format(history="; ".join(item_name(recs[i]) for i in h),
+                                  target=item_name(recs[t]))
+        if tok.chat_template:
+            msg = tok.apply_chat_template([{"role": "user", "content": msg}], tokenize=False,
+                                          add_generation_prompt=True)
+        texts.append(msg)
+    out, bs = [], cfg["local_batch"]
+    for i in range(0, len(texts), bs):
+        enc = tok(texts[i:i + bs], return_tensors="pt", padding=True).to(device)
+        with torch.no_grad():
+            gen = model.generate(**enc, max_new_tokens=cfg["local_max_new_tokens"],
+                                 do_sample=False, num_beams=1, top_k=None, top_p=None,
+                                 temperature=None, pad_token_id=tok.pad_token_id)
+        out += tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    return [o.strip() or "No reasoning." for o in out]
+
+
+# --- import teacher ------------------------------------------------------------------------
+def imported_cots(examples, dataset, path):
+    path = Path(path)
+    if not path.is_file():
+        raise BenchmarkError(f"teacher.import_path {path}: no such file; give a JSONL file of "
+                             '{"user", "target", "cot"} lines')
+    table = {}
+    with open(path) as f:
+        for k, line in enumerate(f, 1):
+            try:
+                row = json.loads(line)
+                table[(str(row["user"]), str(row["target"]))] = str(row["cot"])
+            except (ValueError, KeyError, TypeError):
+                raise BenchmarkError(f"{path}:{k}: expected a JSON object with keys user, "
+                                     "target, cot") from None
+    out = []
+    for u, t in zip(examples.users, examples.targets):
+        key = (dataset.user_ids[u], dataset.item_ids[t])
+        if key not in table:
+            raise BenchmarkError(f"{path}: no CoT for user {key[0]}, target {key[1]}; the file "
+                                 "must cover every LASAR training example")
+        out.append(table[key])
+    return out
+
+
+# --- entry point ---------------------------------------------------------------------------
+def teacher_cots(ctx, examples, cfg):
+    """One CoT text per example, cached per dataset, teacher and examples."""
+    kind = cfg["kind"]
+    if kind not in ("template", "import", "local"):
+        raise BenchmarkError(f"lasar.teacher.kind '{kind}': choose template, import or local")
+    ds = ctx.dataset
+    key = config_hash({"teacher": cfg, "data": ds.fingerprint,
+                       "examples": [examples.users.tolist(), examples.targets.tolist()]})
+    cache = ctx.results_dir.parent / "_cache" / f"cot-{kind}-{key}.jsonl"
+    if cache.is_file():
+        return [json.loads(line)["cot"] for line in cache.read_text().splitlines()]
+    recs = ds.items
+    if kind == "template":
+        cots = [template_cot(h, t, recs) for h, t in zip(examples.histories(), examples.targets)]
+    elif kind == "import":
+        cots = imported_cots(examples, ds, cfg["import_path"])
+    else:
+        cots = local_cots(examples, recs, {**cfg, "cache_dir": ctx.results_dir.parent / "_cache"},
+                          ctx.device)
+    rows = (json.dumps({"user": ds.user_ids[u], "target": ds.item_ids[t], "cot": c})
+            for u, t, c in zip(examples.users, examples.targets, cots))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cache, "\n".join(rows) + "\n")
+    log.info("teacher '%s': %d CoTs cached in %s", kind, len(cots), cache)
+    return cots

@@ -1,0 +1,197 @@
+"""LASAR: the latent loop against recomputation, variable N in a batch, decoding against
+exhaustive scoring, alignment losses by hand, the Policy Head's labels, REINFORCE's sign,
+Force-N, teacher and segmentation."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.beam import SidTrie
+from methods.lasar.latent import (LatentLM, add_latent_tokens, bidir_kl, cosine_distance, mse,
+                                  policy_labels, stepwise_alignment, START)
+from methods.lasar.objective import LatentSFT, latent_task
+from methods.lasar.rl import latent_candidate_logps, reinforce_terms
+from methods.lasar.segment import boundaries
+from methods.lasar.teacher import imported_cots, template_cot
+from methods.lm.tokenizer import sid_token_table
+
+from .conftest import tiny_qwen
+from .test_lm_core import examples, toy_codec
+
+
+def latent_setup(seed=0):
+    codec, tok, codes = toy_codec()
+    model = tiny_qwen(len(tok) + 3, seed=seed, sharpen=10.0)
+    add_latent_tokens(model, tok)
+    torch.manual_seed(seed)
+    latent = LatentLM(model, tok, n_max=8, policy_hidden=16).eval()
+    return latent, codec, tok, codes
+
+
+def recompute(latent, ids, n, answer):
+    """The loop without a cache: the whole sequence [ids, h_0..h_{t-1}] again at every step.
+    -> (states (n, D), logits predicting `answer` (A, V))."""
+    lm = latent.lm
+    emb = lm.get_input_embeddings()
+    x = emb(torch.tensor(ids)[None])                                      # (1, L, D)
+    h = lm(inputs_embeds=x, output_hidden_states=True).hidden_states[-1][:, -1]
+    states = []
+    for _ in range(n):
+        x = torch.cat([x, h[:, None]], 1)
+        h = lm(inputs_embeds=x, output_hidden_states=True).hidden_states[-1][:, -1]
+        states.append(h[0])
+    tail = emb(torch.tensor([latent.end_id] + answer[:-1])[None])
+    logits = lm(inputs_embeds=torch.cat([x, tail], 1)).logits[0, -len(answer):]
+    return torch.stack(states), logits
+
+
+def test_cached_loop_equals_recomputing_the_whole_sequence():
+    latent, codec, tok, _ = latent_setup()
+    enc = latent_task(codec, examples([[0, 1, 2]], [3]), tok.convert_tokens_to_ids(START))
+    b = enc.collate([0], tok.pad_token_id)
+    with torch.no_grad():
+        for n in (1, 3, 6):
+            _, _, states, stepper = latent.run(b, n=torch.tensor([n]))
+            logits = latent.answer_logits(stepper, b.labels)
+            ref_states, ref_logits = recompute(latent, enc.head + enc.suffixes[0], n,
+                                               enc.answers[0])
+            assert torch.allclose(states[0], ref_states, atol=1e-4)
+            assert torch.allclose(logits[0], ref_logits, atol=1e-3)
+
+
+def test_mixed_n_batch_equals_each_sample_alone():
+    latent, codec, tok, _ = latent_setup()
+    enc = latent_task(codec, examples([[0, 1, 2, 3], [1], [3, 0]], [1, 2, 3]),
+                      tok.convert_tokens_to_ids(START))
+    n = torch.tensor([2, 5, 3])
+    with torch.no_grad():
+        b = enc.collate([0, 1, 2], tok.pad_token_id)
+        assert b.mask[1].sum() < b.mask[0].sum()                          # really left-padded
+        _, _, states, stepper = latent.run(b, n=n)
+        logits = latent.answer_logits(stepper, b.labels)
+        for i in range(3):
+            one = enc.collate([i], tok.pad_token_id)
+            _, _, s1, st1 = latent.run(one, n=n[i:i + 1])
+            l1 = latent.answer_logits(st1, one.labels)
+            assert torch.allclose(states[i, :n[i]], s1[0], atol=1e-4)
+            assert torch.allclose(logits[i], l1[0], atol=1e-3)
+
+
+def test_latent_beam_search_equals_exhaustive_scoring():
+    """The inference path (prefix hook + trie beam search) against scoring every catalog item
+    with the RL path (latent_candidate_logps), same forced N."""
+    from methods.lasar.method import Lasar
+    latent, codec, tok, codes = latent_setup(seed=3)
+    enc = latent_task(codec, examples([[0, 1], [2, 3, 1]], [2, 0]),
+                      tok.convert_tokens_to_ids(START), with_answers=False)
+    m = Lasar.__new__(Lasar)
+    m.config = {"inference": {"n_mode": "argmax", "force_n": None}, "eval_batch": 2}
+    m.tok, m.topk, m.trie = tok, len(codes), SidTrie(codes, 4)
+    m.sid_ids = sid_token_table(tok, 4, 4)
+    m.eval_gen = torch.Generator().manual_seed(0)
+    items, ns = m.decode(latent, enc, "cpu", force_n=3)
+    assert (ns == 3).all()
+    sid = m.sid_ids[torch.arange(4), torch.as_tensor(codes)]              # (I, 4)
+    answers = torch.cat([sid, torch.full((len(codes), 1), tok.eos_token_id)], 1)
+    b = enc.collate([0, 1], tok.pad_token_id)
+    with torch.no_grad():
+        lp, _, _ = latent_candidate_logps(latent, b, answers[None].expand(2, -1, -1)[:, :, :4]
+                                          .contiguous(), torch.tensor([3, 3]))
+    exhaustive = lp.sum(-1).argsort(1, descending=True).numpy()          # (2, I)
+    assert (items == exhaustive).all()
+    _, n8 = m.decode(latent, enc, "cpu", force_n=8)
+    with torch.no_grad():
+        lp8, _, _ = latent_candidate_logps(latent, b, answers[None].expand(2, -1, -1)[:, :, :4]
+                                           .contiguous(), torch.tensor([8, 8]))
+    assert (n8 == 8).all() and not torch.allclose(lp8, lp, atol=1e-3)    # N matters
+    with pytest.raises(ValueError, match="force_n"):
+        latent.choose_n(torch.zeros(2, 8), force_n=9)
+
+
+def test_alignment_losses_by_hand():
+    a, b = torch.tensor([[1.0, 0.0, -1.0]]), torch.tensor([[0.0, 0.5, 0.5]])
+    pa, pb = np.exp([1, 0, -1]) / np.exp([1, 0, -1]).sum(), np.exp([0, .5, .5]) / np.exp([0, .5, .5]).sum()
+    kl = 0.5 * ((pa * np.log(pa / pb)).sum() + (pb * np.log(pb / pa)).sum())
+    assert bidir_kl(a, b).item() == pytest.approx(kl, rel=1e-5)
+    assert bidir_kl(a, a).item() == pytest.approx(0.0, abs=1e-7)
+    cos = (1 * 0 + 0 * .5 + -1 * .5) / (np.sqrt(2) * np.sqrt(.5))
+    assert cosine_distance(a, b).item() == pytest.approx(1 - cos, rel=1e-5)
+    assert mse(a, b).item() == pytest.approx(((1 - 0) ** 2 + .25 + 2.25) / 3, rel=1e-6)
+    # step-wise (Eq. 4): sample 0 aligns steps 1..2; sample 1 has N = 3 > 2 segments: dropped
+    states = torch.stack([a.expand(3, 3), b.expand(3, 3)])                # (2, 3, 3)
+    anchors = torch.stack([b.expand(2, 3), b.expand(2, 3)])               # (2, 2, 3)
+    per, kept = stepwise_alignment(states, torch.tensor([2, 3]), anchors, torch.tensor([4, 2]),
+                                   mse)
+    assert kept.tolist() == [True, False]
+    assert per[0].item() == pytest.approx(mse(a, b).item(), rel=1e-6)     # mean of 2 equal steps
+    assert per[1].item() == 0.0
+
+
+def test_policy_labels_are_clipped_segment_counts():
+    assert policy_labels(torch.tensor([0, 1, 5, 8, 12]), 8).tolist() == [0, 0, 4, 7, 7]
+
+
+def test_reinforce_gradient_raises_rewarded_n_and_lowers_penalised_n():
+    torch.manual_seed(0)
+    for r_group, direction in ((1.0, 1), (0.0, -1)):
+        logits = torch.zeros(1, 8, requires_grad=True)
+        n = torch.tensor([3])
+        loss, _ = reinforce_terms(logits, n, torch.tensor([r_group]), baseline=0.5,
+                                  step_penalty=5e-4, entropy_coef=0.0)
+        loss.backward()
+        with torch.no_grad():
+            after = torch.log_softmax(logits - 1.0 * logits.grad, -1)[0, 2]
+        assert direction * (after.item() - np.log(1 / 8)) > 0
+    # the step penalty alone (reward = baseline) pushes towards smaller N
+    logits = torch.zeros(1, 8, requires_grad=True)
+    reinforce_terms(logits, torch.tensor([8]), torch.tensor([0.5]), 0.5, 0.1, 0.0)[0].backward()
+    assert logits.grad[0, 7] > 0                                          # descent lowers N=8
+
+
+def test_sft_objective_terms_and_boundary_safety():
+    from methods.lasar.anchors import Anchors
+    latent, codec, tok, _ = latent_setup()
+    D = latent.config.hidden_size
+    anchors = Anchors(torch.randn(5, D).half(), torch.tensor([0, 3, 5]))  # 3 and 2 segments
+    enc = latent_task(codec, examples([[0, 1], [2]], [3, 1]), tok.convert_tokens_to_ids(START),
+                      anchors)
+    b = enc.collate([0, 1], tok.pad_token_id)
+    assert b.extra["segments"].tolist() == [3, 2] and b.extra["anchors"].shape == (2, 3, D)
+    with torch.no_grad():
+        latent.policy_head.w2.bias.copy_(torch.arange(8.0) * -10)           # argmax N = 1
+        ce, ntok, aux, logs = LatentSFT(latent, "kl", 0.1, 0.1)(b)
+        ce0, _, aux0, logs0 = LatentSFT(latent, "none", 0.1, 0.1)(b)
+    assert ntok == 10 and ce.item() == pytest.approx(ce0.item())
+    assert logs["aligned_share"] == 2 and logs["mean_n"] == 2 and "align" not in logs0
+    assert aux.item() == pytest.approx(aux0.item() + 0.1 * logs["align"], rel=1e-5)
+    with torch.no_grad():
+        latent.policy_head.w2.bias.copy_(torch.arange(8.0) * 10)            # argmax N = 8
+        _, _, _, logs8 = LatentSFT(latent, "kl", 0.1, 0.1)(b)
+    assert logs8["aligned_share"] == 0 and logs8["align"] == 0.0          # N > segments: out
+
+
+def test_template_teacher_grows_with_the_history_and_import_checks_coverage(tmp_path):
+    recs = [{"attributes": ["BrandA", "Sports", c], "keywords": f"thing {i}"}
+            for i, c in enumerate(["Camping", "Cycling", "Fitness", "Fishing", "Camping"] * 2)]
+    short, long = template_cot([0], 1, recs), template_cot(list(range(9)), 2, recs)
+    assert len(long.splitlines()) > len(short.splitlines()) + 3
+    assert "thing 2" in long.splitlines()[-2] and "by BrandA" in long   # target named, brand kept
+    path = tmp_path / "cots.jsonl"
+    path.write_text(json.dumps({"user": "u1", "target": "i1", "cot": "because"}) + "\n")
+
+    class DS:
+        user_ids, item_ids = ["u1", "u2"], ["i0", "i1"]
+    ex = examples([[0], [0]], [1, 1])
+    ex.users = np.array([0, 1])
+    from benchmark.errors import BenchmarkError
+    with pytest.raises(BenchmarkError, match="no CoT for user u2, target i1"):
+        imported_cots(ex, DS, path)
+    assert imported_cots(ex.subset([0]), DS, path) == ["because"]
+
+
+def test_segment_boundaries_where_similarity_drops():
+    e = np.array([[1, 0], [0.99, 0.14], [0, 1], [0.1, 0.99], [1, 0]], dtype=np.float32)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    assert boundaries(e, 0.5) == [0, 2, 4]
+    assert boundaries(e[:1], 0.5) == [0]
