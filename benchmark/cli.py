@@ -67,8 +67,10 @@ def cmd_run(args):
     from .runner import is_main_process
     if not is_main_process():
         return 0
+    from reports.lasar_tables import write_lasar_tables
     from reports.table1 import write_table1
     paths = write_table1(plan.results_dir, plan.cfg.shared["eval"])
+    paths += write_lasar_tables(plan.results_dir)
     for p in paths:
         print(f"wrote {p}")
     failed = [m for m, r in results.items() if r is None]
@@ -82,10 +84,11 @@ def cmd_run(args):
 def cmd_tables(args):
     from .config import Config
     from .runner import results_root
+    from reports.lasar_tables import write_lasar_tables
     from reports.table1 import write_table1
     cfg = Config(args.profile, args.overrides).shared
     root = results_root(args.out) / args.dataset / args.profile
-    for p in write_table1(root, cfg["eval"]):
+    for p in write_table1(root, cfg["eval"]) + write_lasar_tables(root):
         print(f"wrote {p}")
 
 

@@ -25,8 +25,26 @@ def test_every_registered_method_end_to_end(tmp_path):
         _, metrics, man = check_method_folder(root / m, tmp_path / "data" / "toy", 80)
         shown[man["display_name"]] = metrics
     check_table_numbers(root / "tables" / "table1.md", shown)
-    assert "Not run (missing): LASAR" in (root / "tables" / "table1.md").read_text()
+    assert "Not run (missing): Explicit CoT (GREAM), ReaRec." in \
+        (root / "tables" / "table1.md").read_text()
     assert (root / "tables" / "table1.tex").read_text().count(r"\toprule") == 1
+    check_lasar_studies(root, 80)
+
+
+def check_lasar_studies(root, n_users):
+    """LASAR's ablation/sweep data and tables exist and are consistent with its main row."""
+    st = json.loads((root / "lasar" / "studies.json").read_text())
+    rows = st["rows"]
+    assert {"pure_sft", "sft_align_none", "sft_align_kl", "rl_latent_only", "rl_terminal_kl",
+            "rl_full", "force_1", "force_8", "mixed"} <= set(rows)
+    assert rows["force_1"]["n_dist"]["mean"] == 1.0 and rows["force_8"]["n_dist"]["mean"] == 8.0
+    assert len(st["eval_user_ids"]) == st["eval_users"] and st["all_test_users"] == n_users
+    per_n_users = sum(v["n_users"] for v in st["per_n_all_users"].values())
+    assert per_n_users == n_users == sum(st["n_dist_final_all_users"]["counts"])
+    assert st["figure3"]["stage2"] and st["figure3"]["mixed"] and st["time_ratio_vs_plain"] > 0
+    for t in ("table1_pvalues", "table9_alignment", "table3_rl_ablation", "force_n", "per_n",
+              "n_distribution", "table8_segments"):
+        assert (root / "tables" / f"{t}.md").stat().st_size > 0, t
 
 
 @pytest.mark.skipif(real_data_dir() is None, reason="../shared/datasets not present")
@@ -42,6 +60,8 @@ def test_smoke_profile_on_real_sports(tmp_path):
         assert man["dataset"]["items"] == 18357 and man["dataset"]["users"] == 35598
         shown[man["display_name"]] = metrics
     check_table_numbers(root / "tables" / "table1.md", shown)
+    check_method_folder(root / "lasar", data / "sports", 300)
+    check_lasar_studies(root, 300)
     before = (root / "sasrec" / "predictions.jsonl").read_text()
     r = run_cli("run", "sports", "--profile", "smoke", "--data-dir", data, "--out", out,
                 "--methods", "sasrec")

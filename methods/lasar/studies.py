@@ -71,7 +71,8 @@ def run_studies(method, ctx, topk, out_dir):
     ex = test.subset(idx)
     enc = latent_task(method.codec, ex, method.tok.convert_tokens_to_ids(START),
                       with_answers=False)
-    out = {"eval_users": int(len(ex)), "all_test_users": int(len(test)), "rows": {}}
+    out = {"eval_users": int(len(ex)), "all_test_users": int(len(test)),
+           "eval_user_ids": [ctx.dataset.user_ids[u] for u in ex.users], "rows": {}}
     plan = (1 + len(st["alignments"]) + (3 if st["rl_ablation"] else 0) + len(st["force_n"]))
     bar = progress(total=plan * len(ex), desc="lasar studies", unit="user")
 

@@ -1,0 +1,140 @@
+"""LASAR's ablation and sweep tables from results/<ds>/<profile>/lasar/studies.json (written by
+methods/lasar/studies.py), in LaTeX and Markdown:
+
+  alignment   Table 2 (Beauty) / Table 9 (Sports, Instruments): Pure SFT vs latent + none/KL/
+              cosine/MSE alignment, after Stage 2
+  rl          Table 3: MiniOneRec, RL with latent reasoning, + terminal KL, + REINFORCE, mean N
+  force_n     Figure 4a's data: Force-N against the Policy Head's adaptive N
+  per_n       Figure 5b's data: metrics of the test users the Policy Head gave each N
+  n_dist      Figure 4b's data: N distribution after SFT and after RL
+  table8      segment count vs history length and category diversity
+
+Ablation rows are on the studies' fixed subsample of test users; MiniOneRec's row of Table 3 is
+recomputed from its predictions.jsonl on exactly those users.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.io import atomic_write_text
+
+from .fmt import cell, latex_table, markdown_table, rank_marks
+from .results_io import load_per_user
+
+COLS = ("NDCG@5", "NDCG@10", "HR@5", "HR@10")
+HEAD = ["N@5", "N@10", "HR@5", "HR@10"]
+
+
+def _metric_rows(rows, names, labels, style, extra=None):
+    marks = {c: rank_marks([rows[n].get(c) if n in rows else None for n in names]) for c in COLS}
+    out = []
+    for i, (n, lab) in enumerate(zip(names, labels)):
+        r = rows.get(n, {})
+        line = [lab] + [cell(r.get(c), marks[c][i], style) for c in COLS]
+        if extra:
+            line += extra(n, r)
+        out.append(line)
+    return out
+
+
+def _write(root, stem, header, rows_fn, caption, title, notes):
+    paths = []
+    for style, ext in (("latex", "tex"), ("md", "md")):
+        rows = rows_fn(style)
+        text = (latex_table(header, rows, caption, f"tab:{stem}", notes) if style == "latex"
+                else markdown_table(header, rows, title, notes))
+        path = Path(root) / "tables" / f"{stem}.{ext}"
+        atomic_write_text(path, text)
+        paths.append(path)
+    return paths
+
+
+def subset_metrics(folder, user_ids, ks=(5, 10, 20)):
+    """A method's mean metrics over `user_ids`, from its predictions.jsonl."""
+    users, per = load_per_user(folder, ks)
+    pos = {u: i for i, u in enumerate(users)}
+    idx = np.array([pos[u] for u in user_ids])
+    return {k: float(v[idx].mean()) for k, v in per.items()}
+
+
+def write_lasar_tables(root):
+    root = Path(root)
+    path = root / "lasar" / "studies.json"
+    if not path.is_file():
+        return []
+    st = json.loads(path.read_text())
+    rows, ds, prof = st["rows"], root.parent.name, root.name
+    n_users = st["eval_users"]
+    base = f"{ds}, {prof} profile, {n_users} fixed test users (of {st['all_test_users']})"
+    out = []
+    # alignment (Table 2 / 9)
+    names = ["pure_sft"] + [f"sft_align_{a}" for a in ("none", "kl", "cosine", "mse")
+                            if f"sft_align_{a}" in rows]
+    labels = {"pure_sft": "Pure SFT (MiniOneRec SFT)", "sft_align_none": "+ Latent (w/o align.)",
+              "sft_align_kl": "+ KL alignment", "sft_align_cosine": "+ Cosine alignment",
+              "sft_align_mse": "+ MSE alignment"}
+    stem = "table2_alignment" if ds == "beauty" else "table9_alignment"
+    out += _write(root, stem, ["Model"] + HEAD + ["Mean N"],
+                  lambda s: _metric_rows(rows, names, [labels[n] for n in names], s,
+                                         lambda n, r: [_mean_n(r)]),
+                  f"SFT-phase alignment ablation, {ds} ({prof}).",
+                  f"Alignment ablation after Stage 2 (paper Table {2 if ds == 'beauty' else 9})",
+                  [base + "; Stage 2 models, no RL."])
+    # RL ablation (Table 3)
+    rl_names = [n for n in ("rl_latent_only", "rl_terminal_kl", "rl_full") if n in rows]
+    if rl_names:
+        table_rows = dict(rows)
+        mini = root / "minionerec"
+        if (mini / "predictions.jsonl").is_file() and st.get("eval_user_ids"):
+            table_rows["minionerec"] = subset_metrics(mini, st["eval_user_ids"])
+        names3 = (["minionerec"] if "minionerec" in table_rows else []) + rl_names
+        lab3 = {"minionerec": "MiniOneRec (SFT + GRPO)", "rl_latent_only": "RL w/ latent reasoning",
+                "rl_terminal_kl": "+ Terminal KL", "rl_full": "+ REINFORCE (LASAR)"}
+        out += _write(root, "table3_rl_ablation", ["Model"] + HEAD + ["Mean N"],
+                      lambda s: _metric_rows(table_rows, names3, [lab3[n] for n in names3], s,
+                                             lambda n, r: [_mean_n(r)]),
+                      f"RL-phase ablation, {ds} ({prof}).", "RL ablation (paper Table 3)", [base])
+    # Force-N vs adaptive (Figure 4a)
+    fn = sorted((int(n.split("_")[1]), n) for n in rows if n.startswith("force_"))
+    adaptive = "rl_full" if "rl_full" in rows else "adaptive"
+    if fn:
+        names4 = [n for _, n in fn] + [adaptive]
+        out += _write(root, "force_n", ["Setting"] + HEAD + ["Mean N"],
+                      lambda s: _metric_rows(rows, names4, [f"Force N = {k}" for k, _ in fn]
+                                             + ["Adaptive (Policy Head)"], s,
+                                             lambda n, r: [_mean_n(r)]),
+                      f"Force-N vs adaptive N, {ds} ({prof}).", "Force-N sweep (Figure 4a data)",
+                      [base])
+    # per-N (Figure 5b) and N distributions (Figure 4b)
+    per = st.get("per_n_all_users") or {}
+    if per:
+        ks = sorted(per, key=int)
+        out += _write(root, "per_n", ["N", "users", "N@10", "HR@10"],
+                      lambda s: [[k, str(per[k]["n_users"]), f"{per[k]['NDCG@10']:.4f}",
+                                  f"{per[k]['HR@10']:.4f}"] for k in ks],
+                      f"Metrics per Policy-Head N, {ds} ({prof}).", "Per-N metrics (Figure 5b data)",
+                      [f"{ds}, {prof} profile, all {st['all_test_users']} test users, final model."])
+    sft, rl = st.get("n_dist_after_sft"), st.get("n_dist_final_subset")
+    if sft and rl:
+        tot_s, tot_r = sum(sft["counts"]) or 1, sum(rl["counts"]) or 1
+        out += _write(root, "n_distribution", ["N", "after SFT", "after RL"],
+                      lambda s: [[str(k + 1), f"{sft['counts'][k] / tot_s:.3f}",
+                                  f"{rl['counts'][k] / tot_r:.3f}"] for k in range(len(sft["counts"]))]
+                      + [["mean", f"{sft['mean']:.2f}", f"{rl['mean']:.2f}"]],
+                      f"N distribution after SFT and after RL, {ds} ({prof}).",
+                      "N distribution (Figure 4b data)", [base])
+    t8 = st.get("table8")
+    if t8:
+        out += _write(root, "table8_segments", ["Segments", "Prop.", "Hist. Len.", "Cat. Div."],
+                      lambda s: [[str(r["segments"]), f"{100 * r['share']:.1f}%",
+                                  f"{r['hist_len']:.1f}", f"{r['cat_div']:.1f}"] for r in t8],
+                      f"Teacher CoT segment count vs sample complexity, {ds} ({prof}).",
+                      "Segment count vs complexity (paper Table 8)",
+                      [f"{ds}, {prof} profile: the LASAR CoT pool; counts clipped to 1..N_max."])
+    return out
+
+
+def _mean_n(r):
+    d = r.get("n_dist") if r else None
+    return f"{d['mean']:.2f}" if d and d.get("mean") is not None else "–"
