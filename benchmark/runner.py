@@ -122,8 +122,10 @@ def _write(folder, ctx, method, topk, metrics, manifest, extra_dir=None):
     to `extra_dir`): staged, then swapped in whole."""
     ds, test = ctx.dataset, ctx.split.test
     ids = np.asarray(ds.item_ids, dtype=object)
-    rows = ({"user": ds.user_ids[u], "target": ids[t], "topk": ids[row].tolist()}
-            for u, t, row in zip(test.users, test.targets, topk))
+    extra = method.prediction_fields()                 # {name: (n,) values}, e.g. LASAR's N
+    rows = ({"user": ds.user_ids[u], "target": ids[t], "topk": ids[row].tolist(),
+             **{k: v[i].item() for k, v in extra.items()}}
+            for i, (u, t, row) in enumerate(zip(test.users, test.targets, topk)))
     with staged_dir(folder) as stage:
         (stage / "predictions.jsonl").write_text(jsonl_text(rows))
         atomic_write_json(stage / "metrics.json", metrics)

@@ -31,3 +31,8 @@ class Method:
 
     def studies(self, ctx, topk, out_dir):
         return {}
+
+    def prediction_fields(self):
+        """Extra per-test-user values for predictions.jsonl, {name: (n,) array} (LASAR: the
+        number of latent steps each user got)."""
+        return {}

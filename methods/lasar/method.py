@@ -276,6 +276,9 @@ class Lasar(GenerativeMethod):
         items, self.rank_n = self.decode(self.model, enc, ctx.device, progress=progress)
         return items
 
+    def prediction_fields(self):
+        return {"latent_steps": np.asarray(self.rank_n)}
+
     def studies(self, ctx, topk, out_dir):
         from .studies import run_studies
         return run_studies(self, ctx, topk, out_dir)
