@@ -195,3 +195,34 @@ def test_segment_boundaries_where_similarity_drops():
     e /= np.linalg.norm(e, axis=1, keepdims=True)
     assert boundaries(e, 0.5) == [0, 2, 4]
     assert boundaries(e[:1], 0.5) == [0]
+
+
+def test_anchors_equal_encoding_each_segment_alone():
+    from methods.lasar.anchors import encode_segments
+    latent, codec, tok, _ = latent_setup()
+    segs = [["Step 1, the user likes tents.", "Camping again."], ["Bike pump next."]]
+    a = encode_segments(latent.lm, tok, segs, "cpu", max_tokens=64, batch_size=3)
+    assert a.vectors.dtype == torch.float16 and a.counts().tolist() == [2, 1]
+    for k, text in enumerate(s for ss in segs for s in ss):
+        ids = torch.tensor(tok(text, add_special_tokens=False)["input_ids"])[None]
+        with torch.no_grad():
+            h = latent.lm(input_ids=ids, output_hidden_states=True).hidden_states[-1][0, -1]
+        assert torch.allclose(a.vectors[k].float(), h, atol=2e-2 * h.abs().max().item())
+    steps, counts, last = a.batch([1, 0], n_max=8)
+    assert steps.shape == (2, 2, latent.config.hidden_size) and counts.tolist() == [1, 2]
+    assert torch.equal(last[1], a.vectors[1].float()) and torch.equal(last[0], a.vectors[2].float())
+
+
+def test_local_teacher_generates_one_capped_cot_per_example(tmp_path):
+    from methods.lasar.teacher import local_cots
+    latent, codec, tok, _ = latent_setup()
+    latent.lm.save_pretrained(tmp_path / "teacher")
+    tok.save_pretrained(tmp_path / "teacher")
+    recs = [{"keywords": f"thing {i}", "attributes": ["B", "Sports", "Camping"]} for i in range(4)]
+    cfg = {"local_model": str(tmp_path / "teacher"), "local_batch": 2, "local_max_new_tokens": 6}
+    ex = examples([[0, 1], [2], [1, 2, 3]], [3, 0, 0])
+    cots = local_cots(ex, recs, cfg, "cpu")
+    assert len(cots) == 3 and all(isinstance(c, str) and c for c in cots)
+    longer = local_cots(ex, recs, {**cfg, "local_max_new_tokens": 12}, "cpu")
+    assert all(b.startswith(a) for a, b in zip(cots, longer))           # greedy, then capped
+    assert any(len(b) > len(a) for a, b in zip(cots, longer))

@@ -51,6 +51,7 @@ def test_best_bold_second_underlined_and_pvalues(tmp_path):
     assert "**" not in rows["GRU4Rec"] and "<u>" not in rows["GRU4Rec"]
     check_table_numbers(root / "tables" / "table1.md", ms)
     assert "Not run (missing): Explicit CoT (GREAM), MiniOneRec, ReaRec, LC-Rec" in md
+    assert "* LASAR better than every baseline at p < 0.05" in md
     pv = (root / "tables" / "table1_pvalues.md").read_text()
     assert "| SASRec | 0.0000 |" in pv
     tex = (root / "tables" / "table1.tex").read_text()
@@ -62,3 +63,15 @@ def test_no_lasar_no_pvalues(tmp_path):
     _write(root, "sasrec", "SASRec", [1, 2, 0])
     paths = write_table1(root, EVAL)
     assert {p.name for p in paths} == {"table1.tex", "table1.md"}
+
+
+def test_lasar_worse_gets_no_marks_and_says_so(tmp_path):
+    root = tmp_path / "sports" / "cpu"
+    rng = np.random.default_rng(1)
+    _write(root, "lasar", "LASAR", rng.integers(10, 40, 300))
+    _write(root, "sasrec", "SASRec", rng.integers(1, 5, 300))
+    write_table1(root, EVAL)
+    md = (root / "tables" / "table1.md").read_text()
+    lasar = next(l for l in md.splitlines() if l.startswith("| LASAR"))
+    assert "*" not in lasar.replace("**", "")
+    assert "LASAR is better than every baseline at p < 0.05 on no metric" in md

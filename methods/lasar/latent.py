@@ -165,12 +165,8 @@ def stepwise_alignment(states, n, anchors, n_segments, dist):
     """Eq. 4, per sample: (1/N) sum_{t<=N} D(h_t, h_t^cot). Samples whose N exceeds their
     segment count are left out (Appendix E.3, boundary safety). states (B, T, D); anchors
     (B, S, D) segment anchors; n, n_segments (B,). -> (per-sample loss (B,), kept (B,) bool)."""
-    T = states.shape[1]
-    S = anchors.shape[1]
     kept = n <= n_segments
-    if T > S:                                      # slots beyond every anchor: never aligned
-        states = states[:, :S]
-    w = min(T, S)
+    w = min(states.shape[1], anchors.shape[1])     # slots past every anchor are never aligned
     d = dist(states[:, :w], anchors[:, :w].to(states.device))             # (B, w)
     steps = torch.arange(1, w + 1, device=n.device)[None]
     valid = (steps <= n[:, None]) & kept[:, None]                         # valid_mask (E.1 #5)

@@ -39,7 +39,6 @@ def per_n_metrics(topk, targets, ns, ks):
     return out
 
 
-@np.errstate(all="ignore")
 def _plain_decode(method, model, examples, dev, bar):
     """Stage-1 (MiniOneRec SFT) model, plain trie-constrained beam search: 'Pure SFT'."""
     import torch
@@ -142,11 +141,10 @@ def run_studies(method, ctx, topk, out_dir):
                                     s["s1_key"])
         fig3.update(mixed=info.get("valid_loss_curve"),
                     mixed_steps_per_epoch=info.get("steps_per_epoch"))
-        bar2 = progress(total=len(ex), desc="lasar mixed eval", unit="user")
-        method_row = method.decode(latent, enc, dev, progress=bar2)
-        bar2.close()
-        out["rows"]["mixed"] = {**summarize(target_ranks(method_row[0], ex.targets), ks),
-                                "n_dist": n_distribution(method_row[1], n_max)}
+        with progress(total=len(ex), desc="lasar mixed eval", unit="user") as bar2:
+            items, ns_mixed = method.decode(latent, enc, dev, progress=bar2)
+        out["rows"]["mixed"] = {**summarize(target_ranks(items, ex.targets), ks),
+                                "n_dist": n_distribution(ns_mixed, n_max)}
     out["figure3"] = fig3
     out["table8"] = fi["pool"]["table8"]
     if "rl" in fi:
