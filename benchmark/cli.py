@@ -112,6 +112,19 @@ def cmd_bench_beam(args):
           f"time / bare forward {res['ratio_to_bare_forward']:.2f}x")
 
 
+def cmd_bench_lasar(args):
+    from .bench_lasar import run
+    res = run(args)
+    if args.json:
+        print(json.dumps(res))
+        return
+    print(f"{res['users']} test users, {res['repeats']} repeats (median), {res['device']}, "
+          f"{res['threads']} threads, mean latent steps {res['mean_latent_steps']:.2f}")
+    print(f"  plain decoding (MiniOneRec's)  {res['plain_ms_per_user']:8.3f} ms/user")
+    print(f"  LASAR (latent loop + beam)     {res['lasar_ms_per_user']:8.3f} ms/user")
+    print(f"  LASAR / plain                  {res['lasar_over_plain']:8.3f}x")
+
+
 def cmd_methods(args):
     import methods
     for n in methods.names():
@@ -173,6 +186,11 @@ def parser():
     from .bench_beam import add_arguments
     add_arguments(bb)
     bb.set_defaults(func=cmd_bench_beam)
+    bl = bsub.add_parser("lasar", help="LASAR decoding time vs plain decoding, same users")
+    from .bench_lasar import add_arguments as add_lasar_arguments
+    add_lasar_arguments(bl)
+    _common(bl)
+    bl.set_defaults(func=cmd_bench_lasar)
 
     m = sub.add_parser("methods", help="list registered methods")
     m.set_defaults(func=cmd_methods)
