@@ -60,12 +60,8 @@ class Lasar(GenerativeMethod):
         self.stage1_method = s1
         return model, tok, codec, s1.sft_key(ctx), info
 
-    def valid_subsample(self, ctx):
-        n, k = len(ctx.split.valid), self.config["stage2"]["valid_examples"]
-        if not k or k >= n:
-            return ctx.split.valid
-        idx = np.sort(np.random.default_rng(ctx.seed).choice(n, size=k, replace=False))
-        return ctx.split.valid.subset(idx)
+    def valid_subsample(self, ctx, k=None):
+        return super().valid_subsample(ctx, k or self.config["stage2"]["valid_examples"])
 
     # --- pool: teacher CoT, segments, anchors ---------------------------------------------
     def pool_key(self, s1_key):

@@ -50,17 +50,21 @@ class LasarGRPO(GRPOLoop):
     """The core GRPO loop with LASAR's rollout (latent loop, sampled N) and extra terms."""
 
     def __init__(self, method, ctx, latent, tok, codec, cfg, rl, folder, pool, valid):
+        self.pool, self.valid_prompts = pool, valid
         super().__init__(method, ctx, latent, tok, codec, cfg, rl, folder)
         self.method = method
-        rng = np.random.default_rng(ctx.seed)
-        k = min(rl["max_prompts"] or len(pool.task), len(pool.task))
-        idx = np.sort(rng.choice(len(pool.task), k, replace=False))
-        self.prompts = pool.task.subset(idx)
-        self.targets = torch.as_tensor(pool.examples.targets[idx], device=self.dev)
-        self.valid, self.valid_targets = valid
         self.baseline = None
         self.gen = torch.Generator(device=self.dev).manual_seed(ctx.seed)
         self.log_path = self.folder / "rl_log.jsonl"
+
+    def setup_prompts(self, method, ctx, codec, rl):
+        """RL prompts from the CoT pool (they need anchors for the terminal KL)."""
+        n = len(self.pool.task)
+        k = min(rl["max_prompts"] or n, n)
+        idx = np.sort(np.random.default_rng(ctx.seed).choice(n, k, replace=False))
+        self.prompts = self.pool.task.subset(idx)
+        self.targets = torch.as_tensor(self.pool.examples.targets[idx], device=self.dev)
+        self.valid, self.valid_targets = self.valid_prompts
 
     def _validate(self):
         items, _ = self.method.decode(self.model, self.valid, self.dev)

@@ -43,8 +43,9 @@ class GenerativeMethod(Method):
                                     extra_special=self.extra_special, seed=ctx.seed)
         return model, tok, Codec(tok, sids, texts, self.config["max_text_tokens"])
 
-    def valid_subsample(self, ctx):
-        n, k = len(ctx.split.valid), self.config["sft"]["valid_examples"]
+    def valid_subsample(self, ctx, k=None):
+        """A fixed-seed subsample of k validation examples (default: sft.valid_examples)."""
+        n, k = len(ctx.split.valid), k or self.config["sft"]["valid_examples"]
         if not k or k >= n:
             return ctx.split.valid
         idx = np.sort(np.random.default_rng(ctx.seed).choice(n, size=k, replace=False))

@@ -167,6 +167,11 @@ class GRPOLoop:
         self.ref = copy.deepcopy(model).eval().requires_grad_(False)
         self.loss = self.make_loss(method)
         self.rollout = Rollout(ctx, tok, self.dev)
+        self.eval_batch = method.config["eval_batch"]
+        self.setup_prompts(method, ctx, codec, rl)
+
+    def setup_prompts(self, method, ctx, codec, rl):
+        """RL prompts (a fixed-seed subsample of training examples) and validation prompts."""
         rng = np.random.default_rng(ctx.seed)
         train = ctx.split.train
         if rl["max_prompts"] and rl["max_prompts"] < len(train):
@@ -177,7 +182,6 @@ class GRPOLoop:
         if rl["valid_examples"] and rl["valid_examples"] < len(valid):
             valid = valid.subset(np.arange(rl["valid_examples"]))
         self.valid, self.valid_targets = codec.seqrec(valid, with_answers=False), valid.targets
-        self.eval_batch = method.config["eval_batch"]
 
     def make_loss(self, method):
         return GRPOLoss(self.cfg)
