@@ -158,6 +158,8 @@ class Lasar(GenerativeMethod):
         s1cfg = self.stage1_method.config
         untrained, tok0, _ = self.stage1_method.setup(ctx)
         add_latent_tokens(untrained, tok0)
+        if tok0.get_vocab() != tok.get_vocab():       # the pool was encoded with `tok`
+            raise RuntimeError("lasar mixed: the rebuilt tokenizer differs from Stage 1's")
         items = [t for t in build_tasks(codec, ctx.split, s1cfg["tasks"], ctx.dataset.n_items,
                                         s1cfg["max_align_items"], ctx.seed)
                  if t.task != "seqrec"]
