@@ -124,29 +124,45 @@ class RecBoleSequential(Method):
         })
         return cfg
 
-    def _train(self, ctx):
-        """RecBole's own trainer on our files. -> (best model, RecBole dataset, fit info)."""
+    def _train(self, ctx, model_class=None, config_dict=None, sub=None, desc=None):
+        """RecBole's own trainer on our files. `model_class`: a custom RecBole model (ReaRec)
+        instead of `recbole_model`, with `config_dict` added to its config; `sub`: its own
+        checkpoint folder under the work dir. -> (best model, RecBole dataset, fit info)."""
         Config, create_dataset, data_preparation, get_model, get_trainer = import_recbole()
         from recbole.utils import init_seed
         data_root = ctx.work_dir / "recbole_data"
-        write_atomic_files(ctx.dataset, ctx.split, data_root / ctx.dataset.name)
-        with working_dir(ctx.work_dir):
-            config = Config(model=self.recbole_model, dataset=ctx.dataset.name,
-                            config_dict=self.recbole_config(ctx, data_root))
+        if not (data_root / ctx.dataset.name / f"{ctx.dataset.name}.item").is_file():
+            write_atomic_files(ctx.dataset, ctx.split, data_root / ctx.dataset.name)
+        run_dir = ctx.work_dir / sub if sub else ctx.work_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with working_dir(run_dir):
+            cfg = self.recbole_config(ctx, data_root)
+            cfg.update(config_dict or {})
+            cfg["checkpoint_dir"] = str(run_dir / "checkpoints")
+            config = Config(model=model_class or self.recbole_model, dataset=ctx.dataset.name,
+                            config_dict=cfg)
             init_seed(config["seed"], config["reproducibility"])
             rb_dataset = create_dataset(config)
             train_data, valid_data, _ = data_preparation(config, rb_dataset)
             init_seed(config["seed"], config["reproducibility"])
-            model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+            cls = model_class or get_model(config["model"])
+            model = cls(config, train_data._dataset).to(config["device"])
             trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-            ckpt_dir = ctx.work_dir / "checkpoints"
+            if hasattr(model, "epoch"):          # models whose loss changes with the epoch
+                train_epoch = trainer._train_epoch
+
+                def _train_epoch(data, epoch_idx, *a, **k):
+                    model.epoch = epoch_idx
+                    return train_epoch(data, epoch_idx, *a, **k)
+                trainer._train_epoch = _train_epoch
+            ckpt_dir = run_dir / "checkpoints"
             trainer.saved_model_file = str(ckpt_dir / "best.pth")
             last = ckpt_dir / "last.pth"
             curve = resume(trainer, train_data, last) if last.is_file() else []
             if curve:
                 log.info("%s: resuming after epoch %d from %s", self.name, len(curve) - 1, last)
             with progress_bar(total=config["epochs"], initial=len(curve), unit="epoch",
-                              desc=f"{self.name} epochs (ETA if no early stop)") as bar:
+                              desc=f"{desc or self.name} epochs (ETA if no early stop)") as bar:
                 def on_epoch(epoch, valid_score):
                     curve.append(round(float(valid_score), 6))   # validation NDCG@10
                     save_last(trainer, train_data, last, epoch, curve)
@@ -174,13 +190,17 @@ class RecBoleSequential(Method):
 
     def fit(self, ctx):
         model, rb_dataset, self.fit_info = self._train(ctx)
+        self.use_model(ctx, model, rb_dataset)
+        log.info("%s: best valid NDCG@10 %.4f at epoch %s", self.name,
+                 self.fit_info["best_valid_ndcg@10"], self.fit_info["best_epoch"])
+
+    def use_model(self, ctx, model, rb_dataset):
+        """Rank with `model` from now on (item-index maps between ours and RecBole's)."""
         token2id = rb_dataset.field2token_id["item_id"]
         self.to_internal = np.array([token2id[i] for i in ctx.dataset.item_ids])  # ours -> RecBole
         self.from_internal = np.full(rb_dataset.item_num, -1)
         self.from_internal[self.to_internal] = np.arange(ctx.dataset.n_items)
         self.model, self.device = model, next(model.parameters()).device
-        log.info("%s: best valid NDCG@10 %.4f at epoch %s", self.name,
-                 self.fit_info["best_valid_ndcg@10"], self.fit_info["best_epoch"])
 
     def rank(self, ctx, examples, progress=None):
         """Full-catalog scores -> top-k (n, k) of our item indices, best first."""

@@ -1,0 +1,168 @@
+"""ReaRec (methods/rearec.py): the cached reasoning loop, each variant's loss by hand, and the
+method end to end on toy data (both variants trained, the better one chosen, both reported)."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import methods
+from benchmark.context import RunContext
+from benchmark.runner import Plan
+from methods.rearec import _model_class
+
+from .conftest import write_dataset
+
+
+class _Cfg(dict):
+    def __getitem__(self, k):
+        return dict.__getitem__(self, k)
+
+
+class _Dataset:
+    """What SequentialRecommender reads from a RecBole dataset."""
+    item_num = 13
+
+    def num(self, field):
+        return self.item_num
+
+
+def tiny(variant, K=2, seed=0, **over):
+    import methods._recbole_compat as rc
+    rc.import_recbole()
+    from recbole.utils import InputType  # noqa: F401  (RecBole imported)
+    cfg = {"USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "LIST_SUFFIX": "_list",
+           "ITEM_LIST_LENGTH_FIELD": "item_length", "NEG_PREFIX": "neg_",
+           "MAX_ITEM_LIST_LENGTH": 6, "device": torch.device("cpu"),
+           "variant": variant, "reason_steps": K, "hidden_size": 16, "inner_size": 24,
+           "n_layers": 2, "n_heads": 2, "hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5,
+           "input_dropout_prob": 0.2, "hidden_act": "gelu", "layer_norm_eps": 1e-12,
+           "initializer_range": 0.2, "temperature": 0.5, "erl_kl_weight": 0.05,
+           "prl_pl_weight": 1.0, "prl_temp_scale": 5.0, "prl_noise": 0.01,
+           "prl_cl_weight": 1.0, "prl_warmup_epochs": 2, **over}
+    torch.manual_seed(seed)
+    return _model_class()(_Cfg(cfg), _Dataset())
+
+
+def batch():
+    # right-padded histories (RecBole's layout), item 0 = padding
+    seq = torch.tensor([[3, 5, 7, 0, 0, 0], [1, 2, 3, 4, 5, 6], [9, 0, 0, 0, 0, 0],
+                        [4, 4, 8, 2, 0, 0]])
+    return seq, torch.tensor([3, 6, 1, 4]), torch.tensor([8, 7, 2, 11])
+
+
+@pytest.mark.parametrize("K", [1, 2, 3])
+def test_cached_loop_equals_loop_without_cache(K):
+    m = tiny("prl", K=K).eval()
+    seq, lens, _ = batch()
+    with torch.no_grad():
+        cached, _ = m.states(seq, lens)
+        full = m.states_without_cache(seq, lens)
+        # the history states equal RecBole's own encoder (SASRec's computation)
+        out, _, _ = m.encode(seq)
+        ref = m.trm_encoder(m._item_inputs(seq), m.get_attention_mask(seq))[-1]
+    assert cached.shape == (4, K + 1, 16)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(cached, full, rtol=1e-5, atol=1e-5)
+    # the reasoning really changes the state (a loop that did nothing would also "match")
+    assert (cached[:, 1] - cached[:, 0]).abs().max() > 1e-3
+    # padding after a history does not leak into the reasoning: same user, longer padding
+    with torch.no_grad():
+        padded = torch.cat([seq, torch.zeros(4, 3, dtype=torch.long)], 1)
+        m2 = tiny("prl", K=K, MAX_ITEM_LIST_LENGTH=9).eval()
+        m2.load_state_dict({k: v for k, v in m.state_dict().items()
+                            if "position_embedding" not in k}, strict=False)
+        m2.position_embedding.weight[:6] = m.position_embedding.weight
+        torch.testing.assert_close(m2.states(padded, lens)[0], cached, rtol=1e-5, atol=1e-5)
+
+
+def test_erl_loss_by_hand():
+    m = tiny("erl").eval()
+    seq, lens, y = batch()
+    with torch.no_grad():
+        terms = m.losses(seq, lens, y)
+        S = m.states_without_cache(seq, lens)
+    E, tau = m.item_embedding.weight, 0.5
+    ce = F.cross_entropy(S.mean(1) @ E.T / tau, y)
+    p = torch.softmax(S @ E.T / tau, -1).double()
+    kls = [(p[b, j] * (p[b, j].log() - p[b, i].log())).sum()
+           for b in range(4) for i in range(3) for j in range(3) if i != j]
+    div = torch.stack(kls).mean()
+    assert terms["ce"].item() == pytest.approx(ce.item(), rel=1e-5)
+    assert terms["kl_diversity"].item() == pytest.approx(-0.05 * div.item(), rel=1e-4)
+    assert terms["kl_diversity"].item() < 0       # diversity is rewarded
+    # prediction = the mean state
+    with torch.no_grad():
+        scores = m.full_sort_predict({m.ITEM_SEQ: seq, m.ITEM_SEQ_LEN: lens})
+    torch.testing.assert_close(scores, S.mean(1) @ E.T, rtol=1e-5, atol=1e-5)
+
+
+def test_prl_loss_by_hand():
+    m = tiny("prl").eval()
+    seq, lens, y = batch()
+    with torch.no_grad():
+        before = m.losses(seq, lens, y, epoch=0)
+        S = m.states_without_cache(seq, lens)
+    E, tau = m.item_embedding.weight, 0.5
+    ce = F.cross_entropy(S[:, 2] @ E.T / tau, y)
+    # h_0 at temperature tau * 5^2, h_1 at tau * 5: earlier steps softer
+    pl = (F.cross_entropy(S[:, 0] @ E.T / (tau * 25), y, reduction="sum")
+          + F.cross_entropy(S[:, 1] @ E.T / (tau * 5), y, reduction="sum")) / 8
+    assert set(before) == {"ce", "progressive"}      # no contrastive term in eval/warm-up
+    assert before["ce"].item() == pytest.approx(ce.item(), rel=1e-5)
+    assert before["progressive"].item() == pytest.approx(pl.item(), rel=1e-5)
+    with torch.no_grad():
+        scores = m.full_sort_predict({m.ITEM_SEQ: seq, m.ITEM_SEQ_LEN: lens})
+    torch.testing.assert_close(scores, S[:, -1] @ E.T, rtol=1e-5, atol=1e-5)
+
+    # contrastive term: after the warm-up, in training; dropout off so the views differ
+    # only by the noise; by hand from the two branches' states
+    m = tiny("prl", hidden_dropout_prob=0.0, attn_dropout_prob=0.0, input_dropout_prob=0.0,
+             prl_noise=0.3)
+    m.train()
+    assert "contrastive" not in m.losses(seq, lens, y, epoch=1)
+    torch.manual_seed(5)
+    terms = m.losses(seq, lens, y, epoch=2)
+    torch.manual_seed(5)
+    S, noisy = m.states(seq, lens, noise=0.3)
+    sim = torch.einsum("btd,ktd->btk", noisy, S[:, 1:]) / tau         # (B, K, B)
+    want = np.mean([-torch.log_softmax(sim[b, t], -1)[b].item()
+                    for b in range(4) for t in range(2)])
+    assert terms["contrastive"].item() == pytest.approx(want, rel=1e-5)
+    assert (noisy - S[:, 1:]).abs().max() > 1e-4                    # the noise is there
+    assert math.isfinite(sum(terms.values()).item())
+
+
+def test_rearec_end_to_end_toy(tmp_path):
+    """Both variants train through RecBole's trainer; the better validation one is used for the
+    main row; studies report both; a rerun resumes (reuses) the finished runs."""
+    write_dataset(tmp_path / "data", n_users=60, n_items=40)
+    plan = Plan("toy", "smoke", ["rearec"], tmp_path / "data", tmp_path / "results",
+                ["rearec.epochs=3", "rearec.hidden_size=16", "rearec.inner_size=24"])
+    cfg = plan.method_cfgs["rearec"]
+    work = tmp_path / "work"
+    ctx = RunContext(plan.dataset, plan.split, "smoke", plan.cfg.shared, cfg,
+                     tmp_path / "results", work, show_progress=False)
+    m = methods.get("rearec")(cfg)
+    m.fit(ctx)
+    info = m.fit_info
+    assert set(info["variants"]) == {"erl", "prl"}
+    best = max(info["variants"], key=lambda v: info["variants"][v]["best_valid_ndcg@10"])
+    assert info["chosen_variant"] == best
+    top = m.rank(ctx, plan.split.test)
+    assert top.shape == (len(plan.split.test), 40) and (top >= 0).all()
+    out = tmp_path / "studies"
+    res = m.studies(ctx, top, out)
+    assert set(res["variants"]) == {"erl", "prl"}
+    saved = json.loads((out / "studies.json").read_text())
+    assert saved["chosen_variant"] == best
+    # the chosen variant's studies row is the main row's ranking
+    from benchmark.metrics import summarize, target_ranks
+    assert saved["variants"][best]["test"] == summarize(target_ranks(top, plan.split.test.targets),
+                                                      plan.cfg.shared["eval"]["ks"])
+    # a second fit reuses the finished runs: same choice, same ranking
+    m2 = methods.get("rearec")(cfg)
+    m2.fit(ctx)
+    assert np.array_equal(m2.rank(ctx, plan.split.test), top)
