@@ -25,10 +25,27 @@ def test_every_registered_method_end_to_end(tmp_path):
         _, metrics, man = check_method_folder(root / m, tmp_path / "data" / "toy", 80)
         shown[man["display_name"]] = metrics
     check_table_numbers(root / "tables" / "table1.md", shown)
-    assert "Not run (missing): Explicit CoT (GREAM), ReaRec." in \
-        (root / "tables" / "table1.md").read_text()
+    assert "Not run" not in (root / "tables" / "table1.md").read_text()   # all seven rows
     assert (root / "tables" / "table1.tex").read_text().count(r"\toprule") == 1
     check_lasar_studies(root, 80)
+    check_rearec_and_cot(root)
+
+
+def check_rearec_and_cot(root):
+    """ReaRec reports both variants and ranks with the better validation one; Explicit CoT
+    reports direct and CoT-generation modes on the same users, with valid answers."""
+    st = json.loads((root / "rearec" / "studies.json").read_text())
+    man = json.loads((root / "rearec" / "manifest.json").read_text())
+    assert set(st["variants"]) == {"erl", "prl"}
+    chosen = st["chosen_variant"]
+    assert chosen == max(st["variants"], key=lambda v: st["variants"][v]["best_valid_ndcg@10"])
+    metrics = json.loads((root / "rearec" / "metrics.json").read_text())
+    assert st["variants"][chosen]["test"] == metrics
+    assert man["fit_info"]["chosen_variant"] == chosen
+    cot = json.loads((root / "cot_gream" / "studies.json").read_text())
+    g = cot["cot_generation"]
+    assert g["all_answers_valid_items"] and g["mean_reasoning_tokens"] <= g["max_new_tokens"]
+    assert cot["direct"]["equals_main_run"] and len(cot["eval_user_ids"]) == cot["eval_users"]
 
 
 def check_lasar_studies(root, n_users):
@@ -62,6 +79,9 @@ def test_smoke_profile_on_real_sports(tmp_path):
     check_table_numbers(root / "tables" / "table1.md", shown)
     check_method_folder(root / "lasar", data / "sports", 300)
     check_lasar_studies(root, 300)
+    for m in ("rearec", "cot_gream"):
+        check_method_folder(root / m, data / "sports", 300)
+    check_rearec_and_cot(root)
     before = (root / "sasrec" / "predictions.jsonl").read_text()
     r = run_cli("run", "sports", "--profile", "smoke", "--data-dir", data, "--out", out,
                 "--methods", "sasrec")
