@@ -125,6 +125,27 @@ def cmd_bench_lasar(args):
     print(f"  LASAR / plain                  {res['lasar_over_plain']:8.3f}x")
 
 
+def cmd_bench_cot(args):
+    from .bench_cot import run
+    res = run(args)
+    if args.json:
+        print(json.dumps(res))
+        return
+    ms = res["ms_per_user"]
+    print(f"{res['users']} test users of {res['dataset']} ({res['profile']}), {res['repeats']} "
+          f"repeat(s) (median), {res['device']}, {res['threads']} threads; mean latent steps "
+          f"{res['mean_latent_steps']:.2f}, mean CoT reasoning tokens "
+          f"{res['mean_reasoning_tokens']:.1f} (cap {res['cot_max_new_tokens']})")
+    for k, label in (("plain", "plain decoding (MiniOneRec's)"), ("lasar", "LASAR"),
+                     ("cot_direct", "Explicit CoT, direct answer"),
+                     ("cot_generation", "Explicit CoT, CoT generation")):
+        m = res["metrics"][k]
+        print(f"  {label:<30} {ms[k]:9.2f} ms/user   N@10 {m['NDCG@10']:.4f}  "
+              f"HR@10 {m['HR@10']:.4f}")
+    print(f"  CoT generation / LASAR {res['cot_generation_over_lasar']:.2f}x; "
+          f"LASAR / plain {res['lasar_over_plain']:.3f}x")
+
+
 def cmd_methods(args):
     import methods
     for n in methods.names():
@@ -191,6 +212,11 @@ def parser():
     add_lasar_arguments(bl)
     _common(bl)
     bl.set_defaults(func=cmd_bench_lasar)
+    bc = bsub.add_parser("cot", help="CoT generation vs direct vs LASAR vs plain, same users")
+    from .bench_cot import add_arguments as add_cot_arguments
+    add_cot_arguments(bc)
+    _common(bc)
+    bc.set_defaults(func=cmd_bench_cot)
 
     m = sub.add_parser("methods", help="list registered methods")
     m.set_defaults(func=cmd_methods)

@@ -2,6 +2,7 @@
 its cap; finished rows masked), its cached path against recomputing the whole prompt, and the
 CoT SFT examples."""
 import numpy as np
+import pytest
 import torch
 
 from benchmark.beam import SidTrie, recommend
@@ -127,3 +128,24 @@ def test_cot_tasks_layout():
     assert lens.tolist() == [6, 2]
     only, _ = cot_tasks(Codec(), None, ["a", "b"], THINK, END, 4, direct=False)
     assert [t.task for t in only] == ["cot"]
+
+
+def test_bench_cot_json(tmp_path):
+    """`bench cot`: the four decoders on the same users, in one process; JSON and file."""
+    import json
+
+    from .conftest import run_cli, write_dataset
+    write_dataset(tmp_path / "data", n_users=40, n_items=30)
+    r = run_cli("bench", "cot", "toy", "--profile", "smoke", "--users", "12", "--json",
+                "--data-dir", tmp_path / "data", "--out", tmp_path / "results",
+                "--set", "lasar.rl.enabled=false", "--set", "minionerec.sft.epochs=1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["users"] == 12 and len(res["test_user_ids"]) == 12
+    assert set(res["ms_per_user"]) == {"plain", "lasar", "cot_direct", "cot_generation"}
+    assert all(v > 0 for v in res["ms_per_user"].values())
+    assert res["cot_generation_over_lasar"] == pytest.approx(
+        res["ms_per_user"]["cot_generation"] / res["ms_per_user"]["lasar"], rel=0.02, abs=2e-3)
+    assert all(m["n_users"] == 12 for m in res["metrics"].values())
+    saved = json.loads((tmp_path / "results" / "toy" / "smoke" / "bench" / "cot.json").read_text())
+    assert saved["ms_per_user"] == res["ms_per_user"]
