@@ -22,15 +22,6 @@ def add_arguments(p):
     p.add_argument("--json", action="store_true", help="one JSON object")
 
 
-def _ctx(plan, name):
-    from .context import RunContext
-    shared = plan.cfg.shared
-    return RunContext(dataset=plan.dataset, split=plan.split, profile=plan.profile, config=shared,
-                      method_config=plan.method_cfgs[name], results_dir=plan.results_dir,
-                      work_dir=plan.results_dir / "_work", device=shared["device"],
-                      seed=shared["seed"], config_of=plan.cfg.method)
-
-
 def run(args):
     import torch
 
@@ -47,7 +38,7 @@ def run(args):
     shared = plan.cfg.shared
     if shared["threads"]:
         torch.set_num_threads(shared["threads"])
-    lctx, cctx = _ctx(plan, "lasar"), _ctx(plan, "cot_gream")
+    lctx, cctx = plan.context("lasar"), plan.context("cot_gream")
     lasar = methods.get("lasar")(plan.method_cfgs["lasar"])
     lasar.fit(lctx)
     cot = methods.get("cot_gream")(plan.method_cfgs["cot_gream"])

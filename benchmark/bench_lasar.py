@@ -27,16 +27,12 @@ def run(args):
     from methods.lasar.objective import latent_task
     from methods.lasar.studies import _plain_decode
 
-    from .context import RunContext
     from .runner import Plan
     plan = Plan(args.dataset, args.profile, ["lasar"], args.data_dir, args.out, args.overrides)
     shared = plan.cfg.shared
     if shared["threads"]:
         torch.set_num_threads(shared["threads"])
-    ctx = RunContext(dataset=plan.dataset, split=plan.split, profile=plan.profile, config=shared,
-                     method_config=plan.method_cfgs["lasar"], results_dir=plan.results_dir,
-                     work_dir=plan.results_dir / "_work", device=shared["device"],
-                     seed=shared["seed"], config_of=plan.cfg.method)
+    ctx = plan.context("lasar")
     m = methods.get("lasar")(plan.method_cfgs["lasar"])
     m.fit(ctx)
     test = ctx.split.test

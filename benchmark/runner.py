@@ -60,6 +60,16 @@ class Plan:
         self.git_commit = mf.git_commit()          # the code that runs is the code read now
         self.results_dir = results_root(out) / dataset / profile
 
+    def context(self, method, work_dir=None):
+        """The RunContext a method is fitted and ranked with (work_dir: default _work/)."""
+        shared = self.cfg.shared
+        return RunContext(dataset=self.dataset, split=self.split, profile=self.profile,
+                          config=shared, method_config=self.method_cfgs[method],
+                          results_dir=self.results_dir,
+                          work_dir=work_dir or self.results_dir / "_work",
+                          device=shared["device"], seed=shared["seed"],
+                          config_of=self.cfg.method)
+
     def key(self, method, training_length=True):
         """Hash of everything that produces a method's predictions. Without the training
         length (epochs, stopping_step), it keys the work folder, so a run whose cap is raised
@@ -145,9 +155,7 @@ def run_method(plan, name):
             return json.load(f)
     work = plan.results_dir / "_work" / f"{name}-{plan.key(name, training_length=False)}"
     work.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(dataset=plan.dataset, split=plan.split, profile=plan.profile, config=shared,
-                     method_config=mcfg, results_dir=plan.results_dir, work_dir=work,
-                     device=shared["device"], seed=shared["seed"], config_of=plan.cfg.method)
+    ctx = plan.context(name, work)
     method = registry.get(name)(mcfg)
     started = mf.now()
     topk, timings = _fit_and_rank(method, ctx)

@@ -67,8 +67,11 @@ class ReaRec(RecBoleSequential):
         from benchmark.metrics import summarize, target_ranks
         test, out = ctx.split.test, {}
         for v, (model, rb_dataset) in self.trained.items():
-            self.use_model(ctx, model, rb_dataset)
-            top = self.rank(ctx, test)
+            if v == self.chosen:
+                top = topk                       # the main row's ranking
+            else:
+                self.use_model(ctx, model, rb_dataset)
+                top = self.rank(ctx, test)
             out[v] = {"test": summarize(target_ranks(top, test.targets), ctx.config["eval"]["ks"]),
                       "best_valid_ndcg@10": self.fit_info["variants"][v]["best_valid_ndcg@10"],
                       "best_epoch": self.fit_info["variants"][v]["best_epoch"],
