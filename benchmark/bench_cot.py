@@ -22,6 +22,12 @@ def add_arguments(p):
     p.add_argument("--json", action="store_true", help="one JSON object")
 
 
+def bench_key(plan, users, repeats):
+    """What produced a bench/cot.json: the two methods' result keys and the bench settings."""
+    from .config import config_hash
+    return config_hash([plan.key("lasar"), plan.key("cot_gream"), users, repeats])
+
+
 def run(args):
     import torch
 
@@ -76,7 +82,8 @@ def run(args):
     ks = shared["eval"]["ks"]
     n = len(ex)
     med = {k: statistics.median(v) for k, v in times.items()}
-    res = {"dataset": args.dataset, "profile": plan.profile, "users": n,
+    res = {"key": bench_key(plan, args.users, args.repeats),
+           "dataset": args.dataset, "profile": plan.profile, "users": n,
            "repeats": args.repeats, "device": lctx.device, "threads": torch.get_num_threads(),
            "mean_latent_steps": float(np.mean(ns)),
            "mean_reasoning_tokens": float(np.mean(lengths)),

@@ -57,23 +57,90 @@ def cmd_sids(args):
               f"{report['codes_per_level']}, {report['seconds']:.1f} s ({table.source})")
 
 
+def _child_argv(args, scaling):
+    """argv of one method's own process in a parallel run (benchmark/schedule.py)."""
+    def argv(method, threads):
+        a = [sys.executable, "-m", "benchmark", "run", args.dataset, "--profile", args.profile,
+             "--methods", method, "--no-reports"]
+        a += ["--data-dir", args.data_dir] if args.data_dir else []
+        a += ["--out", args.out] if args.out else []
+        a += ["--scaling"] if scaling else []
+        for o in args.overrides:
+            a += ["--set", o]
+        return a + ["--set", "jobs=1", "--set", f"threads={threads}"]
+    return argv
+
+
+def _execute(plan, args, scaling=False):
+    from .runner import run
+    from .schedule import run_parallel
+    jobs = plan.cfg.shared["jobs"]
+    if jobs > 1 and len(plan.methods) > 1:
+        return run_parallel(plan, _child_argv(args, scaling), jobs)
+    return run(plan)
+
+
+def _bench_cot(plan, args, results):
+    """Table 4's timing (bench cot) once LASAR and Explicit CoT have results; skipped when
+    bench/cot.json already records the same key."""
+    bc = plan.cfg.shared["bench_cot"]
+    if not bc["enabled"] or not {"lasar", "cot_gream"} <= set(plan.methods):
+        return
+    if not (results.get("lasar") and results.get("cot_gream")):
+        print("bench cot: skipped (LASAR or Explicit CoT has no results); Table 4 will say so",
+              file=sys.stderr)
+        return
+    from .bench_cot import bench_key
+    from .bench_cot import run as bench
+    path = plan.results_dir / "bench" / "cot.json"
+    key = bench_key(plan, bc["users"], bc["repeats"])
+    if path.is_file() and json.loads(path.read_text()).get("key") == key:
+        print(f"bench cot: up to date ({path}), skipped", file=sys.stderr)
+        return
+    import argparse
+    import torch
+    torch.set_num_threads(plan.cfg.shared["threads"] or torch.get_num_threads())
+    res = bench(argparse.Namespace(dataset=args.dataset, profile=args.profile,
+                                   users=bc["users"], repeats=bc["repeats"], out=args.out,
+                                   data_dir=args.data_dir, overrides=args.overrides))
+    print(f"bench cot: {res['users']} users, ms/user {res['ms_per_user']}; CoT generation / "
+          f"LASAR {res['cot_generation_over_lasar']:.2f}x", file=sys.stderr)
+
+
 def cmd_run(args):
-    from .runner import Plan, run
+    """Methods (in parallel when the profile's jobs > 1), Table 5's larger-backbone runs, Table
+    4's timing, then every report. Each step skips what is already up to date."""
+    import time
+
+    from .runner import Plan, is_main_process
     if args.backbone:
         args.overrides = [f"lm.backbone={args.backbone}", *args.overrides]
+    t0 = time.time()
     plan = Plan(args.dataset, args.profile, _methods(args), args.data_dir, args.out,
-                args.overrides)
-    results = run(plan)
-    from .runner import is_main_process
-    if not is_main_process():
-        return 0
-    from reports.lasar_tables import write_lasar_tables
-    from reports.table1 import write_table1
-    paths = write_table1(plan.results_dir, plan.cfg.shared["eval"])
-    paths += write_lasar_tables(plan.results_dir)
-    for p in paths:
+                args.overrides, scaling=args.scaling)
+    failed = []
+    if not args.only_reports:
+        results = _execute(plan, args, scaling=args.scaling)
+        if not is_main_process():
+            return 0
+        failed = [m for m, r in results.items() if r is None]
+        if not args.no_reports and not args.scaling:
+            sc = plan.cfg.shared["scaling"]
+            if sc["enabled"] and set(sc["methods"]) & set(plan.methods):
+                splan = Plan(args.dataset, args.profile, plan.methods, args.data_dir, args.out,
+                             args.overrides, scaling=True)
+                print(f"[run] Table 5: {', '.join(splan.methods)} on the larger backbone "
+                      f"({splan.results_dir})", file=sys.stderr)
+                sres = _execute(splan, args, scaling=True)
+                failed += [f"{m} (larger backbone)" for m, r in sres.items() if r is None]
+            _bench_cot(plan, args, results)
+    if args.no_reports:
+        return 1 if failed else 0
+    from reports.build import write_reports
+    for p in write_reports(plan.profile_dir, plan.cfg.shared):
         print(f"wrote {p}")
-    failed = [m for m, r in results.items() if r is None]
+    if not args.only_reports:
+        _log_run(plan, args, t0, failed)
     if failed:
         print(f"error: method(s) failed: {', '.join(failed)} (see the log above); "
               "their rows are missing from the tables", file=sys.stderr)
@@ -81,14 +148,26 @@ def cmd_run(args):
     return 0
 
 
+def _log_run(plan, args, t0, failed):
+    """Append this invocation's wall time to results/<ds>/<profile>/run_log.jsonl (a resumed run
+    has several lines; the README's budget figures are their sum)."""
+    import time
+    from .manifest import hardware
+    line = {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0)),
+            "wall_s": round(time.time() - t0, 1), "command": sys.argv,
+            "methods": plan.methods, "failed": failed, "hardware": hardware()}
+    path = plan.profile_dir / "run_log.jsonl"
+    with open(path, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
 def cmd_tables(args):
     from .config import Config
     from .runner import results_root
-    from reports.lasar_tables import write_lasar_tables
-    from reports.table1 import write_table1
+    from reports.build import write_reports
     cfg = Config(args.profile, args.overrides).shared
     root = results_root(args.out) / args.dataset / args.profile
-    for p in write_table1(root, cfg["eval"]) + write_lasar_tables(root):
+    for p in write_reports(root, cfg):
         print(f"wrote {p}")
 
 
@@ -182,6 +261,10 @@ def parser():
         r.add_argument("dataset")
         r.add_argument("--methods", help="comma-separated method names (default: the profile's)")
         r.add_argument("--out", help="results root (default: results/)")
+        r.add_argument("--only-reports", action="store_true",
+                       help="train nothing: rewrite the tables, figures and report from results/")
+        r.add_argument("--no-reports", action="store_true", help=argparse.SUPPRESS)
+        r.add_argument("--scaling", action="store_true", help=argparse.SUPPRESS)
         r.add_argument("--backbone", help="generative methods' backbone: a local Hugging Face "
                                           "causal-LM folder, 'smollm2' or 'random' "
                                           "(= --set lm.backbone=...)")
@@ -195,7 +278,7 @@ def parser():
     _common(s)
     s.set_defaults(func=cmd_sids)
 
-    t = sub.add_parser("tables", help="write the tables from results/ only")
+    t = sub.add_parser("tables", help="write the tables, figures and report from results/ only")
     t.add_argument("dataset")
     t.add_argument("--out", help="results root (default: results/)")
     _common(t)

@@ -10,14 +10,19 @@ class RunContext:
     profile: str
     config: dict               # resolved shared configuration
     method_config: dict        # resolved configuration of the method being run
-    results_dir: Path          # results/<dataset>/<profile>
+    results_dir: Path          # results/<dataset>/<profile> (or its _scaling/<label>/)
     work_dir: Path             # checkpoints and scratch of this method run
     device: str = "cpu"
     seed: int = 42
     show_progress: bool = True
     config_of: object = None   # name -> resolved config of another method (a method's
                                # `depends_on`; LASAR reads MiniOneRec's for its Stage 1)
+    cache_dir: Path = None     # results/<dataset>/_cache (default: beside results_dir)
     _sids: object = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.cache_dir is None:
+            self.cache_dir = Path(self.results_dir).parent / "_cache"
 
     @property
     def topk(self):
@@ -29,5 +34,5 @@ class RunContext:
         if self._sids is None:
             from .sids import build_or_load
             self._sids = build_or_load(self.dataset, self.config["sids"],
-                                       self.results_dir.parent / "_cache")
+                                       self.cache_dir)
         return self._sids

@@ -41,8 +41,13 @@ class Plan:
     """A validated run: config, method list, dataset and split. Built before any training."""
 
     def __init__(self, dataset, profile="cpu", methods=None, data_dir=None, out=None,
-                 overrides=None):
+                 overrides=None, scaling=False):
         self.cfg = Config(profile, overrides)
+        self.scaling = scaling
+        if scaling:          # Table 5: the scaling methods again on the profile's larger backbone
+            sc = self.cfg.shared["scaling"]
+            self.cfg = Config(profile, list(overrides or []) + scaling_overrides(sc))
+            methods = [m for m in sc["methods"] if not methods or m in methods]
         shared = self.cfg.shared
         self.methods = list(methods) if methods else list(shared["enabled"])
         if not self.methods:
@@ -58,7 +63,9 @@ class Plan:
         self.split = make_split(self.dataset, shared["history_len"], users)
         self.profile = profile
         self.git_commit = mf.git_commit()          # the code that runs is the code read now
-        self.results_dir = results_root(out) / dataset / profile
+        self.profile_dir = results_root(out) / dataset / profile
+        self.results_dir = (self.profile_dir / "_scaling" / shared["scaling"]["label"] if scaling
+                            else self.profile_dir)
 
     def context(self, method, work_dir=None):
         """The RunContext a method is fitted and ranked with (work_dir: default _work/)."""
@@ -68,18 +75,26 @@ class Plan:
                           results_dir=self.results_dir,
                           work_dir=work_dir or self.results_dir / "_work",
                           device=shared["device"], seed=shared["seed"],
-                          config_of=self.cfg.method)
+                          config_of=self.cfg.method, cache_dir=self.profile_dir.parent / "_cache")
 
     def key(self, method, training_length=True):
         """Hash of everything that produces a method's predictions. Without the training
         length (epochs, stopping_step), it keys the work folder, so a run whose cap is raised
         continues from its last checkpoint instead of starting over."""
-        shared = {k: v for k, v in self.cfg.shared.items() if k not in ("enabled", "threads")}
+        shared = {k: v for k, v in self.cfg.shared.items()
+                  if k not in ("enabled", "threads", "jobs", "scaling", "bench_cot")}
         mcfg = {k: v for k, v in self.method_cfgs[method].items()
                 if training_length or k not in TRAINING_LENGTH_KEYS}
         deps = {d: self.cfg.method(d) for d in registry.get(method).depends_on}
         return config_hash({"method": method, "config": mcfg, "shared": shared,
                             "data": self.dataset.fingerprint, **({"depends_on": deps} if deps else {})})
+
+
+def scaling_overrides(sc):
+    """--set pairs that turn a profile into its Table-5 variant: the larger backbone's lm keys;
+    LASAR's and Explicit CoT's studies off (Table 5 reads the main rows only)."""
+    return ([f"lm.{k}={json.dumps(v)}" for k, v in sc["lm"].items()]
+            + ["lasar.studies.enabled=false", "cot_gream.studies.enabled=false"])
 
 
 def _check_topk(topk, n, k, n_items, method):

@@ -19,6 +19,7 @@ class Method:
     display_name = None
     kind = "discriminative"
     depends_on = ()
+    cost = 1            # rough relative training cost: which method a parallel run starts first
 
     def __init__(self, config):
         self.config = config

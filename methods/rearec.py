@@ -37,6 +37,7 @@ def _model_class():
 @register("rearec")
 class ReaRec(RecBoleSequential):
     display_name = "ReaRec"
+    cost = 3
 
     def fit(self, ctx):
         variants = list(self.config["variants"])

@@ -228,6 +228,7 @@ class RecBoleSequential(Method):
 @register("sasrec")
 class SASRec(RecBoleSequential):
     display_name = "SASRec"
+    cost = 2
     recbole_model = "SASRec"
 
 

@@ -33,7 +33,7 @@ def test_errors(over, msg):
 
 
 def test_unknown_profile_lists_choices():
-    with pytest.raises(BenchmarkError, match="choose one of: cpu, paper, smoke, smol"):
+    with pytest.raises(BenchmarkError, match="choose one of: cpu, cpu-full, paper, smoke, smol"):
         _cfg("gpu")
 
 

@@ -47,6 +47,7 @@ class Pool:
 class Lasar(GenerativeMethod):
     display_name = "LASAR"
     depends_on = ("minionerec",)
+    cost = 4
 
     # --- Stage 1 ---------------------------------------------------------------------------
     def stage1(self, ctx):

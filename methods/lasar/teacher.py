@@ -181,7 +181,7 @@ def teacher_cots(ctx, examples, cfg):
     ds = ctx.dataset
     key = config_hash({"teacher": cfg, "data": ds.fingerprint,
                        "examples": [examples.users.tolist(), examples.targets.tolist()]})
-    cache = ctx.results_dir.parent / "_cache" / f"cot-{kind}-{key}.jsonl"
+    cache = ctx.cache_dir / f"cot-{kind}-{key}.jsonl"
     if cache.is_file():
         return [json.loads(line)["cot"] for line in cache.read_text().splitlines()]
     recs = ds.items
@@ -190,7 +190,7 @@ def teacher_cots(ctx, examples, cfg):
     elif kind == "import":
         cots = imported_cots(examples, ds, cfg["import_path"])
     else:
-        cots = local_cots(examples, recs, {**cfg, "cache_dir": ctx.results_dir.parent / "_cache"},
+        cots = local_cots(examples, recs, {**cfg, "cache_dir": ctx.cache_dir},
                           ctx.device)
     rows = (json.dumps({"user": ds.user_ids[u], "target": ds.item_ids[t], "cot": c})
             for u, t, c in zip(examples.users, examples.targets, cots))

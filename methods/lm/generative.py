@@ -37,7 +37,7 @@ class GenerativeMethod(Method):
         check_device(ctx.device)
         lm, sids = ctx.config["lm"], ctx.sids()
         texts = [item_text(r) for r in ctx.dataset.items]
-        model, tok = build_backbone(lm, texts, ctx.results_dir.parent / "_cache",
+        model, tok = build_backbone(lm, texts, ctx.cache_dir,
                                     levels=ctx.config["sids"]["levels"],
                                     n_codes=ctx.config["sids"]["codes"],
                                     extra_special=self.extra_special, seed=ctx.seed)

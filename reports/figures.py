@@ -1,0 +1,488 @@
+"""LASAR's paper figures from results/<ds>/<profile>/lasar/studies.json (written by
+methods/lasar/studies.py), as PNG (dpi 200) and PDF under results/<ds>/<profile>/figures/:
+
+  figure3   two-stage (Stage 1, then Stage 2 continuing after it) vs mixed single-stage
+            training: validation loss (CE) against epoch
+  figure4a  Force N = k against the Policy Head's adaptive N: HR@10 (%) on the studies' fixed
+            test users
+  figure4b  N distribution after SFT vs after RL: share of users (%) per N = 1..n_max
+  figure5a  RL dynamics: mean N (left axis) and reward (right axis) per RL step, raw points
+            faint plus a moving average
+  figure5b  per-N HR@10 (%) of the test users the Policy Head gave each N, with each N's
+            number of users written on its bar
+
+Only studies.json is read. A figure whose data are absent is skipped. `figure_data(root)` returns
+the numbers each figure plots, so tests and reports can check them against studies.json.
+
+  python -m reports.figures results/sports/cpu-full
+"""
+import json
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+FIGSIZE = (3.4, 2.4)          # one paper column
+FONTSIZE = 8
+DPI = 200
+NAMES = ("figure3", "figure4a", "figure4b", "figure5a", "figure5b")
+
+SFT_COLOR, RL_COLOR = "#4C72B0", "#DD8452"      # seaborn "deep" blue / orange
+FORCE_COLOR, ADAPTIVE_COLOR = "#8C8C8C", "#C44E52"
+MIXED_COLOR = "#55A868"
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+def load_studies(root):
+    """root/lasar/studies.json as a dict, or {} if it is absent or unreadable."""
+    p = Path(root) / "lasar" / "studies.json"
+    try:
+        with open(p) as f:
+            d = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _num(x):
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+def _curve(points):
+    """[[step, loss], ...] -> sorted list of (step, loss) with finite numbers only."""
+    out = []
+    for p in points or []:
+        if isinstance(p, (list, tuple)) and len(p) >= 2:
+            s, v = _num(p[0]), _num(p[1])
+            if s is not None and v is not None:
+                out.append((s, v))
+    return sorted(out)
+
+
+def _fig3_data(s):
+    f3 = s.get("figure3")
+    if not isinstance(f3, dict):
+        return None
+    s1, s2, mx = _curve(f3.get("stage1")), _curve(f3.get("stage2")), _curve(f3.get("mixed"))
+    if not (s1 or s2 or mx):
+        return None
+    spe = {k: _num(f3.get(f"{k}_steps_per_epoch")) for k in ("stage1", "stage2", "mixed")}
+    present = [k for k, c in (("stage1", s1), ("stage2", s2), ("mixed", mx)) if c]
+    epochs = all(spe[k] and spe[k] > 0 for k in present)
+    unit = "epoch" if epochs else "step"
+
+    def x(k, step):
+        return step / spe[k] if epochs else step
+
+    stage1 = [[x("stage1", a), v] for a, v in s1]
+    # Stage 2 starts where Stage 1 stopped: its last evaluated step (an epoch end)
+    offset = stage1[-1][0] if stage1 else 0.0
+    stage2 = [[offset + x("stage2", a), v] for a, v in s2]
+    mixed = [[x("mixed", a), v] for a, v in mx]
+    return {"unit": unit, "stage1": stage1, "stage2": stage2, "stage2_start": offset,
+            "mixed": mixed}
+
+
+def _adaptive_name(rows):
+    return "rl_full" if "rl_full" in rows else "adaptive"
+
+
+def _fig4a_data(s):
+    rows = s.get("rows")
+    if not isinstance(rows, dict):
+        return None
+    out = {}
+    force = []
+    for name in rows:
+        m = re.fullmatch(r"force_(\d+)", str(name))
+        if m:
+            force.append((int(m.group(1)), name))
+    for n, name in sorted(force):
+        v = _num((rows.get(name) or {}).get("HR@10"))
+        if v is not None:
+            out[f"Force N={n}"] = 100.0 * v
+    v = _num((rows.get(_adaptive_name(rows)) or {}).get("HR@10"))
+    if v is not None:
+        out["Adaptive"] = 100.0 * v
+    return out or None
+
+
+def _n_users(rows):
+    names = [n for n in rows if re.fullmatch(r"force_\d+", str(n))] + [_adaptive_name(rows)]
+    for n in names:
+        u = (rows.get(n) or {}).get("n_users")
+        if isinstance(u, (int, float)):
+            return int(u)
+    return None
+
+
+def _dist(d):
+    if not isinstance(d, dict):
+        return None
+    counts = [_num(c) or 0.0 for c in (d.get("counts") or [])]
+    total = sum(counts)
+    if total <= 0:
+        return None
+    mean = _num(d.get("mean"))
+    if mean is None:
+        mean = sum((i + 1) * c for i, c in enumerate(counts)) / total
+    return {"share": [100.0 * c / total for c in counts], "mean": mean, "n_users": int(total)}
+
+
+def _fig4b_data(s):
+    sft = _dist(s.get("n_dist_after_sft"))
+    rl = _dist(s.get("n_dist_final_all_users")) or _dist(s.get("n_dist_final_subset"))
+    if not (sft or rl):
+        return None
+    out = {}
+    if sft:
+        out["after_sft"] = sft
+    if rl:
+        out["after_rl"] = rl
+    return out
+
+
+def moving_average(values, window):
+    """Trailing mean over the last `window` values (fewer at the start)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return v
+    w = max(1, int(window))
+    c = np.concatenate([[0.0], np.cumsum(v)])
+    i = np.arange(1, len(v) + 1)
+    lo = np.maximum(0, i - w)
+    return (c[i] - c[lo]) / (i - lo)
+
+
+def _ma_window(n):
+    return max(1, min(16, n // 8))
+
+
+def _fig5a_data(s):
+    log = s.get("rl_log")
+    if not isinstance(log, list):
+        return None
+    pts = []
+    for i, r in enumerate(log):
+        if not isinstance(r, dict):
+            continue
+        step = _num(r.get("step"))
+        pts.append((i + 1 if step is None else step, _num(r.get("mean_n")), _num(r.get("reward"))))
+    pts.sort(key=lambda p: p[0])
+    out = {}
+    for key, j in (("mean_n", 1), ("reward", 2)):
+        sv = [(p[0], p[j]) for p in pts if p[j] is not None]
+        if sv:
+            steps, vals = zip(*sv)
+            w = _ma_window(len(vals))
+            out[key] = {"step": list(steps), "value": list(vals), "window": w,
+                        "moving_average": moving_average(vals, w).tolist()}
+    return out or None
+
+
+def _fig5b_data(s):
+    per = s.get("per_n_all_users")
+    if not isinstance(per, dict):
+        return None
+    hr, users = {}, {}
+    for k, r in per.items():
+        try:
+            n = int(k)
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(r, dict):
+            continue
+        u = int(_num(r.get("n_users")) or 0)
+        v = _num(r.get("HR@10"))
+        if u > 0 and v is not None:
+            hr[n], users[n] = 100.0 * v, u
+    if not hr:
+        return None
+    hr = dict(sorted(hr.items()))
+    users = dict(sorted(users.items()))
+    overall = sum(hr[n] * users[n] for n in hr) / sum(users.values())
+    return {"HR@10": hr, "n_users": users, "overall_HR@10": overall}
+
+
+def figure_data(root):
+    """Per figure, the numbers it plots (figures whose data are absent are left out):
+
+      figure3   {"unit": "epoch"|"step", "stage1": [[x, loss]], "stage2": [[x, loss]]
+                 (x continues after Stage 1), "stage2_start": x, "mixed": [[x, loss]]}
+      figure4a  {"Force N=1": HR@10 %, ..., "Adaptive": HR@10 %}
+      figure4b  {"after_sft"/"after_rl": {"share": [% per N=1..], "mean": N, "n_users": int}}
+      figure5a  {"mean_n"/"reward": {"step", "value", "window", "moving_average"}}
+      figure5b  {"HR@10": {N: %}, "n_users": {N: int}, "overall_HR@10": %}  (N with users only)
+    """
+    s = load_studies(root)
+    out = {}
+    for name, fn in (("figure3", _fig3_data), ("figure4a", _fig4a_data),
+                     ("figure4b", _fig4b_data), ("figure5a", _fig5a_data),
+                     ("figure5b", _fig5b_data)):
+        try:
+            d = fn(s)
+        except Exception:          # malformed section: skip that figure, never the rest
+            d = None
+        if d:
+            out[name] = d
+    if "figure4a" in out:
+        out["figure4a_n_users"] = _n_users(s.get("rows") or {})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# drawing
+
+
+def _style():
+    """rc params for the paper look, applied inside mpl.rc_context (restored on exit)."""
+    import seaborn as sns
+    sns.set_theme(style="whitegrid", context="paper")
+    import matplotlib as mpl
+    mpl.rcParams.update({
+        "font.size": FONTSIZE, "axes.titlesize": FONTSIZE, "axes.labelsize": FONTSIZE,
+        "xtick.labelsize": FONTSIZE - 1, "ytick.labelsize": FONTSIZE - 1,
+        "legend.fontsize": FONTSIZE - 1, "legend.title_fontsize": FONTSIZE - 1,
+        "axes.linewidth": 0.6, "grid.linewidth": 0.4, "lines.linewidth": 1.2,
+        "lines.markersize": 3, "legend.frameon": True, "legend.framealpha": 0.85,
+        "legend.borderpad": 0.3, "legend.handlelength": 1.6,
+        "pdf.fonttype": 42, "ps.fonttype": 42, "savefig.dpi": DPI,
+    })
+
+
+def _new_figure():
+    """A Figure on the Agg canvas, outside pyplot's global figure registry."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=FIGSIZE, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _draw_figure3(fig, d):
+    ax = fig.add_subplot()
+    if d["stage1"]:
+        x, y = zip(*d["stage1"])
+        ax.plot(x, y, "o-", color=SFT_COLOR, label="Two-stage: Stage 1")
+    if d["stage2"]:
+        x, y = zip(*d["stage2"])
+        if d["stage1"]:       # join the two stages so the two-stage run reads as one curve
+            ax.plot([d["stage1"][-1][0], x[0]], [d["stage1"][-1][1], y[0]], ":",
+                    color=RL_COLOR, lw=0.9)
+        ax.plot(x, y, "s-", color=RL_COLOR, label="Two-stage: Stage 2")
+    if d["mixed"]:
+        x, y = zip(*d["mixed"])
+        ax.plot(x, y, "^--", color=MIXED_COLOR, label="Mixed (one stage)")
+    if d["stage1"] and d["stage2"]:
+        ax.axvline(d["stage2_start"], color="0.5", lw=0.7, ls=":", zorder=0)
+    ax.set_xlabel(d["unit"])
+    ax.set_ylabel("validation loss (CE)")
+    ax.set_xlim(left=0)
+    # keep the legend off the curves: the mixed curve sits high, two-stage ends low
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + 0.08 * (hi - lo))
+    ax.legend(loc="best")
+
+
+def _bar_labels(ax, bars, texts, fontsize=FONTSIZE - 2, pad=1.5, box=False):
+    """Write texts[i] just above bars[i] (None: nothing); box: on a faint white backing so a
+    reference line behind stays readable."""
+    kw = {"bbox": dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.8)} if box else {}
+    for b, t in zip(bars, texts):
+        if t is None:
+            continue
+        ax.annotate(t, (b.get_x() + b.get_width() / 2, b.get_height()),
+                    xytext=(0, pad), textcoords="offset points", linespacing=1.0,
+                    ha="center", va="bottom", fontsize=fontsize, zorder=3, **kw)
+
+
+def _compact(n):
+    """User counts short enough to sit over a bar: 935, 4.0k, 35k, 1.2M."""
+    n = int(n)
+    if n < 1000:
+        return str(n)
+    if n < 10_000:
+        return f"{n / 1000:.1f}k"
+    if n < 1_000_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1e6:.1f}M"
+
+
+def _draw_figure4a(fig, d, n_users=None):
+    ax = fig.add_subplot()
+    labels = list(d)
+    vals = [d[k] for k in labels]
+    colors = [ADAPTIVE_COLOR if k == "Adaptive" else FORCE_COLOR for k in labels]
+    ticks = [k.replace("Force ", "Force\n") for k in labels]
+    bars = ax.bar(range(len(vals)), vals, color=colors, width=0.65)
+    _bar_labels(ax, bars, [f"{v:.2f}" for v in vals], fontsize=FONTSIZE - 1)
+    ax.set_xticks(range(len(vals)), ticks)
+    ax.set_ylabel("HR@10 (%)")
+    ax.set_ylim(0, max(vals) * 1.18 if max(vals) > 0 else 1)
+    ax.grid(axis="x", visible=False)
+    if n_users:
+        ax.text(0.01, 0.99, f"{n_users:,} test users", transform=ax.transAxes,
+                ha="left", va="top", fontsize=FONTSIZE - 2, color="0.3")
+
+
+def _pct(v):
+    if v == 0:
+        return None
+    return f"{v:.1f}" if v >= 0.05 else "<0.1"
+
+
+def _draw_figure4b(fig, d):
+    ax = fig.add_subplot()
+    n_max = max(len(v["share"]) for v in d.values())
+    xs = np.arange(1, n_max + 1)
+    series = [(k, lab, c) for k, lab, c in (("after_sft", "After SFT", SFT_COLOR),
+                                            ("after_rl", "After RL", RL_COLOR)) if k in d]
+    w = 0.8 / len(series)
+    top = 0.0
+    for i, (k, lab, c) in enumerate(series):
+        share = list(d[k]["share"]) + [0.0] * (n_max - len(d[k]["share"]))
+        top = max(top, max(share))
+        bars = ax.bar(xs + (i - (len(series) - 1) / 2) * w, share, width=w, color=c,
+                      label=f"{lab} (mean N = {d[k]['mean']:.2f})")
+        _bar_labels(ax, bars, [_pct(v) for v in share], fontsize=FONTSIZE - 3, pad=1)
+    ax.set_xticks(xs)
+    ax.set_xlabel("reasoning steps N")
+    ax.set_ylabel("share of users (%)")
+    ax.set_ylim(0, max(top * 1.3, 1))
+    ax.set_yticks([t for t in ax.get_yticks() if 0 <= t <= 100])
+    ax.grid(axis="x", visible=False)
+    ax.legend(loc="best")
+
+
+def _sci_scale(values):
+    """(factor, label suffix) so that values * factor are in a readable range."""
+    m = max((abs(v) for v in values), default=0.0)
+    if m == 0 or 1e-2 <= m < 1e3:
+        return 1.0, ""
+    e = int(np.floor(np.log10(m)))
+    return 10.0 ** -e, rf" ($\times 10^{{{e}}}$)"
+
+
+def _draw_figure5a(fig, d):
+    ax = fig.add_subplot()
+    handles = []
+    if "mean_n" in d:
+        m = d["mean_n"]
+        ax.plot(m["step"], m["value"], "-", color=SFT_COLOR, alpha=0.25, lw=0.6)
+        handles += ax.plot(m["step"], m["moving_average"], "-", color=SFT_COLOR,
+                           label=f"mean N (MA {m['window']})")
+        ax.set_ylabel("mean N", color=SFT_COLOR)
+        ax.tick_params(axis="y", colors=SFT_COLOR)
+    else:
+        ax.set_yticks([])
+    ax.set_xlabel("RL step")
+    if "reward" in d:
+        r = d["reward"]
+        f, suffix = _sci_scale(r["value"])
+        ax2 = ax.twinx()
+        ax2.plot(r["step"], np.asarray(r["value"]) * f, "-", color=RL_COLOR, alpha=0.25, lw=0.6)
+        handles += ax2.plot(r["step"], np.asarray(r["moving_average"]) * f, "-", color=RL_COLOR,
+                            label=f"reward (MA {r['window']})")
+        ax2.set_ylabel("reward" + suffix, color=RL_COLOR)
+        ax2.tick_params(axis="y", colors=RL_COLOR)
+        ax2.grid(False)
+    ax.legend(handles=handles, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 1.0))
+    # leave headroom so the legend sits above both curves
+    for a in fig.axes:
+        lo, hi = a.get_ylim()
+        a.set_ylim(lo, hi + 0.22 * (hi - lo))
+
+
+def _draw_figure5b(fig, d):
+    ax = fig.add_subplot()
+    hr, users = d["HR@10"], d["n_users"]
+    n_max = max(8, max(hr))
+    xs = np.arange(1, n_max + 1)
+    vals = [hr.get(int(n), 0.0) for n in xs]
+    bars = ax.bar(xs, vals, width=0.65, color=SFT_COLOR)
+    for b, n in zip(bars, xs):
+        if int(n) not in hr:
+            b.set_visible(False)
+    _bar_labels(ax, bars, [f"{hr[int(n)]:.2f}\nn={_compact(users[int(n)])}" if int(n) in hr
+                           else None for n in xs], fontsize=FONTSIZE - 2, box=True)
+    ax.axhline(d["overall_HR@10"], color="0.35", ls="--", lw=0.8, zorder=1,
+               label=f"all test users ({d['overall_HR@10']:.2f}%)")
+    ax.set_xticks(xs)
+    ax.set_xlabel("reasoning steps N (chosen by Policy Head)")
+    ax.set_ylabel("HR@10 (%)")
+    top = max(max(vals), d["overall_HR@10"])
+    ax.set_ylim(0, top * 1.35 if top > 0 else 1)
+    ax.grid(axis="x", visible=False)
+    ax.legend(loc="best")
+
+
+def _save(fig, path, fmt):
+    """Write `fig` to `path` atomically: a temp file in the same folder, then os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            kw = {"dpi": DPI} if fmt == "png" else {"metadata": {"CreationDate": None}}
+            fig.savefig(f, format=fmt, **kw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_figures(root):
+    """Write root/figures/<figure>.{png,pdf} for each figure whose data exist in
+    root/lasar/studies.json; return the written paths."""
+    import matplotlib as mpl
+
+    root = Path(root)
+    data = figure_data(root)
+    draw = {"figure3": _draw_figure3, "figure4a": _draw_figure4a, "figure4b": _draw_figure4b,
+            "figure5a": _draw_figure5a, "figure5b": _draw_figure5b}
+    paths = []
+    with mpl.rc_context():
+        _style()
+        for name in NAMES:
+            if name not in data:
+                continue
+            fig = _new_figure()
+            try:
+                if name == "figure4a":
+                    draw[name](fig, data[name], data.get("figure4a_n_users"))
+                else:
+                    draw[name](fig, data[name])
+                for fmt in ("png", "pdf"):
+                    paths.append(_save(fig, root / "figures" / f"{name}.{fmt}", fmt))
+            finally:
+                fig.clear()          # never registered with pyplot: clearing frees it
+    return paths
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print("usage: python -m reports.figures results/<dataset>/<profile> [...]",
+              file=sys.stderr)
+        return 2
+    for root in argv:
+        for p in write_figures(root):
+            print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Figures 3, 4a, 4b, 5a, 5b from a hand-built studies.json: files written, formats right,
+plotted numbers equal the ones worked out by hand, absent data skipped without error."""
+import json
+import os
+
+import matplotlib as mpl
+import pytest
+
+from reports.figures import NAMES, figure_data, moving_average, write_figures
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _studies():
+    return {
+        "eval_users": 10,
+        "rows": {
+            "pure_sft": {"HR@10": 0.5, "NDCG@10": 0.3, "n_users": 10},
+            "force_8": {"HR@10": 0.3, "n_users": 10,
+                        "n_dist": {"counts": [0] * 7 + [10], "mean": 8.0}},
+            "force_1": {"HR@10": 0.1, "n_users": 10,
+                        "n_dist": {"counts": [10] + [0] * 7, "mean": 1.0}},
+            "force_2": {"HR@10": 0.2, "n_users": 10},
+            "rl_full": {"HR@10": 0.4, "n_users": 10,
+                        "n_dist": {"counts": [2, 3, 5, 0, 0, 0, 0, 0], "mean": 2.3}},
+        },
+        "n_dist_after_sft": {"counts": [0, 0, 6, 4, 0, 0, 0, 0], "mean": 3.4},
+        "n_dist_final_subset": {"counts": [2, 3, 5, 0, 0, 0, 0, 0], "mean": 2.3},
+        "n_dist_final_all_users": {"counts": [5, 10, 5, 0, 0, 0, 0, 0], "mean": 2.0},
+        "per_n_all_users": {
+            "1": {"HR@10": 0.2, "NDCG@10": 0.1, "n_users": 5},
+            "2": {"HR@10": 0.3, "NDCG@10": 0.2, "n_users": 10},
+            "3": {"HR@10": 0.0, "NDCG@10": 0.0, "n_users": 5},
+            "4": {"HR@10": 0.0, "NDCG@10": 0.0, "n_users": 0},
+        },
+        "figure3": {"stage1": [[10, 3.0], [20, 2.5]], "stage1_steps_per_epoch": 10,
+                    "stage2": [[5, 2.2], [10, 2.0]], "stage2_steps_per_epoch": 5,
+                    "mixed": [[8, 3.5], [16, 3.2], [24, 3.1]], "mixed_steps_per_epoch": 8},
+        "rl_log": [{"step": s, "mean_n": 4.0 - 0.1 * s, "reward": 0.1 * s, "baseline": 0.0,
+                    "hit": 0.5} for s in range(1, 17)],
+    }
+
+
+def _approx_points(points):
+    """pytest.approx for a list of [x, y] points (approx takes flat sequences only)."""
+    class Points:
+        def __eq__(self, other):
+            return (len(other) == len(points)
+                    and all(list(o) == pytest.approx(list(p)) for o, p in zip(other, points)))
+
+        def __repr__(self):
+            return repr(points)
+    return Points()
+
+
+def _root(tmp_path, studies):
+    (tmp_path / "lasar").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "lasar" / "studies.json").write_text(json.dumps(studies))
+    return tmp_path
+
+
+def test_all_figures_written(tmp_path):
+    root = _root(tmp_path, _studies())
+    rc = dict(mpl.rcParams)
+    paths = write_figures(root)
+    expected = {root / "figures" / f"{n}.{ext}" for n in NAMES for ext in ("png", "pdf")}
+    assert set(paths) == expected
+    for p in expected:
+        data = p.read_bytes()
+        assert len(data) > 1000
+        assert data.startswith(PNG_MAGIC if p.suffix == ".png" else b"%PDF")
+    # atomic writes leave no temp files behind; the style does not leak into rcParams
+    assert sorted(os.listdir(root / "figures")) == sorted(p.name for p in expected)
+    assert dict(mpl.rcParams) == rc
+
+
+def test_png_size_is_one_column(tmp_path):
+    from PIL import Image
+    root = _root(tmp_path, _studies())
+    write_figures(root)
+    w, h = Image.open(root / "figures" / "figure4a.png").size
+    assert (w, h) == (round(3.4 * 200), round(2.4 * 200))
+
+
+def test_figure_data_matches_studies(tmp_path):
+    root = _root(tmp_path, _studies())
+    d = figure_data(root)
+
+    # 4a: Force N sorted numerically, then Adaptive (= rl_full); HR@10 in %
+    assert list(d["figure4a"]) == ["Force N=1", "Force N=2", "Force N=8", "Adaptive"]
+    assert d["figure4a"] == pytest.approx(
+        {"Force N=1": 10.0, "Force N=2": 20.0, "Force N=8": 30.0, "Adaptive": 40.0})
+    assert d["figure4a_n_users"] == 10
+
+    # 4b: shares in %, means as given; RL side from all users, not the subset
+    sft, rl = d["figure4b"]["after_sft"], d["figure4b"]["after_rl"]
+    assert sft["share"] == pytest.approx([0, 0, 60, 40, 0, 0, 0, 0])
+    assert sft["mean"] == 3.4
+    assert rl["share"] == pytest.approx([25, 50, 25, 0, 0, 0, 0, 0])
+    assert rl["mean"] == 2.0 and rl["n_users"] == 20
+
+    # 5b: N with users only; HR@10 in %; overall = user-weighted mean
+    f5b = d["figure5b"]
+    assert f5b["HR@10"] == pytest.approx({1: 20.0, 2: 30.0, 3: 0.0})
+    assert f5b["n_users"] == {1: 5, 2: 10, 3: 5}
+    assert f5b["overall_HR@10"] == pytest.approx((20 * 5 + 30 * 10 + 0 * 5) / 20)
+
+    # 3: epochs; Stage 2 continues after Stage 1's last point (epoch 2)
+    f3 = d["figure3"]
+    assert f3["unit"] == "epoch"
+    assert f3["stage1"] == _approx_points([[1.0, 3.0], [2.0, 2.5]])
+    assert f3["stage2_start"] == 2.0
+    assert f3["stage2"] == _approx_points([[3.0, 2.2], [4.0, 2.0]])
+    assert f3["mixed"] == _approx_points([[1.0, 3.5], [2.0, 3.2], [3.0, 3.1]])
+
+    # 5a: raw values per step plus a trailing moving average
+    f5a = d["figure5a"]
+    assert f5a["mean_n"]["step"] == list(range(1, 17))
+    assert f5a["mean_n"]["value"] == pytest.approx([4.0 - 0.1 * s for s in range(1, 17)])
+    assert f5a["reward"]["value"] == pytest.approx([0.1 * s for s in range(1, 17)])
+    w = f5a["reward"]["window"]
+    assert w == 2
+    assert f5a["reward"]["moving_average"][0] == pytest.approx(0.1)
+    assert f5a["reward"]["moving_average"][5] == pytest.approx((0.5 + 0.6) / 2)
+
+
+def test_moving_average():
+    assert moving_average([1, 2, 3, 4], 2).tolist() == pytest.approx([1, 1.5, 2.5, 3.5])
+    assert moving_average([1, 2, 3], 1).tolist() == [1, 2, 3]
+    assert len(moving_average([], 4)) == 0
+
+
+def test_missing_rl_log_skips_figure5a(tmp_path):
+    s = _studies()
+    del s["rl_log"]
+    root = _root(tmp_path, s)
+    paths = write_figures(root)
+    names = {p.stem for p in paths}
+    assert "figure5a" not in names
+    assert names == set(NAMES) - {"figure5a"}
+    assert not (root / "figures" / "figure5a.png").exists()
+    assert "figure5a" not in figure_data(root)
+
+
+def test_fallbacks_and_partial_data(tmp_path):
+    s = _studies()
+    del s["n_dist_final_all_users"]                   # falls back to the subset
+    del s["figure3"]["mixed"]
+    del s["figure3"]["stage2_steps_per_epoch"]        # no epochs for every curve: steps
+    s["rows"]["adaptive"] = s["rows"].pop("rl_full")  # no RL ablation: row is "adaptive"
+    del s["per_n_all_users"]
+    root = _root(tmp_path, s)
+    d = figure_data(root)
+    assert d["figure4b"]["after_rl"]["share"] == pytest.approx([20, 30, 50, 0, 0, 0, 0, 0])
+    assert d["figure4a"]["Adaptive"] == pytest.approx(40.0)
+    assert d["figure3"]["unit"] == "step" and d["figure3"]["mixed"] == []
+    assert d["figure3"]["stage2"] == _approx_points([[25.0, 2.2], [30.0, 2.0]])
+    names = {p.stem for p in write_figures(root)}
+    assert names == {"figure3", "figure4a", "figure4b", "figure5a"}
+
+
+@pytest.mark.parametrize("studies", [None, {}, {"rows": {}, "figure3": {}, "rl_log": []},
+                                     {"rows": "bad", "figure3": None, "per_n_all_users": [1],
+                                      "n_dist_after_sft": {"counts": [0] * 8}}])
+def test_nothing_to_draw(tmp_path, studies):
+    if studies is not None:
+        _root(tmp_path, studies)
+    assert write_figures(tmp_path) == []
+    assert figure_data(tmp_path) == {}
+    assert not (tmp_path / "figures").exists()
