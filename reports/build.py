@@ -1,12 +1,114 @@
-"""Every report of one run folder (results/<dataset>/<profile>/), from results/ only."""
+"""Every report of one run folder (results/<dataset>/<profile>/), from results/ only:
+tables/*.{tex,md}, figures/*.{png,pdf}, the paper comparison, the claims, and report.md, which
+embeds them all so a reader can look instead of parse."""
+import json
 from pathlib import Path
 
+from benchmark.io import atomic_write_text
+
+from .figures import write_figures
 from .lasar_tables import write_lasar_tables
-from .table1 import write_table1
+from .paper_compare import write_claims, write_comparison
+from .results_io import load_manifest, method_dirs
+from .table1 import PAPER_ORDER, write_table1
+from .tables_extra import write_table4, write_table5
+
+# (file stem under tables/, heading) in the order report.md shows them
+SECTIONS = [
+    ("claims", "The paper's claims"),
+    ("table1", "Table 1: main results"),
+    ("table1_pvalues", "Table 1: significance (LASAR > baseline, one-sided paired bootstrap)"),
+    ("table2_alignment", "Table 2: alignment ablation"),
+    ("table9_alignment", "Table 9: alignment ablation"),
+    ("table3_rl_ablation", "Table 3: RL ablation"),
+    ("table4_efficiency", "Table 4: inference efficiency"),
+    ("table5_scaling", "Table 5: model scaling"),
+    ("table8_segments", "Table 8: segment count vs sample complexity"),
+    ("force_n", "Force-N (Figure 4a's data)"),
+    ("n_distribution", "N distribution (Figure 4b's data)"),
+    ("per_n", "Per-N metrics (Figure 5b's data)"),
+]
+FIGURES = [
+    ("figure3", "Figure 3: two-stage vs mixed training, validation loss"),
+    ("figure4a", "Figure 4a: Force-N vs adaptive N, HR@10"),
+    ("figure4b", "Figure 4b: N distribution after SFT and after RL"),
+    ("figure5a", "Figure 5a: RL dynamics, mean N and reward"),
+    ("figure5b", "Figure 5b: HR@10 per Policy-Head N"),
+]
 
 
 def write_reports(root, shared):
     root = Path(root)
     paths = write_table1(root, shared["eval"])
     paths += write_lasar_tables(root)
+    paths += write_table4(root)
+    paths += write_table5(root)
+    paths += write_figures(root)
+    paths += write_comparison(root)
+    paths += write_claims(root)
+    if method_dirs(root):
+        paths.append(write_report_md(root))
     return paths
+
+
+def _provenance(root):
+    found = method_dirs(root)
+    lines = ["| Method | config | git commit | seed | test users | fit | rank | finished |",
+             "|---|---|---|---|---|---|---|---|"]
+    for m in [m for m in PAPER_ORDER if m in found] + sorted(set(found) - set(PAPER_ORDER)):
+        man = load_manifest(found[m])
+        t = man.get("timings", {})
+        lines.append(f"| {man.get('display_name', m)} | `{man['config_hash']}` | "
+                     f"`{str(man.get('git_commit'))[:10]}` | {man['seed']} | "
+                     f"{man['dataset']['test_users']} | {t.get('fit_s', 0) / 60:.1f} min | "
+                     f"{t.get('rank_s', 0):.0f} s | {man.get('created', '')} |")
+    log = root / "run_log.jsonl"
+    if log.is_file():
+        runs = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+        total = sum(r["wall_s"] for r in runs)
+        lines += ["", f"Wall time of `./run_all.sh` on this folder: {total / 3600:.2f} h over "
+                      f"{len(runs)} invocation(s) (a resumed run adds one line to run_log.jsonl): "
+                  + ", ".join(f"{r['started']} {r['wall_s'] / 60:.1f} min" for r in runs) + "."]
+    lines += ["", "fit = the last invocation's training time (a resumed method only counts the "
+                  "part it ran then)."]
+    return "\n".join(lines)
+
+
+def write_report_md(root):
+    root = Path(root)
+    ds, prof = root.parent.name, root.name
+    out = [f"# LASAR reproduction: {ds}, {prof} profile", "",
+           "Generated from this folder only (`python -m benchmark tables "
+           f"{ds} --profile {prof}` rewrites it). Every number below comes from the files next "
+           "to it: `<method>/metrics.json`, `lasar/studies.json`, `bench/cot.json`, "
+           "`_scaling/`. Paper values: `reports/paper_numbers.yaml`.", "",
+           "## What produced it", "", _provenance(root), ""]
+    missing = []
+    for stem, title in SECTIONS:
+        p = root / "tables" / f"{stem}.md"
+        if p.is_file():
+            body = p.read_text().strip()
+            if body.startswith("**"):          # drop the file's own bold title line
+                body = body.split("\n", 1)[1].strip()
+            out += [f"## {title}", "", body, ""]
+        elif not (stem == "table2_alignment" and ds != "beauty"
+                  or stem == "table9_alignment" and ds == "beauty"):
+            missing.append(title)
+    out += ["## Figures", ""]
+    for stem, title in FIGURES:
+        if (root / "figures" / f"{stem}.png").is_file():
+            out += [f"**{title}** ([PDF](figures/{stem}.pdf))", "",
+                    f"![{title}](figures/{stem}.png)", ""]
+        else:
+            missing.append(title)
+    p = root / "tables" / "paper_comparison.md"
+    if p.is_file():
+        body = p.read_text().strip().split("\n", 1)[1].strip()
+        out += ["## Reproduced vs published numbers", "", body, ""]
+    if missing:
+        out += ["## Not produced by this run", "",
+                "These need results this folder does not have (a method or study not run, or a "
+                "profile that disables it):", ""] + [f"- {m}" for m in missing] + [""]
+    path = root / "report.md"
+    atomic_write_text(path, "\n".join(out))
+    return path
