@@ -40,6 +40,7 @@ def _last_progress(path, width=110):
             tail = f.read().decode("utf-8", "replace")
     except OSError:
         return ""
+    tail = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", tail)          # colour codes (RecBole's bars)
     parts = [p.strip() for p in re.split(r"[\r\n]", tail) if p.strip()]
     return parts[-1][:width] if parts else ""
 

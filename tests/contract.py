@@ -53,3 +53,75 @@ def check_table_numbers(table_md, metrics_by_display):
         want = [f"{metrics[m]:.4f}" for m in ("NDCG@5", "NDCG@10", "NDCG@20", "HR@5", "HR@10",
                                               "HR@20")]
         assert cells == want, (display, cells, want)
+
+
+TABLES = ("table1", "table1_pvalues", "table3_rl_ablation", "table4_efficiency",
+          "table5_scaling", "table8_segments", "force_n", "per_n", "n_distribution",
+          "paper_comparison")
+FIGURES = ("figure3", "figure4a", "figure4b", "figure5a", "figure5b")
+
+
+def _row_cells(text, label):
+    line = next(l for l in text.splitlines() if l.startswith(f"| {label} |"))
+    return [c.strip().strip("*").replace("<u>", "").replace("</u>", "").rstrip("*†")
+            for c in line.strip().strip("|").split("|")[1:]]
+
+
+def check_reports(root):
+    """Every table (LaTeX and Markdown), figure (PNG and PDF), the claims and report.md exist
+    and are non-empty, and the numbers in them equal what the run's files hold."""
+    root = Path(root)
+    ds = root.parent.name
+    stems = TABLES + (("table2_alignment",) if ds == "beauty" else ("table9_alignment",))
+    for t in stems:
+        for ext in ("md", "tex"):
+            p = root / "tables" / f"{t}.{ext}"
+            assert p.is_file() and p.stat().st_size > 0, p
+    for f in FIGURES:
+        png, pdf = root / "figures" / f"{f}.png", root / "figures" / f"{f}.pdf"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        assert pdf.read_bytes()[:4] == b"%PDF", pdf
+    claims = json.loads((root / "tables" / "claims.json").read_text())
+    assert len(claims) == 7 and all(c["verdict"] in ("holds", "does not hold", "not measured")
+                                    for c in claims)
+    report = (root / "report.md").read_text()
+    for f in FIGURES:
+        assert f"(figures/{f}.png)" in report
+    assert "Not produced by this run" not in report, report[report.find("Not produced"):]
+    # Table 1: every method's row equals its metrics.json
+    shown = {}
+    for man_path in root.glob("*/manifest.json"):
+        man = json.loads(man_path.read_text())
+        shown[man["display_name"]] = json.loads((man_path.parent / "metrics.json").read_text())
+    check_table_numbers(root / "tables" / "table1.md", shown)
+    # Table 5: both backbones' rows equal their metrics.json
+    t5 = (root / "tables" / "table5_scaling.md").read_text()
+    for m, label in (("lasar", "LASAR"), ("minionerec", "MiniOneRec"),
+                     ("cot_gream", "Explicit CoT (GREAM)")):
+        small = json.loads((root / m / "metrics.json").read_text())
+        large = json.loads((root / "_scaling" / "large" / m / "metrics.json").read_text())
+        want = [f"{d[k]:.4f}" for d in (small, large) for k in ("NDCG@10", "HR@10")]
+        assert _row_cells(t5, label) == want, (label, _row_cells(t5, label), want)
+    # Table 4: times and accuracies equal bench/cot.json
+    b = json.loads((root / "bench" / "cot.json").read_text())
+    t4 = (root / "tables" / "table4_efficiency.md").read_text()
+    for key, label in (("plain", "MiniOneRec"), ("lasar", "LASAR"),
+                       ("cot_generation", "Explicit CoT (CoT Gen.)")):
+        cells = _row_cells(t4, label)
+        assert cells[0] == f"{b['ms_per_user'][key]:.2f}"
+        assert cells[-2:] == [f"{b['metrics'][key][k]:.4f}" for k in ("NDCG@10", "HR@10")]
+    # Tables 3 and 9 / 2: rows equal studies.json
+    st = json.loads((root / "lasar" / "studies.json").read_text())
+    align = "table2_alignment" if ds == "beauty" else "table9_alignment"
+    for stem, row, label in ((align, "sft_align_kl", "+ KL alignment"),
+                             ("table3_rl_ablation", "rl_full", "+ REINFORCE (LASAR)")):
+        r = st["rows"][row]
+        cells = _row_cells((root / "tables" / f"{stem}.md").read_text(), label)
+        assert cells[:4] == [f"{r[k]:.4f}" for k in ("NDCG@5", "NDCG@10", "HR@5", "HR@10")]
+    # the paper comparison's reproduced Table 1 values are metrics.json's
+    import csv
+    with open(root / "tables" / "paper_comparison.csv") as f:
+        for r in csv.DictReader(f):
+            if r["table"] == "table1" and r["ours"]:
+                m = json.loads((root / r["row"] / "metrics.json").read_text())
+                assert float(r["ours"]) == pytest.approx(m[r["field"]])

@@ -1,13 +1,18 @@
 """End to end through the CLI: every registered method on generated data, and the smoke
 profile on a few hundred users of real Sports data when ../shared/datasets is present."""
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 import methods
 
-from .conftest import real_data_dir, run_cli, write_dataset
-from .contract import check_method_folder, check_table_numbers
+from .conftest import REPO, real_data_dir, run_cli, write_dataset
+from .contract import check_method_folder, check_reports, check_table_numbers
 
 
 def test_every_registered_method_end_to_end(tmp_path):
@@ -17,7 +22,8 @@ def test_every_registered_method_end_to_end(tmp_path):
     sets = [a for m in names if "epochs" in methods.default_config(m)
             for a in ("--set", f"{m}.epochs=1")]
     r = run_cli("run", "toy", "--profile", "smoke", "--methods", ",".join(names),
-                "--data-dir", tmp_path / "data", "--out", out, *sets)
+                "--data-dir", tmp_path / "data", "--out", out, *sets,
+                "--set", "scaling.enabled=false")    # the real-data smoke test runs Table 5
     assert r.returncode == 0, r.stderr[-3000:]
     root = out / "toy" / "smoke"
     shown = {}
@@ -29,6 +35,26 @@ def test_every_registered_method_end_to_end(tmp_path):
     assert (root / "tables" / "table1.tex").read_text().count(r"\toprule") == 1
     check_lasar_studies(root, 80)
     check_rearec_and_cot(root)
+
+
+def test_parallel_jobs_equal_sequential_run(tmp_path):
+    """jobs=2 (each method in its own process, dependencies first) writes what a sequential
+    run writes; each child's output is in _logs/."""
+    write_dataset(tmp_path / "data", n_users=60, n_items=40)
+    common = ("--profile", "smoke", "--methods", "sasrec,gru4rec", "--data-dir",
+              tmp_path / "data", "--set", "threads=1", "--set", "sasrec.epochs=1", "--set",
+              "gru4rec.epochs=1")
+    par = run_cli("run", "toy", *common, "--out", tmp_path / "par", "--set", "jobs=2")
+    assert par.returncode == 0, par.stderr[-3000:]
+    assert "2 at a time" in par.stderr and "sasrec: done" in par.stderr
+    seq = run_cli("run", "toy", *common, "--out", tmp_path / "seq")
+    assert seq.returncode == 0, seq.stderr[-3000:]
+    for m in ("sasrec", "gru4rec"):
+        a, b = (tmp_path / d / "toy" / "smoke" / m for d in ("par", "seq"))
+        assert (a / "predictions.jsonl").read_text() == (b / "predictions.jsonl").read_text()
+        assert (tmp_path / "par" / "toy" / "smoke" / "_logs" / f"{m}.log").stat().st_size > 0
+    again = run_cli("run", "toy", *common, "--out", tmp_path / "par", "--set", "jobs=2")
+    assert again.stderr.count("results up to date") == 2
 
 
 def check_rearec_and_cot(root):
@@ -64,29 +90,76 @@ def check_lasar_studies(root, n_users):
         assert (root / "tables" / f"{t}.md").stat().st_size > 0, t
 
 
-@pytest.mark.skipif(real_data_dir() is None, reason="../shared/datasets not present")
-def test_smoke_profile_on_real_sports(tmp_path):
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """`./run_all.sh sports --profile smoke` once, uninterrupted: every method, Table 5's
+    larger-backbone runs, bench cot, every table and figure."""
     data = real_data_dir()
-    out = tmp_path / "results"
-    r = run_cli("run", "sports", "--profile", "smoke", "--data-dir", data, "--out", out)
+    if data is None:
+        pytest.skip("../shared/datasets not present")
+    out = tmp_path_factory.mktemp("smoke") / "results"
+    t0 = time.time()
+    r = run_cli("all", "sports", "--profile", "smoke", "--data-dir", data, "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
-    root = out / "sports" / "smoke"
-    shown = {}
+    return data, out / "sports" / "smoke", time.time() - t0
+
+
+def test_smoke_profile_on_real_sports(smoke_run):
+    data, root, seconds = smoke_run
     for m in ("sasrec", "gru4rec"):
-        rows, metrics, man = check_method_folder(root / m, data / "sports", 300)
+        _, _, man = check_method_folder(root / m, data / "sports", 300)
         assert man["dataset"]["items"] == 18357 and man["dataset"]["users"] == 35598
-        shown[man["display_name"]] = metrics
-    check_table_numbers(root / "tables" / "table1.md", shown)
-    check_method_folder(root / "lasar", data / "sports", 300)
-    check_lasar_studies(root, 300)
-    for m in ("rearec", "cot_gream"):
+    for m in ("lasar", "rearec", "cot_gream", "minionerec", "lcrec"):
         check_method_folder(root / m, data / "sports", 300)
+    for m in ("lasar", "cot_gream", "minionerec"):
+        _, _, man = check_method_folder(root / "_scaling" / "large" / m, data / "sports", 300)
+        assert man["config"]["shared"]["lm"]["hidden_size"] == 96
+    check_lasar_studies(root, 300)
     check_rearec_and_cot(root)
+    check_reports(root)
+    log = [json.loads(x) for x in (root / "run_log.jsonl").read_text().splitlines()]
+    assert len(log) == 1 and log[0]["wall_s"] <= seconds
+    print(f"smoke profile, whole run_all on real Sports: {seconds / 60:.1f} min")
+    # a rerun only rewrites the reports
     before = (root / "sasrec" / "predictions.jsonl").read_text()
-    r = run_cli("run", "sports", "--profile", "smoke", "--data-dir", data, "--out", out,
-                "--methods", "sasrec")
-    assert r.returncode == 0 and "up to date" in r.stderr
+    r = run_cli("run", "sports", "--profile", "smoke", "--data-dir", data, "--out",
+                root.parent.parent)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("up to date") >= 7 + 3 + 1          # methods, Table 5 runs, bench
     assert (root / "sasrec" / "predictions.jsonl").read_text() == before
+
+
+def test_killed_smoke_run_resumes_to_identical_predictions(smoke_run, tmp_path):
+    """Kill (SIGKILL) a smoke run after its first method finished, start it again: finished
+    work is skipped and the predictions equal the uninterrupted run's."""
+    data, ref, _ = smoke_run
+    out = tmp_path / "results"
+    names = ["sasrec", "gru4rec", "minionerec"]
+    args = ["run", "sports", "--profile", "smoke", "--methods", ",".join(names), "--data-dir",
+            data, "--out", out, "--set", "scaling.enabled=false", "--set",
+            "bench_cot.enabled=false"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", LASAR_PROGRESS="off")
+    env.pop("LASAR_DATA_DIR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark", *map(str, args)], cwd=REPO,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    root = out / "sports" / "smoke"
+    deadline = time.time() + 900
+    while not (root / "sasrec" / "metrics.json").is_file():
+        assert proc.poll() is None and time.time() < deadline, "the run ended before sasrec"
+        time.sleep(0.5)
+    time.sleep(8)                                  # gru4rec is now training
+    assert proc.poll() is None
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (root / "minionerec").exists()
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "sasrec: results up to date" in r.stderr
+    assert "gru4rec: results up to date" not in r.stderr
+    for m in names:
+        assert ((root / m / "predictions.jsonl").read_text()
+                == (ref / m / "predictions.jsonl").read_text()), m
 
 
 def test_data_stats_json(tmp_path):
