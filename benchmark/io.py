@@ -7,19 +7,28 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def atomic_write_text(path, text):
+@contextmanager
+def atomic_open(path, mode="w"):
+    """A file object whose content replaces `path` only when the block ends without error
+    (a temp file in the same folder, fsync, os.replace); readable by all (0644)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path, text):
+    with atomic_open(path) as f:
+        f.write(text)
 
 
 def atomic_write_json(path, obj, indent=2):

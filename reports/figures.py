@@ -17,10 +17,8 @@ the numbers each figure plots, so tests and reports can check them against studi
   python -m reports.figures results/sports/cpu-full
 """
 import json
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -428,20 +426,11 @@ def _draw_figure5b(fig, d):
 
 def _save(fig, path, fmt):
     """Write `fig` to `path` atomically: a temp file in the same folder, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            kw = {"dpi": DPI} if fmt == "png" else {"metadata": {"CreationDate": None}}
-            fig.savefig(f, format=fmt, **kw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from benchmark.io import atomic_open
+    kw = {"dpi": DPI} if fmt == "png" else {"metadata": {"CreationDate": None}}
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format=fmt, **kw)
+    return Path(path)
 
 
 def write_figures(root):

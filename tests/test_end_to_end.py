@@ -2,6 +2,7 @@
 profile on a few hundred users of real Sports data when ../shared/datasets is present."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -140,6 +141,9 @@ def test_killed_smoke_run_resumes_to_identical_predictions(smoke_run, tmp_path):
             "bench_cot.enabled=false"]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", LASAR_PROGRESS="off")
     env.pop("LASAR_DATA_DIR", None)
+    # the SID table and tokenizer caches are the uninterrupted run's (building them is not what
+    # this test is about, and takes minutes)
+    shutil.copytree(ref.parent / "_cache", out / "sports" / "_cache")
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", *map(str, args)], cwd=REPO,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
