@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # LASAR benchmark: one entry point for set-up, runs and tests.
-#   ./run_all.sh sports [--profile P] [--methods a,b] [--data-dir D] [--out D] [--set k=v ...]
+#   ./run_all.sh sports [--profile P] [--methods a,b] [--only-reports] [--data-dir D] [--out D]
+#                       [--set k=v ...]
 #   ./run_all.sh test [pytest args]
 # Creates .venv with the pinned dependencies of pyproject.toml on first use.
 set -euo pipefail
@@ -11,14 +12,18 @@ PY="$VENV/bin/python"
 usage() {
   cat <<'TXT'
 usage: ./run_all.sh DATASET [options]      train and evaluate every method the profile enables,
-                                           then write the tables
+                                           run Table 5's larger backbone and Table 4's timing,
+                                           then write every table, figure and report.md;
+                                           resumable: run it again after a kill and only the
+                                           unfinished work is redone
        ./run_all.sh test [pytest args]     run the test suite
 
 DATASET: sports, beauty, instruments (or any prepared folder under the data dir)
 
 options:
-  --profile P        smoke | cpu | smol | paper (default: cpu, the embedded CPU default)
+  --profile P        smoke | cpu | cpu-full | smol | paper (default: cpu: 2 cores, <= 3 h)
   --methods a,b,...  only these methods (default: those the profile enables)
+  --only-reports     train nothing; rewrite tables, figures and report.md from results/
   --data-dir DIR     folder holding DATASET/ (default: $LASAR_DATA_DIR, else datasets/data/)
   --out DIR          results root (default: results/)
   --backbone PATH    generative methods' backbone: a local Hugging Face causal-LM folder

@@ -58,6 +58,13 @@ class Plan:
         if any(registry.get(m).kind == "generative" for m in self.methods):
             from methods.lm.backbone import check_backbone
             check_backbone(shared["lm"])
+            sc = shared["scaling"]
+            if sc["enabled"] and not scaling and set(sc["methods"]) & set(self.methods):
+                if not sc["lm"]:
+                    raise BenchmarkError(f"profile '{profile}': scaling.enabled is true but "
+                                         "scaling.lm names no larger backbone (e.g. --set "
+                                         "'scaling.lm={hidden_size: 256}')")
+                check_backbone({**shared["lm"], **sc["lm"]})     # before any training
         self.dataset = load_dataset(dataset, data_dir)
         users = sample_users(self.dataset.n_users, shared["max_users"], shared["seed"])
         self.split = make_split(self.dataset, shared["history_len"], users)

@@ -81,3 +81,18 @@ def test_unknown_and_missing_dataset(tmp_path):
     r = run_cli("data", "stats", "sports", "--data-dir", tmp_path / "data")
     _one_line_error(r, "dataset 'sports' not found", str(tmp_path / "data" / "sports"),
                     "--data-dir")
+
+
+@pytest.mark.parametrize("extra,needles", [
+    (["--set", "scaling.enabled=true", "--set", "scaling.lm={}", "--profile", "cpu-full"],
+     ["scaling.lm names no larger backbone"]),
+    (["--set", "scaling.lm={backbone: /no/such/folder, lora: true}", "--profile", "cpu-full",
+      "--set", "scaling.enabled=true"], ["/no/such/folder"]),
+])
+def test_table5_backbone_checked_before_training(tmp_path, extra, needles):
+    write_dataset(tmp_path / "data", n_users=20, n_items=30)
+    out = tmp_path / "results"
+    r = run_cli("run", "toy", "--methods", "minionerec", "--data-dir", tmp_path / "data",
+                "--out", out, *extra)
+    _one_line_error(r, *needles)
+    assert not out.exists()
