@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -45,6 +46,20 @@ def _last_progress(path, width=110):
     return parts[-1][:width] if parts else ""
 
 
+def _die_with_parent():
+    """In a child, before exec: receive SIGTERM when the parent dies, even by SIGKILL (Linux),
+    so no orphaned training outlives an interrupted run."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _raise_on_sigterm(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_parallel(plan, child_argv, jobs, status_every=60.0):
     """Run plan.methods with up to `jobs` children. `child_argv(method, threads)` -> argv of the
     child. Returns {method: metrics dict, or None if it failed}."""
@@ -56,6 +71,7 @@ def run_parallel(plan, child_argv, jobs, status_every=60.0):
     pending = sorted(names, key=lambda m: (-prio[m], names.index(m)))
     running, results, started = {}, {}, {}
     last_status = time.monotonic()
+    old_handler = signal.signal(signal.SIGTERM, _raise_on_sigterm)   # so `finally` stops children
     print(f"[run] {len(names)} method(s), {jobs} at a time, {threads} thread(s) each; logs in "
           f"{log_dir}", file=sys.stderr, flush=True)
     try:
@@ -77,7 +93,8 @@ def run_parallel(plan, child_argv, jobs, status_every=60.0):
                 logf.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n"
                            .encode())
                 logf.flush()
-                running[m] = (subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT), logf)
+                running[m] = (subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
+                                               preexec_fn=_die_with_parent), logf)
                 started[m] = time.monotonic()
                 print(f"[run] {m}: started (log: {log_dir / (m + '.log')})", file=sys.stderr,
                       flush=True)
@@ -106,6 +123,7 @@ def run_parallel(plan, child_argv, jobs, status_every=60.0):
             if running:
                 time.sleep(1.0)
     finally:                       # interrupted: stop the children (their work is resumable)
+        signal.signal(signal.SIGTERM, old_handler)
         for proc, logf in running.values():
             proc.terminate()
         for proc, logf in running.values():
