@@ -48,7 +48,7 @@ def test_parallel_jobs_equal_sequential_run(tmp_path):
     par = run_cli("run", "toy", *common, "--out", tmp_path / "par", "--set", "jobs=2")
     assert par.returncode == 0, par.stderr[-3000:]
     assert "2 at a time" in par.stderr and "sasrec: done" in par.stderr
-    seq = run_cli("run", "toy", *common, "--out", tmp_path / "seq")
+    seq = run_cli("run", "toy", *common, "--out", tmp_path / "seq", "--set", "jobs=1")
     assert seq.returncode == 0, seq.stderr[-3000:]
     for m in ("sasrec", "gru4rec"):
         a, b = (tmp_path / d / "toy" / "smoke" / m for d in ("par", "seq"))
