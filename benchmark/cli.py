@@ -76,6 +76,10 @@ def _execute(plan, args, scaling=False):
     from .schedule import run_parallel
     jobs = plan.cfg.shared["jobs"]
     if jobs > 1 and len(plan.methods) > 1:
+        import methods as registry
+        gen = [m for m in plan.methods if registry.get(m).kind == "generative"]
+        if gen:          # the SID table once, here with every core, not in two children at once
+            plan.context(gen[0]).sids()
         return run_parallel(plan, _child_argv(args, scaling), jobs)
     return run(plan)
 
