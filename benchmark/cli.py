@@ -102,8 +102,6 @@ def _bench_cot(plan, args, results):
         print(f"bench cot: up to date ({path}), skipped", file=sys.stderr)
         return
     import argparse
-    import torch
-    torch.set_num_threads(plan.cfg.shared["threads"] or torch.get_num_threads())
     res = bench(argparse.Namespace(dataset=args.dataset, profile=args.profile,
                                    users=bc["users"], repeats=bc["repeats"], out=args.out,
                                    data_dir=args.data_dir, overrides=args.overrides))
@@ -111,9 +109,20 @@ def _bench_cot(plan, args, results):
           f"LASAR {res['cot_generation_over_lasar']:.2f}x", file=sys.stderr)
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _write_reports(plan):
+    from reports.build import write_reports
+    for p in write_reports(plan.profile_dir, plan.cfg.shared):
+        print(f"wrote {p}")
+
+
 def cmd_run(args):
     """Methods (in parallel when the profile's jobs > 1), Table 5's larger-backbone runs, Table
     4's timing, then every report. Each step skips what is already up to date."""
+    import signal
     import time
 
     from .runner import Plan, is_main_process
@@ -122,29 +131,36 @@ def cmd_run(args):
     t0 = time.time()
     plan = Plan(args.dataset, args.profile, _methods(args), args.data_dir, args.out,
                 args.overrides, scaling=args.scaling)
-    failed = []
-    if not args.only_reports:
+    if args.only_reports:
+        _write_reports(plan)
+        return 0
+    if args.no_reports:                  # one method's own process in a parallel run
+        results = _execute(plan, args, scaling=args.scaling)
+        return 1 if any(r is None for r in results.values()) else 0
+    failed, completed = [], False
+    # SIGTERM unwinds like Ctrl-C: parallel children are stopped and the wall time is logged
+    old_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
         results = _execute(plan, args, scaling=args.scaling)
         if not is_main_process():
+            completed = True
             return 0
         failed = [m for m, r in results.items() if r is None]
-        if not args.no_reports and not args.scaling:
-            sc = plan.cfg.shared["scaling"]
-            if sc["enabled"] and set(sc["methods"]) & set(plan.methods):
-                splan = Plan(args.dataset, args.profile, plan.methods, args.data_dir, args.out,
-                             args.overrides, scaling=True)
-                print(f"[run] Table 5: {', '.join(splan.methods)} on the larger backbone "
-                      f"({splan.results_dir})", file=sys.stderr)
-                sres = _execute(splan, args, scaling=True)
-                failed += [f"{m} (larger backbone)" for m, r in sres.items() if r is None]
-            _bench_cot(plan, args, results)
-    if args.no_reports:
-        return 1 if failed else 0
-    from reports.build import write_reports
-    for p in write_reports(plan.profile_dir, plan.cfg.shared):
-        print(f"wrote {p}")
-    if not args.only_reports:
-        _log_run(plan, args, t0, failed)
+        sc = plan.cfg.shared["scaling"]
+        if not args.scaling and sc["enabled"] and set(sc["methods"]) & set(plan.methods):
+            splan = Plan(args.dataset, args.profile, plan.methods, args.data_dir, args.out,
+                         args.overrides, scaling=True)
+            print(f"[run] Table 5: {', '.join(splan.methods)} on the larger backbone "
+                  f"({splan.results_dir})", file=sys.stderr)
+            sres = _execute(splan, args, scaling=True)
+            failed += [f"{m} (larger backbone)" for m, r in sres.items() if r is None]
+        _bench_cot(plan, args, results)
+        _write_reports(plan)
+        completed = True
+    finally:
+        signal.signal(signal.SIGTERM, old_handler)
+        if is_main_process():
+            _log_run(plan, t0, failed, completed)
     if failed:
         print(f"error: method(s) failed: {', '.join(failed)} (see the log above); "
               "their rows are missing from the tables", file=sys.stderr)
@@ -152,16 +168,18 @@ def cmd_run(args):
     return 0
 
 
-def _log_run(plan, args, t0, failed):
-    """Append this invocation's wall time to results/<ds>/<profile>/run_log.jsonl (a resumed run
-    has several lines; the README's budget figures are their sum)."""
+def _log_run(plan, t0, failed, completed):
+    """Append this invocation's wall time to results/<ds>/<profile>/run_log.jsonl, also when it
+    was interrupted (Ctrl-C, SIGTERM; not SIGKILL): a resumed run's time is the sum of its
+    lines."""
     import time
     from .manifest import hardware
     line = {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0)),
-            "wall_s": round(time.time() - t0, 1), "command": sys.argv,
-            "methods": plan.methods, "failed": failed, "hardware": hardware()}
-    path = plan.profile_dir / "run_log.jsonl"
-    with open(path, "a") as f:
+            "wall_s": round(time.time() - t0, 1), "completed": completed,
+            "command": sys.argv, "methods": plan.methods, "failed": failed,
+            "hardware": hardware()}
+    plan.profile_dir.mkdir(parents=True, exist_ok=True)
+    with open(plan.profile_dir / "run_log.jsonl", "a") as f:
         f.write(json.dumps(line) + "\n")
 
 

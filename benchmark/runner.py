@@ -43,7 +43,6 @@ class Plan:
     def __init__(self, dataset, profile="cpu", methods=None, data_dir=None, out=None,
                  overrides=None, scaling=False):
         self.cfg = Config(profile, overrides)
-        self.scaling = scaling
         if scaling:          # Table 5: the scaling methods again on the profile's larger backbone
             sc = self.cfg.shared["scaling"]
             self.cfg = Config(profile, list(overrides or []) + scaling_overrides(sc))
@@ -124,6 +123,14 @@ def is_done(folder, key):
         return json.load(f).get("config_hash") == key
 
 
+def done_metrics(folder, key):
+    """The metrics of a method folder whose results are up to date with `key`, else None."""
+    if not is_done(folder, key):
+        return None
+    with open(folder / "metrics.json") as f:
+        return json.load(f)
+
+
 def is_main_process():
     """False in the extra processes of `accelerate launch`/torchrun (they help training and
     write nothing)."""
@@ -171,10 +178,10 @@ def run_method(plan, name):
     """Fit, rank every test user, write the contract files. Returns the metrics dict."""
     shared, mcfg, key = plan.cfg.shared, plan.method_cfgs[name], plan.key(name)
     folder = plan.results_dir / name
-    if is_done(folder, key):
+    done = done_metrics(folder, key)
+    if done is not None:
         log.info("%s: results up to date (config %s), skipped", name, key)
-        with open(folder / "metrics.json") as f:
-            return json.load(f)
+        return done
     work = plan.results_dir / "_work" / f"{name}-{plan.key(name, training_length=False)}"
     work.mkdir(parents=True, exist_ok=True)
     ctx = plan.context(name, work)

@@ -7,7 +7,6 @@ with every running child's latest progress line once a minute.
 Children write the same output contract as a sequential run (each method folder appears whole
 or not at all), so a killed parallel run resumes like a sequential one.
 """
-import json
 import logging
 import os
 import re
@@ -18,7 +17,7 @@ import time
 
 import methods as registry
 
-from .runner import is_done
+from .runner import done_metrics
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +55,6 @@ def _die_with_parent():
         pass
 
 
-def _raise_on_sigterm(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def run_parallel(plan, child_argv, jobs, status_every=60.0):
     """Run plan.methods with up to `jobs` children. `child_argv(method, threads)` -> argv of the
     child. Returns {method: metrics dict, or None if it failed}."""
@@ -71,7 +66,6 @@ def run_parallel(plan, child_argv, jobs, status_every=60.0):
     pending = sorted(names, key=lambda m: (-prio[m], names.index(m)))
     running, results, started = {}, {}, {}
     last_status = time.monotonic()
-    old_handler = signal.signal(signal.SIGTERM, _raise_on_sigterm)   # so `finally` stops children
     print(f"[run] {len(names)} method(s), {jobs} at a time, {threads} thread(s) each; logs in "
           f"{log_dir}", file=sys.stderr, flush=True)
     try:
@@ -82,10 +76,9 @@ def run_parallel(plan, child_argv, jobs, status_every=60.0):
                 if not all(d in results for d in deps[m]):
                     continue
                 pending.remove(m)
-                folder = plan.results_dir / m
-                if is_done(folder, plan.key(m)):
-                    with open(folder / "metrics.json") as f:
-                        results[m] = json.load(f)
+                done = done_metrics(plan.results_dir / m, plan.key(m))
+                if done is not None:
+                    results[m] = done
                     print(f"[run] {m}: results up to date, skipped", file=sys.stderr, flush=True)
                     continue
                 logf = open(log_dir / f"{m}.log", "ab")
@@ -105,14 +98,11 @@ def run_parallel(plan, child_argv, jobs, status_every=60.0):
                 logf.close()
                 del running[m]
                 mins = (time.monotonic() - started[m]) / 60
-                folder = plan.results_dir / m
-                if rc == 0 and is_done(folder, plan.key(m)):
-                    with open(folder / "metrics.json") as f:
-                        results[m] = json.load(f)
+                results[m] = done_metrics(plan.results_dir / m, plan.key(m)) if rc == 0 else None
+                if results[m] is not None:
                     print(f"[run] {m}: done in {mins:.1f} min, NDCG@10 "
                           f"{results[m]['NDCG@10']:.4f}", file=sys.stderr, flush=True)
                 else:
-                    results[m] = None
                     log.error("METHOD FAILED: %s: exit code %s after %.1f min; see %s", m, rc,
                               mins, log_dir / f"{m}.log")
             if running and time.monotonic() - last_status >= status_every:
@@ -122,8 +112,8 @@ def run_parallel(plan, child_argv, jobs, status_every=60.0):
                           f"{_last_progress(log_dir / (m + '.log'))}", file=sys.stderr, flush=True)
             if running:
                 time.sleep(1.0)
-    finally:                       # interrupted: stop the children (their work is resumable)
-        signal.signal(signal.SIGTERM, old_handler)
+    finally:     # interrupted (Ctrl-C, or SIGTERM: cmd_run turns it into KeyboardInterrupt):
+                 # stop the children; their work is resumable
         for proc, logf in running.values():
             proc.terminate()
         for proc, logf in running.values():

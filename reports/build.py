@@ -67,8 +67,11 @@ def _provenance(root):
         runs = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
         total = sum(r["wall_s"] for r in runs)
         lines += ["", f"Wall time of `./run_all.sh` on this folder: {total / 3600:.2f} h over "
-                      f"{len(runs)} invocation(s) (a resumed run adds one line to run_log.jsonl): "
-                  + ", ".join(f"{r['started']} {r['wall_s'] / 60:.1f} min" for r in runs) + "."]
+                      f"{len(runs)} invocation(s), one line each in run_log.jsonl (a run killed "
+                      "by SIGKILL leaves none): "
+                  + ", ".join(f"{r['started']} {r['wall_s'] / 60:.1f} min"
+                              + ("" if r.get("completed", True) else " (not completed)")
+                              for r in runs) + "."]
     lines += ["", "fit = the last invocation's training time (a resumed method only counts the "
                   "part it ran then)."]
     return "\n".join(lines)

@@ -47,3 +47,20 @@ def markdown_table(header, rows, title, notes=()):
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += [""] + [f"{n}  " for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def write_table(root, stem, header, rows_fn, caption, title, notes=()):
+    """tables/<stem>.tex and tables/<stem>.md under `root`; rows_fn(style) gives the rows for
+    "latex" or "md". Returns the two paths."""
+    from pathlib import Path
+
+    from benchmark.io import atomic_write_text
+    paths = []
+    for style, ext in (("latex", "tex"), ("md", "md")):
+        rows = rows_fn(style)
+        text = (latex_table(header, rows, caption, f"tab:{stem}", notes) if style == "latex"
+                else markdown_table(header, rows, title, notes))
+        path = Path(root) / "tables" / f"{stem}.{ext}"
+        atomic_write_text(path, text)
+        paths.append(path)
+    return paths

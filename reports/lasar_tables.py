@@ -17,9 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.io import atomic_write_text
-
-from .fmt import cell, latex_table, markdown_table, rank_marks
+from .fmt import cell, rank_marks, write_table
 from .results_io import load_per_user
 
 COLS = ("NDCG@5", "NDCG@10", "HR@5", "HR@10")
@@ -36,18 +34,6 @@ def _metric_rows(rows, names, labels, style, extra=None):
             line += extra(n, r)
         out.append(line)
     return out
-
-
-def _write(root, stem, header, rows_fn, caption, title, notes):
-    paths = []
-    for style, ext in (("latex", "tex"), ("md", "md")):
-        rows = rows_fn(style)
-        text = (latex_table(header, rows, caption, f"tab:{stem}", notes) if style == "latex"
-                else markdown_table(header, rows, title, notes))
-        path = Path(root) / "tables" / f"{stem}.{ext}"
-        atomic_write_text(path, text)
-        paths.append(path)
-    return paths
 
 
 def subset_metrics(folder, user_ids, ks=(5, 10, 20)):
@@ -75,7 +61,7 @@ def write_lasar_tables(root):
               "sft_align_kl": "+ KL alignment", "sft_align_cosine": "+ Cosine alignment",
               "sft_align_mse": "+ MSE alignment"}
     stem = "table2_alignment" if ds == "beauty" else "table9_alignment"
-    out += _write(root, stem, ["Model"] + HEAD + ["Mean N"],
+    out += write_table(root, stem, ["Model"] + HEAD + ["Mean N"],
                   lambda s: _metric_rows(rows, names, [labels[n] for n in names], s,
                                          lambda n, r: [_mean_n(r)]),
                   f"SFT-phase alignment ablation, {ds} ({prof}).",
@@ -91,7 +77,7 @@ def write_lasar_tables(root):
         names3 = (["minionerec"] if "minionerec" in table_rows else []) + rl_names
         lab3 = {"minionerec": "MiniOneRec (SFT + GRPO)", "rl_latent_only": "RL w/ latent reasoning",
                 "rl_terminal_kl": "+ Terminal KL", "rl_full": "+ REINFORCE (LASAR)"}
-        out += _write(root, "table3_rl_ablation", ["Model"] + HEAD + ["Mean N"],
+        out += write_table(root, "table3_rl_ablation", ["Model"] + HEAD + ["Mean N"],
                       lambda s: _metric_rows(table_rows, names3, [lab3[n] for n in names3], s,
                                              lambda n, r: [_mean_n(r)]),
                       f"RL-phase ablation, {ds} ({prof}).", "RL ablation (paper Table 3)", [base])
@@ -100,7 +86,7 @@ def write_lasar_tables(root):
     adaptive = "rl_full" if "rl_full" in rows else "adaptive"
     if fn:
         names4 = [n for _, n in fn] + [adaptive]
-        out += _write(root, "force_n", ["Setting"] + HEAD + ["Mean N"],
+        out += write_table(root, "force_n", ["Setting"] + HEAD + ["Mean N"],
                       lambda s: _metric_rows(rows, names4, [f"Force N = {k}" for k, _ in fn]
                                              + ["Adaptive (Policy Head)"], s,
                                              lambda n, r: [_mean_n(r)]),
@@ -110,7 +96,7 @@ def write_lasar_tables(root):
     per = st.get("per_n_all_users") or {}
     if per:
         ks = sorted(per, key=int)
-        out += _write(root, "per_n", ["N", "users", "N@10", "HR@10"],
+        out += write_table(root, "per_n", ["N", "users", "N@10", "HR@10"],
                       lambda s: [[k, str(per[k]["n_users"]), f"{per[k]['NDCG@10']:.4f}",
                                   f"{per[k]['HR@10']:.4f}"] for k in ks],
                       f"Metrics per Policy-Head N, {ds} ({prof}).", "Per-N metrics (Figure 5b data)",
@@ -118,7 +104,7 @@ def write_lasar_tables(root):
     sft, rl = st.get("n_dist_after_sft"), st.get("n_dist_final_subset")
     if sft and rl:
         tot_s, tot_r = sum(sft["counts"]) or 1, sum(rl["counts"]) or 1
-        out += _write(root, "n_distribution", ["N", "after SFT", "after RL"],
+        out += write_table(root, "n_distribution", ["N", "after SFT", "after RL"],
                       lambda s: [[str(k + 1), f"{sft['counts'][k] / tot_s:.3f}",
                                   f"{rl['counts'][k] / tot_r:.3f}"] for k in range(len(sft["counts"]))]
                       + [["mean", f"{sft['mean']:.2f}", f"{rl['mean']:.2f}"]],
@@ -126,7 +112,8 @@ def write_lasar_tables(root):
                       "N distribution (Figure 4b data)", [base])
     t8 = st.get("table8")
     if t8:
-        out += _write(root, "table8_segments", ["Segments", "Prop.", "Hist. Len.", "Cat. Div."],
+        out += write_table(root, "table8_segments",
+                           ["Segments", "Prop.", "Hist. Len.", "Cat. Div."],
                       lambda s: [[str(r["segments"]), f"{100 * r['share']:.1f}%",
                                   f"{r['hist_len']:.1f}", f"{r['cat_div']:.1f}"] for r in t8],
                       f"Teacher CoT segment count vs sample complexity, {ds} ({prof}).",

@@ -7,24 +7,19 @@ tables/claims.{md,json}.
 """
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
 from . import paper
-from .fmt import latex_table, markdown_table
+from .figures import load_studies
+from .fmt import write_table
 from .lasar_tables import subset_metrics
 from .results_io import load_metrics, method_dirs
 from .table1 import PAPER_ORDER
 from .tables_extra import table4_data, table5_data
 
 HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured"
-
-
-def _studies(root):
-    p = Path(root) / "lasar" / "studies.json"
-    return json.loads(p.read_text()) if p.is_file() else None
 
 
 def _share_34(dist):
@@ -52,7 +47,7 @@ def reproduced(root):
         for k, v in load_metrics(found[m]).items():
             if k != "n_users":
                 out[("table1", ds, m, k)] = v
-    st = _studies(root)
+    st = load_studies(root)
     if st:
         rows = st["rows"]
         align_table = "table2" if ds == "beauty" else "table9"
@@ -162,16 +157,11 @@ def write_comparison(root):
              "setting, or the run lacks the method or study). Paper values from "
              "reports/paper_numbers.yaml; s_per_sample in seconds (ours on this machine, not 8x "
              "L40); Figure 5a's start/end mean N are the first 10% / last 20% of RL steps."]
-    paths = []
-    for style, ext in (("latex", "tex"), ("md", "md")):
-        b = [[c.replace("_", r"\_").replace("@", "@") for c in r] for r in body] \
-            if style == "latex" else body
-        text = (latex_table(header, b, f"Reproduced vs published numbers, {ds} ({prof}).",
-                            "tab:paper-comparison", notes) if style == "latex"
-                else markdown_table(header, body, "Reproduced vs published numbers", notes))
-        p = root / "tables" / f"paper_comparison.{ext}"
-        atomic_write_text(p, text)
-        paths.append(p)
+    paths = write_table(root, "paper_comparison", header,
+                        lambda style: [[c.replace("_", r"\_") for c in r] for r in body]
+                        if style == "latex" else body,
+                        f"Reproduced vs published numbers, {ds} ({prof}).",
+                        "Reproduced vs published numbers", notes)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["table", "dataset", "row", "field", "paper", "ours",
                                         "ratio"])
@@ -215,7 +205,7 @@ def claims(root):
     """The paper's claims, each with a verdict from this run's results."""
     root = Path(root)
     ds = root.parent.name
-    st = _studies(root) or {}
+    st = load_studies(root)
     rows = st.get("rows", {})
     out = [_table1_claim(root, ds)]
     # KL is the only alignment that helps (Table 2 / 9)

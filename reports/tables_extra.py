@@ -8,21 +8,9 @@ _scaling/<label>/ (run by ./run_all.sh when the profile enables `scaling`).
 import json
 from pathlib import Path
 
-from .fmt import cell, latex_table, markdown_table, rank_marks
+from .fmt import cell, rank_marks, write_table
 from .results_io import load_manifest, load_metrics, method_dirs
 from .table1 import DISPLAY, DISPLAY_MD
-
-
-def _write(root, stem, header, rows_fn, caption, title, notes):
-    from benchmark.io import atomic_write_text
-    paths = []
-    for style, ext in (("latex", "tex"), ("md", "md")):
-        text = (latex_table(header, rows_fn(style), caption, f"tab:{stem}", notes)
-                if style == "latex" else markdown_table(header, rows_fn(style), title, notes))
-        path = Path(root) / "tables" / f"{stem}.{ext}"
-        atomic_write_text(path, text)
-        paths.append(path)
-    return paths
 
 
 def _duration(seconds):
@@ -92,7 +80,7 @@ def write_table4(root):
              f"CoT generation wrote {b['mean_reasoning_tokens']:.0f} reasoning tokens on average "
              f"(cap {b['cot_max_new_tokens']}); LASAR took {b['mean_latent_steps']:.2f} latent "
              f"steps on average. CoT generation / LASAR = {b['cot_generation_over_lasar']:.1f}x."]
-    return _write(root, "table4_efficiency", header, fmt, f"Inference efficiency, {ds} ({prof}).",
+    return write_table(root, "table4_efficiency", header, fmt, f"Inference efficiency, {ds} ({prof}).",
                   "Table 4: inference efficiency", notes)
 
 
@@ -155,5 +143,5 @@ def write_table5(root):
              "with its full recipe (SFT + RL where it has RL) on each backbone. A randomly "
              "initialised backbone is fully fine-tuned (a frozen random base would be "
              "meaningless); a pretrained larger backbone (the paper's Qwen3-1.7B) uses LoRA."]
-    return _write(root, "table5_scaling", header, fmt, f"Model scaling, {ds} ({prof}).",
+    return write_table(root, "table5_scaling", header, fmt, f"Model scaling, {ds} ({prof}).",
                   "Table 5: model scaling", notes)

@@ -58,6 +58,33 @@ def test_parallel_jobs_equal_sequential_run(tmp_path):
     assert again.stderr.count("results up to date") == 2
 
 
+def test_sigterm_stops_children_and_logs_wall_time(tmp_path):
+    """SIGTERM to a parallel run stops its children and still appends the invocation's wall time
+    (completed: false) to run_log.jsonl."""
+    write_dataset(tmp_path / "data", n_users=60, n_items=40)
+    out = tmp_path / "out"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", LASAR_PROGRESS="off")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmark", "run", "toy", "--profile", "smoke", "--methods",
+         "sasrec,gru4rec", "--data-dir", str(tmp_path / "data"), "--out", str(out), "--set",
+         "jobs=2", "--set", "sasrec.epochs=500", "--set", "sasrec.stopping_step=500", "--set",
+         "gru4rec.epochs=500", "--set", "gru4rec.stopping_step=500"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    logs = out / "toy" / "smoke" / "_logs"
+    deadline = time.time() + 300
+    while not ((logs / "sasrec.log").is_file() and (logs / "gru4rec.log").is_file()):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.5)
+    time.sleep(5)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    line = json.loads((out / "toy" / "smoke" / "run_log.jsonl").read_text().splitlines()[-1])
+    assert line["completed"] is False and line["wall_s"] > 0
+    left = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout
+    assert left.strip() == ""                                  # no child outlived the run
+    assert not (out / "toy" / "smoke" / "sasrec").exists()
+
+
 def check_rearec_and_cot(root):
     """ReaRec reports both variants and ranks with the better validation one; Explicit CoT
     reports direct and CoT-generation modes on the same users, with valid answers."""
