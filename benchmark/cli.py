@@ -71,17 +71,24 @@ def _child_argv(args, scaling):
     return argv
 
 
-def _execute(plan, args, scaling=False):
+def _execute(plans, args):
+    """Train plans = [(plan, scaling)]: one queue of children when the profile's jobs > 1 (Table
+    5's larger-backbone runs start as soon as a core is free), else one plan after the other in
+    this process. Returns one {method: metrics or None} per plan."""
     from .runner import run
     from .schedule import run_parallel
-    jobs = plan.cfg.shared["jobs"]
-    if jobs > 1 and len(plan.methods) > 1:
+    plan0 = plans[0][0]
+    jobs = plan0.cfg.shared["jobs"]
+    if jobs > 1 and sum(len(p.methods) for p, _ in plans) > 1:
         import methods as registry
-        gen = [m for m in plan.methods if registry.get(m).kind == "generative"]
+        gen = [m for m in plan0.methods if registry.get(m).kind == "generative"]
         if gen:          # the SID table once, here with every core, not in two children at once
-            plan.context(gen[0]).sids()
-        return run_parallel(plan, _child_argv(args, scaling), jobs)
-    return run(plan)
+            plan0.context(gen[0]).sids()
+        tags = [p.cfg.shared["scaling"]["label"] if s else "" for p, s in plans]
+        res = run_parallel([(p, _child_argv(args, s), tag) for (p, s), tag in zip(plans, tags)],
+                           jobs)
+        return [{m: res[(tag, m)] for m in p.methods} for (p, _), tag in zip(plans, tags)]
+    return [run(p) for p, _ in plans]
 
 
 def _bench_cot(plan, args, results):
@@ -135,25 +142,26 @@ def cmd_run(args):
         _write_reports(plan)
         return 0
     if args.no_reports:                  # one method's own process in a parallel run
-        results = _execute(plan, args, scaling=args.scaling)
+        results, = _execute([(plan, args.scaling)], args)
         return 1 if any(r is None for r in results.values()) else 0
     failed, completed = [], False
     # SIGTERM unwinds like Ctrl-C: parallel children are stopped and the wall time is logged
     old_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        results = _execute(plan, args, scaling=args.scaling)
-        if not is_main_process():
-            completed = True
-            return 0
-        failed = [m for m, r in results.items() if r is None]
+        plans = [(plan, args.scaling)]
         sc = plan.cfg.shared["scaling"]
         if not args.scaling and sc["enabled"] and set(sc["methods"]) & set(plan.methods):
             splan = Plan(args.dataset, args.profile, plan.methods, args.data_dir, args.out,
                          args.overrides, scaling=True)
-            print(f"[run] Table 5: {', '.join(splan.methods)} on the larger backbone "
+            print(f"[run] Table 5: {', '.join(splan.methods)} also on the larger backbone "
                   f"({splan.results_dir})", file=sys.stderr)
-            sres = _execute(splan, args, scaling=True)
-            failed += [f"{m} (larger backbone)" for m, r in sres.items() if r is None]
+            plans.append((splan, True))
+        results, *sres = _execute(plans, args)
+        if not is_main_process():
+            completed = True
+            return 0
+        failed = [m for m, r in results.items() if r is None]
+        failed += [f"{m} (larger backbone)" for r in sres for m, x in r.items() if x is None]
         _bench_cot(plan, args, results)
         _write_reports(plan)
         completed = True

@@ -32,6 +32,17 @@ def _priorities(names):
     return deps, {m: chain(m) for m in names}
 
 
+class _Task:
+    """One method of one plan: the main run's, or Table 5's larger-backbone run (tag = label)."""
+
+    def __init__(self, plan, method, tag, child_argv, deps, prio):
+        self.plan, self.method, self.tag, self.child_argv = plan, method, tag, child_argv
+        self.name = f"{method}@{tag}" if tag else method
+        self.deps = [f"{d}@{tag}" if tag else d for d in deps]
+        self.prio = prio
+        self.log = plan.results_dir / "_logs" / f"{method}.log"
+
+
 def _last_progress(path, width=110):
     """The latest progress-bar or log line of a child's log (tqdm separates updates by \\r)."""
     try:
@@ -55,61 +66,69 @@ def _die_with_parent():
         pass
 
 
-def run_parallel(plan, child_argv, jobs, status_every=60.0):
-    """Run plan.methods with up to `jobs` children. `child_argv(method, threads)` -> argv of the
-    child. Returns {method: metrics dict, or None if it failed}."""
-    names = list(plan.methods)
-    deps, prio = _priorities(names)
-    threads = plan.cfg.shared["threads"] or max(1, (os.cpu_count() or 1) // jobs)
-    log_dir = plan.results_dir / "_logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    pending = sorted(names, key=lambda m: (-prio[m], names.index(m)))
+def run_parallel(plans, jobs, status_every=60.0):
+    """Run every method of `plans` = [(plan, child_argv, tag)] in one queue, up to `jobs`
+    children at once: a method starts when its dependencies in the same plan have finished, the
+    longest chain first, so Table 5's larger-backbone runs (tag = their label) fill a core as soon
+    as one is free instead of waiting for the slowest method. `child_argv(method, threads)` ->
+    argv of the child. Returns {(tag, method): metrics dict, or None if it failed}."""
+    tasks = []
+    for plan, child_argv, tag in plans:
+        deps, prio = _priorities(list(plan.methods))
+        tasks += [_Task(plan, m, tag, child_argv, deps[m], prio[m]) for m in plan.methods]
+    by_name = {t.name: t for t in tasks}
+    threads = plans[0][0].cfg.shared["threads"] or max(1, (os.cpu_count() or 1) // jobs)
+    for t in tasks:
+        t.log.parent.mkdir(parents=True, exist_ok=True)
+    pending = sorted(tasks, key=lambda t: (-t.prio, tasks.index(t)))
     running, results, started = {}, {}, {}
     last_status = time.monotonic()
-    print(f"[run] {len(names)} method(s), {jobs} at a time, {threads} thread(s) each; logs in "
-          f"{log_dir}", file=sys.stderr, flush=True)
+    print(f"[run] {len(tasks)} method run(s), {jobs} at a time, {threads} thread(s) each; logs in "
+          f"{', '.join(sorted({str(t.log.parent) for t in tasks}))}", file=sys.stderr, flush=True)
     try:
         while pending or running:
-            for m in list(pending):
+            for t in list(pending):
                 if len(running) >= jobs:
                     break
-                if not all(d in results for d in deps[m]):
+                if not all(d in results for d in t.deps):
                     continue
-                pending.remove(m)
-                done = done_metrics(plan.results_dir / m, plan.key(m))
+                pending.remove(t)
+                done = done_metrics(t.plan.results_dir / t.method, t.plan.key(t.method))
                 if done is not None:
-                    results[m] = done
-                    print(f"[run] {m}: results up to date, skipped", file=sys.stderr, flush=True)
+                    results[t.name] = done
+                    print(f"[run] {t.name}: results up to date, skipped", file=sys.stderr,
+                          flush=True)
                     continue
-                logf = open(log_dir / f"{m}.log", "ab")
-                argv = child_argv(m, threads)
+                logf = open(t.log, "ab")
+                argv = t.child_argv(t.method, threads)
                 logf.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n"
                            .encode())
                 logf.flush()
-                running[m] = (subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
-                                               preexec_fn=_die_with_parent), logf)
-                started[m] = time.monotonic()
-                print(f"[run] {m}: started (log: {log_dir / (m + '.log')})", file=sys.stderr,
-                      flush=True)
-            for m, (proc, logf) in list(running.items()):
+                running[t.name] = (subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
+                                                    preexec_fn=_die_with_parent), logf)
+                started[t.name] = time.monotonic()
+                print(f"[run] {t.name}: started (log: {t.log})", file=sys.stderr, flush=True)
+            for name, (proc, logf) in list(running.items()):
                 rc = proc.poll()
                 if rc is None:
                     continue
                 logf.close()
-                del running[m]
-                mins = (time.monotonic() - started[m]) / 60
-                results[m] = done_metrics(plan.results_dir / m, plan.key(m)) if rc == 0 else None
-                if results[m] is not None:
-                    print(f"[run] {m}: done in {mins:.1f} min, NDCG@10 "
-                          f"{results[m]['NDCG@10']:.4f}", file=sys.stderr, flush=True)
+                del running[name]
+                t = by_name[name]
+                mins = (time.monotonic() - started[name]) / 60
+                results[name] = (done_metrics(t.plan.results_dir / t.method, t.plan.key(t.method))
+                                 if rc == 0 else None)
+                if results[name] is not None:
+                    print(f"[run] {name}: done in {mins:.1f} min, NDCG@10 "
+                          f"{results[name]['NDCG@10']:.4f}", file=sys.stderr, flush=True)
                 else:
-                    log.error("METHOD FAILED: %s: exit code %s after %.1f min; see %s", m, rc,
-                              mins, log_dir / f"{m}.log")
+                    log.error("METHOD FAILED: %s: exit code %s after %.1f min; see %s", name, rc,
+                              mins, t.log)
             if running and time.monotonic() - last_status >= status_every:
                 last_status = time.monotonic()
-                for m in running:
-                    print(f"[run] {m} ({(time.monotonic() - started[m]) / 60:.0f} min): "
-                          f"{_last_progress(log_dir / (m + '.log'))}", file=sys.stderr, flush=True)
+                for name in running:
+                    print(f"[run] {name} ({(time.monotonic() - started[name]) / 60:.0f} min): "
+                          f"{_last_progress(by_name[name].log)}", file=sys.stderr, flush=True)
             if running:
                 time.sleep(1.0)
     finally:     # interrupted (Ctrl-C, or SIGTERM: cmd_run turns it into KeyboardInterrupt):
@@ -122,4 +141,4 @@ def run_parallel(plan, child_argv, jobs, status_every=60.0):
             except subprocess.TimeoutExpired:
                 proc.kill()
             logf.close()
-    return results
+    return {(t.tag, t.method): results.get(t.name) for t in tasks}

@@ -19,7 +19,8 @@ class Method:
     display_name = None
     kind = "discriminative"
     depends_on = ()
-    cost = 1            # rough relative training cost: which method a parallel run starts first
+    cost = 10           # rough training minutes in the cpu profile (measured there): a parallel
+                        # run starts the longest chain of dependent methods first
 
     def __init__(self, config):
         self.config = config

@@ -110,7 +110,7 @@ class CotGenerator:
 class ExplicitCoT(GenerativeMethod):
     display_name = "Explicit CoT (GREAM)"
     depends_on = ("minionerec",)
-    cost = 3
+    cost = 20
 
     def stage1(self, ctx):
         """MiniOneRec's SFT model (reused, or trained there once) with the think tokens."""

@@ -8,4 +8,4 @@ from .lm.generative import GenerativeMethod
 @register("lcrec")
 class LCRec(GenerativeMethod):
     display_name = "LC-Rec"
-    cost = 3
+    cost = 40

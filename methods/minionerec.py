@@ -8,7 +8,7 @@ from .lm.generative import GenerativeMethod
 @register("minionerec")
 class MiniOneRec(GenerativeMethod):
     display_name = "MiniOneRec"
-    cost = 2
+    cost = 25
 
     def after_sft(self, ctx, model, tok, codec):
         from benchmark.runner import is_main_process

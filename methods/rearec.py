@@ -37,7 +37,7 @@ def _model_class():
 @register("rearec")
 class ReaRec(RecBoleSequential):
     display_name = "ReaRec"
-    cost = 3
+    cost = 20
 
     def fit(self, ctx):
         variants = list(self.config["variants"])

@@ -228,11 +228,12 @@ class RecBoleSequential(Method):
 @register("sasrec")
 class SASRec(RecBoleSequential):
     display_name = "SASRec"
-    cost = 2
+    cost = 30
     recbole_model = "SASRec"
 
 
 @register("gru4rec")
 class GRU4Rec(RecBoleSequential):
     display_name = "GRU4Rec"
+    cost = 12
     recbole_model = "GRU4Rec"

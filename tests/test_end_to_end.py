@@ -39,23 +39,28 @@ def test_every_registered_method_end_to_end(tmp_path):
 
 
 def test_parallel_jobs_equal_sequential_run(tmp_path):
-    """jobs=2 (each method in its own process, dependencies first) writes what a sequential
-    run writes; each child's output is in _logs/."""
+    """jobs=2 (each method in its own process, dependencies first, Table 5's larger-backbone run
+    in the same queue) writes what a sequential run writes; each child's output is in _logs/."""
     write_dataset(tmp_path / "data", n_users=60, n_items=40)
-    common = ("--profile", "smoke", "--methods", "sasrec,gru4rec", "--data-dir",
+    common = ("--profile", "smoke", "--methods", "sasrec,gru4rec,minionerec", "--data-dir",
               tmp_path / "data", "--set", "threads=1", "--set", "sasrec.epochs=1", "--set",
-              "gru4rec.epochs=1")
+              "gru4rec.epochs=1", "--set", "scaling.methods=[minionerec]")
     par = run_cli("run", "toy", *common, "--out", tmp_path / "par", "--set", "jobs=2")
     assert par.returncode == 0, par.stderr[-3000:]
-    assert "2 at a time" in par.stderr and "sasrec: done" in par.stderr
+    assert "4 method run(s), 2 at a time" in par.stderr and "sasrec: done" in par.stderr
+    assert "minionerec@large: done" in par.stderr
     seq = run_cli("run", "toy", *common, "--out", tmp_path / "seq", "--set", "jobs=1")
     assert seq.returncode == 0, seq.stderr[-3000:]
-    for m in ("sasrec", "gru4rec"):
+    for m in ("sasrec", "gru4rec", "minionerec", "_scaling/large/minionerec"):
         a, b = (tmp_path / d / "toy" / "smoke" / m for d in ("par", "seq"))
         assert (a / "predictions.jsonl").read_text() == (b / "predictions.jsonl").read_text()
-        assert (tmp_path / "par" / "toy" / "smoke" / "_logs" / f"{m}.log").stat().st_size > 0
+        log = a.parent / "_logs" / f"{a.name}.log"
+        assert log.stat().st_size > 0
+    big = json.loads((tmp_path / "par/toy/smoke/_scaling/large/minionerec/manifest.json")
+                     .read_text())
+    assert big["config"]["shared"]["lm"]["hidden_size"] == 96   # the smoke profile's larger LM
     again = run_cli("run", "toy", *common, "--out", tmp_path / "par", "--set", "jobs=2")
-    assert again.stderr.count("results up to date") == 2
+    assert again.stderr.count("results up to date") == 4
 
 
 def test_sigterm_stops_children_and_logs_wall_time(tmp_path):

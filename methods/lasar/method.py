@@ -47,7 +47,7 @@ class Pool:
 class Lasar(GenerativeMethod):
     display_name = "LASAR"
     depends_on = ("minionerec",)
-    cost = 4
+    cost = 25
 
     # --- Stage 1 ---------------------------------------------------------------------------
     def stage1(self, ctx):
