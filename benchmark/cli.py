@@ -169,6 +169,9 @@ def cmd_run(args):
         signal.signal(signal.SIGTERM, old_handler)
         if is_main_process():
             _log_run(plan, t0, failed, completed)
+            from reports.build import method_dirs, write_report_md
+            if completed and method_dirs(plan.profile_dir):
+                write_report_md(plan.profile_dir)     # again, now with this run's wall time
     if failed:
         print(f"error: method(s) failed: {', '.join(failed)} (see the log above); "
               "their rows are missing from the tables", file=sys.stderr)

@@ -152,6 +152,7 @@ def test_smoke_profile_on_real_sports(smoke_run):
     check_reports(root)
     log = [json.loads(x) for x in (root / "run_log.jsonl").read_text().splitlines()]
     assert len(log) == 1 and log[0]["wall_s"] <= seconds
+    assert f"{log[0]['wall_s'] / 60:.1f} min" in (root / "report.md").read_text()
     print(f"smoke profile, whole run_all on real Sports: {seconds / 60:.1f} min")
     # a rerun only rewrites the reports
     before = (root / "sasrec" / "predictions.jsonl").read_text()
