@@ -24,12 +24,12 @@ def _method(root, name, value, lm=None, params=1000, rank_s=10.0):
         "fit_info": {"parameters": params}}))
 
 
-def _bench(root, plain, lasar, cot):
-    (root / "bench").mkdir(parents=True)
+def _bench(root, plain, lasar, cot, reasoning=100.0):
+    (root / "bench").mkdir(parents=True, exist_ok=True)
     m = {k: 0.01 for k in KEYS}
     (root / "bench" / "cot.json").write_text(json.dumps({
         "users": 10, "repeats": 1, "device": "cpu", "threads": 1, "mean_latent_steps": 2.0,
-        "mean_reasoning_tokens": 100.0, "cot_max_new_tokens": 128,
+        "mean_reasoning_tokens": reasoning, "cot_max_new_tokens": 128,
         "ms_per_user": {"plain": plain, "lasar": lasar, "cot_direct": plain,
                         "cot_generation": cot},
         "cot_generation_over_lasar": cot / lasar, "lasar_over_plain": lasar / plain,
@@ -81,6 +81,9 @@ def test_claims_fail_or_are_not_measured(tmp_path):
     _bench(root, plain=10.0, lasar=13.0, cot=130.0)                 # 1.3x and 10x
     v = {c["id"]: c["verdict"] for c in claims(root)}
     assert v["cot_20x"] == v["lasar_overhead"] == "does not hold"
+    _bench(root, plain=10.0, lasar=11.0, cot=300.0, reasoning=3.0)  # 27x, but no reasoning
+    c = {c["id"]: c for c in claims(root)}["cot_20x"]
+    assert c["verdict"] == "not measured" and "does not reason" in c["evidence"]
     (root / "sasrec" / "metrics.json").unlink()
     assert {c["id"]: c["verdict"] for c in claims(root)}["best"] == "not measured"
 
