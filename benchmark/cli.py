@@ -120,9 +120,9 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _write_reports(plan):
+def _write_reports(plan, report_md=True):
     from reports.build import write_reports
-    for p in write_reports(plan.profile_dir, plan.cfg.shared):
+    for p in write_reports(plan.profile_dir, plan.cfg.shared, report_md):
         print(f"wrote {p}")
 
 
@@ -163,15 +163,16 @@ def cmd_run(args):
         failed = [m for m, r in results.items() if r is None]
         failed += [f"{m} (larger backbone)" for r in sres for m, x in r.items() if x is None]
         _bench_cot(plan, args, results)
-        _write_reports(plan)
+        _write_reports(plan, report_md=False)      # report.md after run_log.jsonl, below
         completed = True
     finally:
         signal.signal(signal.SIGTERM, old_handler)
         if is_main_process():
             _log_run(plan, t0, failed, completed)
-            from reports.build import method_dirs, write_report_md
-            if completed and method_dirs(plan.profile_dir):
-                write_report_md(plan.profile_dir)     # again, now with this run's wall time
+            from reports.build import write_report_md
+            from reports.results_io import method_dirs
+            if completed and method_dirs(plan.profile_dir):    # with this run's own wall time
+                print(f"wrote {write_report_md(plan.profile_dir)}")
     if failed:
         print(f"error: method(s) failed: {', '.join(failed)} (see the log above); "
               "their rows are missing from the tables", file=sys.stderr)

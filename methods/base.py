@@ -19,8 +19,8 @@ class Method:
     display_name = None
     kind = "discriminative"
     depends_on = ()
-    cost = 10           # rough training minutes in the cpu profile (measured there): a parallel
-                        # run starts the longest chain of dependent methods first
+    cost = 10           # rough training minutes in the cpu profile (from a 10,000-user run): a
+                        # parallel run starts the longest chain of dependent methods first
 
     def __init__(self, config):
         self.config = config

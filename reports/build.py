@@ -37,7 +37,8 @@ FIGURES = [
 ]
 
 
-def write_reports(root, shared):
+def write_reports(root, shared, report_md=True):
+    """Every table, figure, the comparison, the claims and (report_md) report.md of a run."""
     root = Path(root)
     paths = write_table1(root, shared["eval"])
     paths += write_lasar_tables(root)
@@ -46,7 +47,7 @@ def write_reports(root, shared):
     paths += write_figures(root)
     paths += write_comparison(root)
     paths += write_claims(root)
-    if method_dirs(root):
+    if report_md and method_dirs(root):
         paths.append(write_report_md(root))
     return paths
 

@@ -49,6 +49,8 @@ def test_parallel_jobs_equal_sequential_run(tmp_path):
     assert par.returncode == 0, par.stderr[-3000:]
     assert "4 method run(s), 2 at a time" in par.stderr and "sasrec: done" in par.stderr
     assert "minionerec@large: done" in par.stderr
+    wall = json.loads((tmp_path / "par/toy/smoke/run_log.jsonl").read_text())["wall_s"]
+    assert f"{wall / 60:.1f} min" in (tmp_path / "par/toy/smoke/report.md").read_text()
     seq = run_cli("run", "toy", *common, "--out", tmp_path / "seq", "--set", "jobs=1")
     assert seq.returncode == 0, seq.stderr[-3000:]
     for m in ("sasrec", "gru4rec", "minionerec", "_scaling/large/minionerec"):
