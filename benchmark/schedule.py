@@ -1,5 +1,5 @@
 """Several methods at once (`jobs` > 1): each method trains in its own process (`python -m
-benchmark run DATASET --methods M --no-reports`, `threads` = cores / jobs), a method starts
+benchmark.child REQUEST METHOD`, `threads` = cores / jobs), a method starts
 when the methods it depends on have finished, and the longest chain starts first. Each child's
 output goes to results/<ds>/<profile>/_logs/<method>.log; this process prints a status line
 with every running child's latest progress line once a minute.
@@ -24,12 +24,17 @@ log = logging.getLogger(__name__)
 
 def _priorities(names):
     """Cost of a method plus the costs of everything that waits on it (critical path first)."""
-    deps = {m: [d for d in registry.get(m).depends_on if d in names] for m in names}
+    deps = {m: [d for d in registry.spec(m).depends_on if d in names] for m in names}
     users = {m: [n for n in names if m in deps[n]] for m in names}
 
     def chain(m):
-        return registry.get(m).cost + max((chain(u) for u in users[m]), default=0)
+        return registry.spec(m).cost + max((chain(u) for u in users[m]), default=0)
     return deps, {m: chain(m) for m in names}
+
+
+def threads_per_job(settings, jobs):
+    """Torch threads of each child: the profile's `threads`, else the cores shared out."""
+    return settings.threads or max(1, (os.cpu_count() or 1) // jobs)
 
 
 class _Task:
@@ -66,18 +71,18 @@ def _die_with_parent():
         pass
 
 
-def run_parallel(plans, jobs, status_every=60.0):
+def run_parallel(plans, jobs, threads, status_every=60.0):
     """Run every method of `plans` = [(plan, child_argv, tag)] in one queue, up to `jobs`
-    children at once: a method starts when its dependencies in the same plan have finished, the
-    longest chain first, so Table 5's larger-backbone runs (tag = their label) fill a core as soon
-    as one is free instead of waiting for the slowest method. `child_argv(method, threads)` ->
-    argv of the child. Returns {(tag, method): metrics dict, or None if it failed}."""
+    children at once (`threads` torch threads each): a method starts when its dependencies in
+    the same plan have finished, the longest chain first, so Table 5's larger-backbone runs
+    (tag = their label) fill a core as soon as one is free instead of waiting for the slowest
+    method. `child_argv(method)` -> argv of the child. Returns {(tag, method): metrics dict, or
+    None if it failed}."""
     tasks = []
     for plan, child_argv, tag in plans:
         deps, prio = _priorities(list(plan.methods))
         tasks += [_Task(plan, m, tag, child_argv, deps[m], prio[m]) for m in plan.methods]
     by_name = {t.name: t for t in tasks}
-    threads = plans[0][0].cfg.shared["threads"] or max(1, (os.cpu_count() or 1) // jobs)
     for t in tasks:
         t.log.parent.mkdir(parents=True, exist_ok=True)
     pending = sorted(tasks, key=lambda t: (-t.prio, tasks.index(t)))
@@ -100,7 +105,7 @@ def run_parallel(plans, jobs, status_every=60.0):
                           flush=True)
                     continue
                 logf = open(t.log, "ab")
-                argv = t.child_argv(t.method, threads)
+                argv = t.child_argv(t.method)
                 logf.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n"
                            .encode())
                 logf.flush()
@@ -131,7 +136,7 @@ def run_parallel(plans, jobs, status_every=60.0):
                           f"{_last_progress(by_name[name].log)}", file=sys.stderr, flush=True)
             if running:
                 time.sleep(1.0)
-    finally:     # interrupted (Ctrl-C, or SIGTERM: cmd_run turns it into KeyboardInterrupt):
+    finally:     # interrupted (Ctrl-C, or SIGTERM: the pipeline turns it into KeyboardInterrupt):
                  # stop the children; their work is resumable
         for proc, logf in running.values():
             proc.terminate()

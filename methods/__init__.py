@@ -1,59 +1,78 @@
-"""Method registry. Every module in this package is imported on first use, and registers its
-methods with `@register("name")`; heavy backends (torch, RecBole, transformers) are imported
-inside the methods, so listing or validating names stays fast.
+"""The method registry: one line per method, imported only when it is used.
 
-Adding a method: one new file here with a `@register`-ed subclass of `Method`, its default
-hyperparameters in methods/configs/<name>.yaml, and its name in a profile's `enabled` list.
+Each entry names the method, where its class lives, how the paper's tables call it, its kind
+(discriminative or generative: generative methods read the shared `sids` and `lm` settings),
+the methods whose configuration it reads (`depends_on`: LASAR's Stage 1 is MiniOneRec's SFT
+model) and a rough cost (training minutes in the cpu profile; a parallel run starts the longest
+chain first). Listing names, reading defaults and validating a configuration import no method
+code, so they never load torch (lm-evaluation-harness's lazy registry).
+
+Adding a method: its module (a `Method` subclass with a `config_class`), its defaults in
+methods/configs/<name>.yaml, and one `register(...)` line below.
 """
 import importlib
-import pkgutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from benchmark.errors import unknown_name
+from benchmark.protocol.errors import unknown_name
 
-from .base import Method
-
-_REGISTRY = {}
-_LOADED = False
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
-def register(name):
-    def wrap(cls):
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise RuntimeError(f"method '{name}' registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-    return wrap
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    target: str                 # "module:Class"
+    display_name: str           # as in the paper's tables
+    kind: str                   # "discriminative" | "generative"
+    depends_on: tuple = ()
+    cost: int = 10              # rough training minutes in the cpu profile
+
+    def load(self):
+        """The method class (imports its module)."""
+        module, cls = self.target.split(":")
+        return getattr(importlib.import_module(module), cls)
 
 
-def _load_all():
-    global _LOADED
-    if not _LOADED:
-        for mod in pkgutil.iter_modules(__path__):
-            if not mod.name.startswith("_") and mod.name != "base":
-                importlib.import_module(f"{__name__}.{mod.name}")
-        _LOADED = True
+_SPECS = {}
+
+
+def register(name, target, display_name, kind, depends_on=(), cost=10):
+    if name in _SPECS:
+        raise RuntimeError(f"method '{name}' registered twice")
+    _SPECS[name] = MethodSpec(name, target, display_name, kind, tuple(depends_on), cost)
+
+
+register("sasrec", "methods.recbole_models:SASRec", "SASRec", "discriminative", cost=30)
+register("gru4rec", "methods.recbole_models:GRU4Rec", "GRU4Rec", "discriminative", cost=12)
+register("rearec", "methods.rearec:ReaRec", "ReaRec", "discriminative", cost=20)
+register("minionerec", "methods.minionerec:MiniOneRec", "MiniOneRec", "generative", cost=25)
+register("lcrec", "methods.lcrec:LCRec", "LC-Rec", "generative", cost=40)
+register("lasar", "methods.lasar.method:Lasar", "LASAR", "generative", ("minionerec",), 25)
+register("cot_gream", "methods.cot_gream:ExplicitCoT", "Explicit CoT (GREAM)", "generative",
+         ("minionerec",), 20)
 
 
 def names():
-    _load_all()
-    return sorted(_REGISTRY)
+    return sorted(_SPECS)
+
+
+def spec(name):
+    if name not in _SPECS:
+        raise unknown_name("method", name, _SPECS)
+    return _SPECS[name]
 
 
 def get(name):
-    _load_all()
-    if name not in _REGISTRY:
-        raise unknown_name("method", name, _REGISTRY)
-    return _REGISTRY[name]
+    """The method class of `name` (its module imported on first use)."""
+    return spec(name).load()
 
 
 def default_config(name):
     """The method's own YAML (methods/configs/<name>.yaml), the 'defaults' layer."""
-    get(name)
+    spec(name)
     path = CONFIG_DIR / f"{name}.yaml"
     if not path.is_file():
         return {}
@@ -65,4 +84,5 @@ def all_default_configs():
     return {n: default_config(n) for n in names()}
 
 
-__all__ = ["Method", "register", "names", "get", "default_config", "all_default_configs"]
+__all__ = ["MethodSpec", "register", "names", "spec", "get", "default_config",
+           "all_default_configs"]

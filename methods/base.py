@@ -1,40 +1,59 @@
-"""The method contract (DESIGN.md, "The seams")."""
+"""The method contract (DESIGN.md, "The seams"), as RecBole's AbstractRecommender states its own.
+
+The runner calls, in this order, and nothing else:
+
+    fitted  = method.fit(ctx)                        -> a FitRecord (what was learned)
+    ranking = method.rank(ctx, fitted, examples, progress)
+                                                     -> Ranking: items (n, k) int64
+    extra   = method.studies(ctx, fitted, ranking, out_dir)   (optional) -> dict
+
+`ctx` is a benchmark.protocol.context.RunContext; `examples` a recdata.Examples of n users;
+k = ctx.topk. `fit` trains on ctx.split.train and early-stops on ctx.split.valid; everything it
+learned goes into the record it returns (nothing is kept on the method object), so studies and
+benchmarks get the same record explicitly. `self.config` is the method's configuration, an
+instance of its `config_class` (a dataclass; methods/configs/<name>.yaml holds the defaults).
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class FitRecord:
+    """What `fit` learned. Subclasses add the trained model(s); `info` goes to manifest.json as
+    `fit_info` (curves, timings, parameter counts)."""
+    info: dict = field(default_factory=dict, kw_only=True)
+
+
+@dataclass
+class Ranking:
+    """The result of `rank`: items (n, k) int64 item indices per example, best first; `fields`
+    per-example extras written to predictions.jsonl, {name: (n,) array} (LASAR: the number of
+    latent steps each user got)."""
+    items: np.ndarray
+    fields: dict = field(default_factory=dict)
 
 
 class Method:
-    """A recommender under the shared protocol.
+    """A recommender under the shared protocol. Its registry entry (methods/__init__.py) gives
+    its name, display name, kind, dependencies and cost; `spec` is that entry."""
+    config_class = None          # the dataclass of this method's configuration section
 
-    Subclasses set `display_name` (as in the paper's tables) and `kind` ("discriminative" or
-    "generative"), and implement:
-      fit(ctx):            train on ctx.split.train, early-stop on ctx.split.valid
-      rank(ctx, examples): top-k item indices per example, best first -> int array (n, k)
-      studies(ctx, topk, out_dir): optional extra evaluations after the main row (LASAR's
-                           ablations and sweeps); files written to out_dir land in the
-                           method's results folder, the returned dict in its manifest
-    `ctx` is a benchmark.context.RunContext; methods take everything they need from it.
-    `depends_on` names methods whose resolved config this one reads (ctx.config_of) and whose
-    config therefore keys this method's results.
-    """
-    name = None
-    display_name = None
-    kind = "discriminative"
-    depends_on = ()
-    cost = 10           # rough training minutes in the cpu profile (from a 10,000-user run): a
-                        # parallel run starts the longest chain of dependent methods first
-
-    def __init__(self, config):
-        self.config = config
+    def __init__(self, config, spec):
+        self.config, self.spec = config, spec
+        self.name = spec.name
 
     def fit(self, ctx):
+        """Train. -> FitRecord."""
         raise NotImplementedError
 
-    def rank(self, ctx, examples):
+    def rank(self, ctx, fitted, examples, progress=None):
+        """Top-k item indices of every example, best first. -> Ranking ((n, k) items).
+        `progress.update(m)` after every m examples when given."""
         raise NotImplementedError
 
-    def studies(self, ctx, topk, out_dir):
-        return {}
-
-    def prediction_fields(self):
-        """Extra per-test-user values for predictions.jsonl, {name: (n,) array} (LASAR: the
-        number of latent steps each user got)."""
+    def studies(self, ctx, fitted, ranking, out_dir):
+        """Optional extra evaluations after the main row (LASAR's ablations and sweeps). Files
+        written to out_dir land in the method's results folder, the returned dict in its
+        manifest."""
         return {}

@@ -15,27 +15,54 @@ CoT generation (Table 4): after the prompt, `<think>` and greedy reasoning text,
        `studies` measures its accuracy and time per user against direct mode on the same test
        users; `python -m benchmark bench cot` adds LASAR and plain decoding in one process.
 """
-import json
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from benchmark.beam import SidTrie, recommend
-from benchmark.config import config_hash
-from benchmark.metrics import summarize, target_ranks
-from benchmark.progress import progress as progress_bar
+from benchmark.protocol.beam import recommend
+from benchmark.protocol.io import atomic_write_json
+from benchmark.protocol.metrics import summarize, target_ranks
+from benchmark.protocol.progress import progress as progress_bar
+from benchmark.protocol.schema import to_dict
 
-from . import register
-from .lm.forward import collate
-from .lm.generative import GenerativeMethod
-from .lm.sft import SFTConfig, Trainer, load_weights, write_done
+from .lasar.config import TeacherConfig
+from .lasar.pool import pool_examples
+from .lasar.teacher import cot_artifact, teacher_cots
+from .lm.config import SFTConfig
+from .lm.decode import Catalog, prompt_batches
+from .lm.generative import GenerativeFit, GenerativeMethod, train_sft, valid_subsample
 from .lm.tasks import Encoded
-from .lm.tokenizer import sid_token_table
 
 log = logging.getLogger(__name__)
 THINK, END_THINK = "<think>", "</think>"
+
+
+@dataclass(frozen=True)
+class CotGenerationConfig:
+    max_new_tokens: int          # reasoning-length cap; </think> is forced there
+    batch: int
+
+
+@dataclass(frozen=True)
+class CotStudiesConfig:
+    enabled: bool
+    eval_users: int | None       # test users for direct vs CoT generation
+
+
+@dataclass(frozen=True)
+class CotGreamConfig:
+    """methods/configs/cot_gream.yaml."""
+    eval_batch: int
+    pool_examples: int | None    # LASAR's pool rule, so the two share the teacher's CoTs
+    teacher: TeacherConfig
+    max_cot_tokens: int          # teacher CoT tokens kept per training example
+    direct_task: bool            # also train prompt -> answer (GREAM's direct mode)
+    sft: SFTConfig
+    cot_generation: CotGenerationConfig
+    studies: CotStudiesConfig
 
 
 def add_think_tokens(model, tok):
@@ -45,13 +72,6 @@ def add_think_tokens(model, tok):
         tok.add_tokens(missing, special_tokens=True)
         model.resize_token_embeddings(len(tok), mean_resizing=True)
     return model
-
-
-def pool_indices(n_train, k, seed):
-    """The training examples given a teacher CoT: LASAR's rule (so the CoT cache is shared)."""
-    if not k or k >= n_train:
-        return np.arange(n_train)
-    return np.sort(np.random.default_rng(seed + 1).choice(n_train, k, replace=False))
 
 
 def cot_tasks(codec, examples, cots, think, end_think, max_cot_tokens, direct=True):
@@ -106,95 +126,65 @@ class CotGenerator:
         return first
 
 
-@register("cot_gream")
 class ExplicitCoT(GenerativeMethod):
-    display_name = "Explicit CoT (GREAM)"
-    depends_on = ("minionerec",)
-    cost = 20
+    config_class = CotGreamConfig
 
     def stage1(self, ctx):
         """MiniOneRec's SFT model (reused, or trained there once) with the think tokens."""
+        from . import spec
         from .minionerec import MiniOneRec
-        s1 = MiniOneRec(ctx.config_of("minionerec"))
+        s1 = MiniOneRec(ctx.config_of("minionerec"), spec("minionerec"))
         model, tok, codec = s1.setup(ctx)
         model, info = s1.run_sft(ctx, model, tok, codec)
         add_think_tokens(model, tok)
-        return model, tok, codec, s1.sft_key(ctx), info
-
-    def sft_key(self, ctx, s1_key=None):
-        c = self.config
-        return config_hash({"stage1": s1_key, "pool": c["pool_examples"], "teacher": c["teacher"],
-                            "max_cot_tokens": c["max_cot_tokens"], "direct": c["direct_task"],
-                            "sft": c["sft"], "seed": ctx.seed})
+        return model, tok, codec, s1.sft_artifact(ctx).key, info
 
     def fit(self, ctx):
         model, tok, codec, s1_key, s1_info = self.stage1(ctx)
         c = self.config
-        train = ctx.split.train
-        examples = train.subset(pool_indices(len(train), c["pool_examples"], ctx.seed))
-        folder = ctx.results_dir / "_work" / f"cot-gream-{self.sft_key(ctx, s1_key)}"
-        done = folder / "done.json"
-        if done.is_file():
-            log.info("cot_gream: CoT SFT model reused from %s", folder)
-            load_weights(model, folder / "best")
-            info = json.loads(done.read_text())
-        else:
-            from .lasar.teacher import teacher_cots
-            t0 = time.perf_counter()
-            cots = teacher_cots(ctx, examples, c["teacher"])
-            tasks, lens = cot_tasks(codec, examples, cots, tok.convert_tokens_to_ids(THINK),
-                                    tok.convert_tokens_to_ids(END_THINK), c["max_cot_tokens"],
-                                    c["direct_task"])
-            valid = codec.seqrec(self.valid_subsample(ctx))
-            s = c["sft"]
-            cfg = SFTConfig(lr=s["lr"], epochs=s["epochs"], batch_size=s["batch_size"],
-                            micro_batch=s["micro_batch"], patience=s["patience"],
-                            eval_every=s["eval_every"], warmup_ratio=s["warmup_ratio"],
-                            weight_decay=s["weight_decay"], max_grad_norm=s["max_grad_norm"],
-                            mixed_precision=ctx.config["lm"]["mixed_precision"], seed=ctx.seed)
-            log.info("cot_gream: SFT on %s; teacher CoTs %.0f tokens on average (cap %d)",
-                     "+".join(f"{len(t)} {t.task}" for t in tasks), np.mean(lens),
-                     c["max_cot_tokens"])
-            folder.mkdir(parents=True, exist_ok=True)
-            trainer = Trainer(model, tok, cfg, folder, ctx.device)
-            info = trainer.fit(tasks, valid)
-            info.update(seconds=round(time.perf_counter() - t0, 1), folder=str(folder),
-                        examples={t.task: len(t) for t in tasks},
-                        mean_cot_tokens=float(np.mean(lens)),
-                        cot_truncated_share=float(np.mean(lens > c["max_cot_tokens"])))
-            if not trainer.acc.is_main_process:
-                self.model, self.tok, self.codec = model, tok, codec
-                return
-            load_weights(model, folder / "best")
-            write_done(folder, info)
-        self.fit_info = {"stage1": {"key": s1_key, "folder": s1_info.get("folder")},
-                         "cot_sft": info}
-        self.model, self.tok, self.codec = model.eval(), tok, codec
+        examples = pool_examples(ctx.split.train, c.pool_examples, ctx.seed)
+        art = ctx.artifact("cot-gream", {
+            "stage1": s1_key, "cots": cot_artifact(ctx, examples, c.teacher).key,
+            "max_cot_tokens": c.max_cot_tokens, "direct": c.direct_task, "sft": to_dict(c.sft),
+            "seed": ctx.seed}, resumable=True, collective=True)
+        lens = []
+
+        def data():
+            cots = teacher_cots(ctx, examples, c.teacher)
+            tasks, n_tokens = cot_tasks(codec, examples, cots, tok.convert_tokens_to_ids(THINK),
+                                        tok.convert_tokens_to_ids(END_THINK), c.max_cot_tokens,
+                                        c.direct_task)
+            lens.append(n_tokens)
+            log.info("cot_gream: teacher CoTs %.0f tokens on average (cap %d)",
+                     np.mean(n_tokens), c.max_cot_tokens)
+            return tasks, codec.seqrec(valid_subsample(ctx, c.sft.valid_examples))
+
+        model, info = train_sft(ctx, art, model, tok, data, c.sft, what="cot_gream: CoT SFT")
+        if lens:                                       # trained now (not reused)
+            info = {**info, "mean_cot_tokens": float(np.mean(lens[0])),
+                    "cot_truncated_share": float(np.mean(lens[0] > c.max_cot_tokens))}
+        return GenerativeFit(model.eval(), tok, codec,
+                             info={"stage1": {"key": s1_key, "folder": s1_info.get("folder")},
+                                   "cot_sft": info})
 
     # --- CoT-generation mode -------------------------------------------------------------
     @torch.no_grad()
-    def decode_cot(self, ctx, examples, progress=None, max_new_tokens=None, batch=None):
+    def decode_cot(self, ctx, fitted, examples, progress=None, max_new_tokens=None):
         """CoT generation then the constrained answer. -> ((n, k) items, (n,) reasoning
         tokens generated, list of (n,) token-id arrays of the reasoning)."""
-        dev, k = ctx.device, ctx.topk
-        g = self.config["cot_generation"]
-        model = self.model.to(dev).eval()
-        levels, n_codes = ctx.config["sids"]["levels"], ctx.config["sids"]["codes"]
-        trie = SidTrie(ctx.sids().codes, n_codes).to(dev)
-        sid_ids = sid_token_table(self.tok, levels, n_codes, dev)
-        gen = CotGenerator(self.tok, model.get_input_embeddings().weight.shape[0], sid_ids,
-                           max_new_tokens or g["max_new_tokens"], dev)
-        enc = self.codec.seqrec(examples, with_answers=False)
-        order = np.argsort([len(s) for s in enc.suffixes], kind="stable")
+        dev, k, tok = ctx.device, ctx.topk, fitted.tok
+        g = self.config.cot_generation
+        model = fitted.model.to(dev).eval()
+        catalog = Catalog.build(ctx, tok, dev)
+        gen = CotGenerator(tok, model.get_input_embeddings().weight.shape[0], catalog.sid_ids,
+                           max_new_tokens or g.max_new_tokens, dev)
+        enc = fitted.codec.seqrec(examples, with_answers=False)
         items = np.empty((len(examples), k), dtype=np.int64)
         lengths = np.empty(len(examples), dtype=np.int64)
         texts = [None] * len(examples)
-        bs = batch or g["batch"]
-        for i in range(0, len(order), bs):
-            idx = order[i:i + bs]
-            b = collate(enc, idx, self.tok.pad_token_id, with_answers=False).to(dev)
-            res = recommend(model, b.ids, b.mask, trie, sid_ids, width=k, k=k, prefix_hook=gen,
-                            head=b.head)
+        for idx, b in prompt_batches(enc, tok.pad_token_id, g.batch, dev):
+            res = recommend(model, b.ids, b.mask, catalog.trie, catalog.sid_ids, width=k, k=k,
+                            prefix_hook=gen, head=b.head)
             items[idx] = res.items.cpu().numpy()
             lengths[idx] = gen.lengths.cpu().numpy()
             toks = gen.tokens.cpu().numpy()
@@ -204,22 +194,22 @@ class ExplicitCoT(GenerativeMethod):
                 progress.update(len(idx))
         return items, lengths, texts
 
-    def studies(self, ctx, topk, out_dir):
+    def studies(self, ctx, fitted, ranking, out_dir):
         """Direct mode vs CoT generation on the same fixed test users: accuracy, time per user,
         reasoning length (Table 4's CoT row and its accuracy)."""
-        st = self.config["studies"]
-        if not st["enabled"]:
+        st = self.config.studies
+        if not st.enabled:
             return {}
         test = ctx.split.test
-        n = min(st["eval_users"] or len(test), len(test))
+        n = min(st.eval_users or len(test), len(test))
         idx = np.sort(np.random.default_rng(ctx.seed).choice(len(test), n, replace=False))
-        ex, ks = test.subset(idx), ctx.config["eval"]["ks"]
-        cap = self.config["cot_generation"]["max_new_tokens"]
+        ex, ks = test.subset(idx), ctx.config.eval.ks
+        cap = self.config.cot_generation.max_new_tokens
         with progress_bar(total=2 * n, unit="user", desc="cot_gream studies") as bar:
             t0 = time.perf_counter()
-            direct = self.rank(ctx, ex, progress=bar)
+            direct = self.rank(ctx, fitted, ex, progress=bar).items
             t1 = time.perf_counter()
-            items, lengths, toks = self.decode_cot(ctx, ex, progress=bar)
+            items, lengths, toks = self.decode_cot(ctx, fitted, ex, progress=bar)
             t2 = time.perf_counter()
         valid_items = bool((items >= 0).all() and (items < ctx.dataset.n_items).all())
         res = {"eval_users": n, "eval_user_ids": [ctx.dataset.user_ids[u] for u in ex.users],
@@ -233,14 +223,13 @@ class ExplicitCoT(GenerativeMethod):
                                   "all_answers_valid_items": valid_items},
                "cot_over_direct_time": round((t2 - t1) / max(t1 - t0, 1e-9), 2),
                "examples": [{"user": ctx.dataset.user_ids[ex.users[j]],
-                             "reasoning": self.tok.decode(toks[j].tolist()),
+                             "reasoning": fitted.tok.decode(toks[j].tolist()),
                              "top1": ctx.dataset.item_ids[items[j, 0]],
                              "target": ctx.dataset.item_ids[ex.targets[j]]}
                             for j in range(min(5, n))]}
         # the direct-mode rows on this subset equal the main run's on the same users
-        res["direct"]["equals_main_run"] = bool(np.array_equal(direct, topk[idx]))
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "studies.json").write_text(json.dumps(res, indent=1))
+        res["direct"]["equals_main_run"] = bool(np.array_equal(direct, ranking.items[idx]))
+        atomic_write_json(out_dir / "studies.json", res, indent=1)
         log.info("cot_gream studies (%d users): direct N@10 %.4f %.1f ms/user; CoT generation "
                  "N@10 %.4f %.1f ms/user, %.1f reasoning tokens", n, res["direct"]["NDCG@10"],
                  res["direct"]["ms_per_user"], res["cot_generation"]["NDCG@10"],

@@ -20,12 +20,52 @@ input dropout 0.2). The method trains every listed variant and ranks with the on
 better validation NDCG@10; `studies` reports every variant on the test users.
 """
 import logging
+from dataclasses import dataclass
+from typing import Literal
 
-from . import register
-from .recbole_models import RecBoleSequential
+from benchmark.protocol.io import atomic_write_json
+from benchmark.protocol.metrics import summarize, target_ranks
+
+from .base import FitRecord
+from .recbole_models import RecBoleSequential, RecBoleTraining
 
 log = logging.getLogger(__name__)
 VARIANTS = ("erl", "prl")
+
+
+@dataclass(frozen=True)
+class ReaRecConfig(RecBoleTraining):
+    """methods/configs/rearec.yaml: the authors' defaults."""
+    variants: list[Literal["erl", "prl"]]
+    reason_steps: int
+    hidden_size: int
+    inner_size: int
+    n_layers: int
+    n_heads: int
+    hidden_dropout_prob: float
+    attn_dropout_prob: float
+    input_dropout_prob: float
+    hidden_act: str
+    layer_norm_eps: float
+    initializer_range: float
+    temperature: float
+    erl_kl_weight: float
+    prl_pl_weight: float
+    prl_temp_scale: float
+    prl_noise: float
+    prl_cl_weight: float
+    prl_warmup_epochs: int
+
+    def __post_init__(self):
+        if not self.variants:
+            raise ValueError("variants must name at least one of erl, prl")
+
+
+@dataclass
+class ReaRecFit(FitRecord):
+    """Every trained variant (RecBoleFit each) and the one Table 1 uses."""
+    variants: dict
+    chosen: str
 
 
 def _model_class():
@@ -34,51 +74,45 @@ def _model_class():
     return model
 
 
-@register("rearec")
 class ReaRec(RecBoleSequential):
-    display_name = "ReaRec"
-    cost = 20
+    config_class = ReaRecConfig
 
     def fit(self, ctx):
-        variants = list(self.config["variants"])
-        bad = [v for v in variants if v not in VARIANTS]
-        if bad or not variants:
-            raise ValueError(f"rearec.variants {variants}: choose from {list(VARIANTS)}")
+        variants = list(self.config.variants)
         cls = _model_class()
-        self.trained, infos = {}, {}
+        trained = {}
         for v in variants:
-            model, rb_dataset, info = self._train(ctx, cls, {"variant": v}, sub=v,
-                                                  desc=f"rearec-{v}")
-            self.trained[v], infos[v] = (model, rb_dataset), info
+            trained[v] = self._train(ctx, cls, {"variant": v}, name=f"rearec-{v}",
+                                     desc=f"rearec-{v}")
             log.info("rearec-%s: best valid NDCG@10 %.4f at epoch %s", v,
-                     info["best_valid_ndcg@10"], info["best_epoch"])
-        best = max(variants, key=lambda v: infos[v]["best_valid_ndcg@10"])
-        self.chosen = best
-        self.fit_info = {"chosen_variant": best, "variants": infos,
-                         "selection": "best validation NDCG@10 (PROTOCOL 5)",
-                         "parameters": infos[best]["parameters"]}
-        self.use_model(ctx, *self.trained[best])
+                     trained[v].info["best_valid_ndcg@10"], trained[v].info["best_epoch"])
+        best = max(variants, key=lambda v: trained[v].info["best_valid_ndcg@10"])
+        infos = {v: f.info for v, f in trained.items()}
         log.info("rearec: Table 1 uses %s (valid NDCG@10 %s)", best,
                  {v: round(i["best_valid_ndcg@10"], 4) for v, i in infos.items()})
+        return ReaRecFit(trained, best, info={
+            "chosen_variant": best, "variants": infos,
+            "selection": "best validation NDCG@10 (PROTOCOL 5)",
+            "parameters": infos[best]["parameters"]})
 
-    def studies(self, ctx, topk, out_dir):
+    def training_artifact(self, ctx, name, config_dict=None):
+        # one variant's run does not depend on which other variants are listed
+        return super().training_artifact(ctx, name, {**(config_dict or {}), "variants": None})
+
+    def rank(self, ctx, fitted, examples, progress=None):
+        """With the chosen variant (better validation NDCG@10)."""
+        return super().rank(ctx, fitted.variants[fitted.chosen], examples, progress)
+
+    def studies(self, ctx, fitted, ranking, out_dir):
         """Every variant's test metrics (the one not chosen is reported, not hidden)."""
-        import json
-
-        from benchmark.metrics import summarize, target_ranks
         test, out = ctx.split.test, {}
-        for v, (model, rb_dataset) in self.trained.items():
-            if v == self.chosen:
-                top = topk                       # the main row's ranking
-            else:
-                self.use_model(ctx, model, rb_dataset)
-                top = self.rank(ctx, test)
-            out[v] = {"test": summarize(target_ranks(top, test.targets), ctx.config["eval"]["ks"]),
-                      "best_valid_ndcg@10": self.fit_info["variants"][v]["best_valid_ndcg@10"],
-                      "best_epoch": self.fit_info["variants"][v]["best_epoch"],
-                      "epochs_run": self.fit_info["variants"][v]["epochs_run"]}
-        self.use_model(ctx, *self.trained[self.chosen])
-        res = {"chosen_variant": self.chosen, "variants": out}
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "studies.json").write_text(json.dumps(res, indent=1))
+        for v, variant in fitted.variants.items():
+            top = ranking.items if v == fitted.chosen else \
+                super().rank(ctx, variant, test).items      # the main row's ranking is reused
+            out[v] = {"test": summarize(target_ranks(top, test.targets), ctx.config.eval.ks),
+                      "best_valid_ndcg@10": variant.info["best_valid_ndcg@10"],
+                      "best_epoch": variant.info["best_epoch"],
+                      "epochs_run": variant.info["epochs_run"]}
+        res = {"chosen_variant": fitted.chosen, "variants": out}
+        atomic_write_json(out_dir / "studies.json", res, indent=1)
         return res

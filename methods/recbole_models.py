@@ -8,18 +8,79 @@ scored over the full catalog with the model's own full_sort_predict.
 import contextlib
 import logging
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.progress import progress as progress_bar
+from benchmark.protocol.progress import progress as progress_bar
+from benchmark.protocol.schema import to_dict
 
-from . import register
 from ._recbole_compat import import_recbole, load_checkpoint
-from .base import Method
+from .base import FitRecord, Method, Ranking
 
 log = logging.getLogger(__name__)
-TRAINING_KEYS = ("learning_rate", "train_batch_size", "eval_batch_size", "epochs",
-                 "stopping_step", "weight_decay")
+TRAINING_LENGTH = ("epochs", "stopping_step")   # continuable: raising them continues training
+
+
+@dataclass(frozen=True)
+class RecBoleTraining:
+    """The training keys every RecBole model's YAML has (RecBole's own names)."""
+    learning_rate: float
+    train_batch_size: int
+    eval_batch_size: int
+    epochs: int
+    stopping_step: int             # epochs without a validation NDCG@10 gain before stopping
+    weight_decay: float
+
+
+@dataclass(frozen=True)
+class SASRecConfig(RecBoleTraining):
+    """methods/configs/sasrec.yaml: RecBole's SASRec defaults."""
+    hidden_size: int
+    inner_size: int
+    n_layers: int
+    n_heads: int
+    hidden_dropout_prob: float
+    attn_dropout_prob: float
+    hidden_act: str
+    layer_norm_eps: float
+    initializer_range: float
+
+
+@dataclass(frozen=True)
+class GRU4RecConfig(RecBoleTraining):
+    """methods/configs/gru4rec.yaml: RecBole's GRU4Rec defaults."""
+    embedding_size: int
+    hidden_size: int
+    num_layers: int
+    dropout_prob: float
+
+
+@dataclass
+class RecBoleFit(FitRecord):
+    """A trained RecBole model and the maps between our item indices and RecBole's."""
+    model: object
+    to_internal: np.ndarray        # our item index -> RecBole's
+    from_internal: np.ndarray      # RecBole's -> ours (-1 for its padding item)
+
+    @classmethod
+    def of(cls, ctx, model, rb_dataset, info):
+        token2id = rb_dataset.field2token_id["item_id"]
+        to_internal = np.array([token2id[i] for i in ctx.dataset.item_ids])
+        from_internal = np.full(rb_dataset.item_num, -1)
+        from_internal[to_internal] = np.arange(ctx.dataset.n_items)
+        return cls(model, to_internal, from_internal, info=info)
+
+
+def recbole_data(ctx):
+    """Our split as RecBole's pre-split atomic files: an artifact shared by every RecBole model
+    of a run. -> the data_path folder."""
+    art = ctx.artifact("recbole-data", ctx.data_inputs())
+
+    def build(folder):
+        write_atomic_files(ctx.dataset, ctx.split, folder / ctx.dataset.name)
+        return {}
+    return art.get(build, lambda path, info: path)
 
 
 def write_atomic_files(dataset, split, folder):
@@ -99,46 +160,47 @@ def resume(trainer, train_data, path):
 
 
 class RecBoleSequential(Method):
-    """Shared driver: subclasses only name the RecBole model."""
+    """Shared driver: subclasses only name the RecBole model and its config class."""
     recbole_model = None
 
-    def recbole_config(self, ctx, data_root):
-        cfg = dict(self.config)
+    def recbole_config(self, ctx, data_root, run_dir):
+        cfg = to_dict(self.config)
         cfg.update({
             "data_path": str(data_root),
             "benchmark_filename": ["train", "valid", "test"],
             "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id",
             "load_col": {"inter": ["user_id", "item_id_list", "item_id"], "item": ["item_id"]},
             "alias_of_item_id": ["item_id_list"],
-            "MAX_ITEM_LIST_LENGTH": ctx.config["history_len"],
+            "MAX_ITEM_LIST_LENGTH": ctx.config.history_len,
             "loss_type": "CE", "train_neg_sample_args": None,
             "eval_args": {"mode": "full", "order": "TO", "group_by": "user",
                           "split": {"RS": [0.8, 0.1, 0.1]}},  # unused with benchmark files
-            "metrics": ["Hit", "NDCG"], "topk": list(ctx.config["eval"]["ks"]),
+            "metrics": ["Hit", "NDCG"], "topk": list(ctx.config.eval.ks),
             "valid_metric": "NDCG@10", "eval_step": 1,
             "seed": ctx.seed, "reproducibility": True,
             "use_gpu": ctx.device == "cuda", "gpu_id": "0" if ctx.device == "cuda" else "",
-            "checkpoint_dir": str(ctx.work_dir / "checkpoints"),
+            "checkpoint_dir": str(run_dir / "checkpoints"),
             "show_progress": ctx.show_progress, "worker": 0, "log_wandb": False,
             "state": "INFO",
         })
         return cfg
 
-    def _train(self, ctx, model_class=None, config_dict=None, sub=None, desc=None):
-        """RecBole's own trainer on our files. `model_class`: a custom RecBole model (ReaRec)
-        instead of `recbole_model`, with `config_dict` added to its config; `sub`: its own
-        checkpoint folder under the work dir. -> (best model, RecBole dataset, fit info)."""
+    def training_artifact(self, ctx, name, config_dict=None):
+        """The RecBole run as an artifact: keyed by the data and every setting except the
+        training length, which is continuable (a raised epoch cap continues the run)."""
+        cfg = {**to_dict(self.config), **(config_dict or {})}
+        return ctx.artifact(f"recbole-{name}", {
+            **ctx.data_inputs(), "ks": list(ctx.config.eval.ks), "device": ctx.device,
+            "config": {k: v for k, v in cfg.items() if k not in TRAINING_LENGTH}},
+            continuable={k: cfg[k] for k in TRAINING_LENGTH}, resumable=True)
+
+    def _setup(self, ctx, run_dir, model_class, config_dict):
+        """RecBole's config, dataset, loaders, model and trainer for a run in `run_dir`."""
         Config, create_dataset, data_preparation, get_model, get_trainer = import_recbole()
         from recbole.utils import init_seed
-        data_root = ctx.work_dir / "recbole_data"
-        if not (data_root / ctx.dataset.name / f"{ctx.dataset.name}.item").is_file():
-            write_atomic_files(ctx.dataset, ctx.split, data_root / ctx.dataset.name)
-        run_dir = ctx.work_dir / sub if sub else ctx.work_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
         with working_dir(run_dir):
-            cfg = self.recbole_config(ctx, data_root)
+            cfg = self.recbole_config(ctx, recbole_data(ctx), run_dir)
             cfg.update(config_dict or {})
-            cfg["checkpoint_dir"] = str(run_dir / "checkpoints")
             config = Config(model=model_class or self.recbole_model, dataset=ctx.dataset.name,
                             config_dict=cfg)
             init_seed(config["seed"], config["reproducibility"])
@@ -147,93 +209,107 @@ class RecBoleSequential(Method):
             init_seed(config["seed"], config["reproducibility"])
             cls = model_class or get_model(config["model"])
             model = cls(config, train_data._dataset).to(config["device"])
-            trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-            if hasattr(model, "epoch"):          # models whose loss changes with the epoch
-                train_epoch = trainer._train_epoch
+        return config, rb_dataset, train_data, valid_data, model, get_trainer
 
-                def _train_epoch(data, epoch_idx, *a, **k):
-                    model.epoch = epoch_idx
-                    return train_epoch(data, epoch_idx, *a, **k)
-                trainer._train_epoch = _train_epoch
-            ckpt_dir = run_dir / "checkpoints"
-            trainer.saved_model_file = str(ckpt_dir / "best.pth")
-            last = ckpt_dir / "last.pth"
-            curve = resume(trainer, train_data, last) if last.is_file() else []
-            if curve:
-                log.info("%s: resuming after epoch %d from %s", self.name, len(curve) - 1, last)
-            with progress_bar(total=config["epochs"], initial=len(curve), unit="epoch",
-                              desc=f"{desc or self.name} epochs (ETA if no early stop)") as bar:
-                def on_epoch(epoch, valid_score):
-                    curve.append(round(float(valid_score), 6))   # validation NDCG@10
-                    save_last(trainer, train_data, last, epoch, curve)
-                    bar.update(1)
-                    bar.set_postfix(valid_ndcg10=f"{valid_score:.4f}")
-                # a finished run (cap reached or early-stopped) is not refit: RecBole's fit
-                # would overwrite best.pth with the last weights when start_epoch >= epochs
-                if trainer.start_epoch < config["epochs"] and \
-                        trainer.cur_step <= config["stopping_step"]:
-                    best_score, best_valid = trainer.fit(train_data, valid_data, saved=True,
-                                                         show_progress=ctx.show_progress,
-                                                         callback_fn=on_epoch)
-                else:
-                    best_score, best_valid = trainer.best_valid_score, trainer.best_valid_result
-            ckpt = load_checkpoint(trainer.saved_model_file)   # the best epoch's weights
-        model.load_state_dict(ckpt["state_dict"])
-        model.load_other_parameter(ckpt.get("other_parameter"))
-        model.eval()
-        info = {"best_valid_ndcg@10": float(best_score), "best_epoch": int(ckpt.get("epoch", -1)),
+    def _train(self, ctx, model_class=None, config_dict=None, name=None, desc=None):
+        """RecBole's own trainer on our files, as an artifact. `model_class`: a custom RecBole
+        model (ReaRec) instead of `recbole_model`, with `config_dict` added to its config.
+        -> RecBoleFit of the best epoch's weights."""
+        art = self.training_artifact(ctx, name or self.name, config_dict)
+        built = {}
+
+        def build(run_dir):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            parts = self._setup(ctx, run_dir, model_class, config_dict)
+            built["parts"] = parts
+            with working_dir(run_dir):
+                return self._fit(ctx, run_dir, *parts, desc=desc)
+
+        def load(path, info):
+            config, rb_dataset, _, _, model, _ = built.get("parts") or \
+                self._setup(ctx, path, model_class, config_dict)
+            ckpt = load_checkpoint(path / "checkpoints" / "best.pth")   # the best epoch
+            model.load_state_dict(ckpt["state_dict"])
+            model.load_other_parameter(ckpt.get("other_parameter"))
+            return RecBoleFit.of(ctx, model.eval(), rb_dataset, info)
+        return art.get(build, load)
+
+    def _fit(self, ctx, run_dir, config, rb_dataset, train_data, valid_data, model, get_trainer,
+             desc=None):
+        """Train (resuming from checkpoints/last.pth). -> info."""
+        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+        if hasattr(model, "epoch"):          # models whose loss changes with the epoch
+            train_epoch = trainer._train_epoch
+
+            def _train_epoch(data, epoch_idx, *a, **k):
+                model.epoch = epoch_idx
+                return train_epoch(data, epoch_idx, *a, **k)
+            trainer._train_epoch = _train_epoch
+        ckpt_dir = run_dir / "checkpoints"
+        trainer.saved_model_file = str(ckpt_dir / "best.pth")
+        last = ckpt_dir / "last.pth"
+        curve = resume(trainer, train_data, last) if last.is_file() else []
+        if curve:
+            log.info("%s: resuming after epoch %d from %s", self.name, len(curve) - 1, last)
+        with progress_bar(total=config["epochs"], initial=len(curve), unit="epoch",
+                          desc=f"{desc or self.name} epochs (ETA if no early stop)") as bar:
+            def on_epoch(epoch, valid_score):
+                curve.append(round(float(valid_score), 6))   # validation NDCG@10
+                save_last(trainer, train_data, last, epoch, curve)
+                bar.update(1)
+                bar.set_postfix(valid_ndcg10=f"{valid_score:.4f}")
+            # a finished run (cap reached or early-stopped) is not refit: RecBole's fit
+            # would overwrite best.pth with the last weights when start_epoch >= epochs
+            if trainer.start_epoch < config["epochs"] and \
+                    trainer.cur_step <= config["stopping_step"]:
+                best_score, best_valid = trainer.fit(train_data, valid_data, saved=True,
+                                                     show_progress=ctx.show_progress,
+                                                     callback_fn=on_epoch)
+            else:
+                best_score, best_valid = trainer.best_valid_score, trainer.best_valid_result
+        ckpt = load_checkpoint(trainer.saved_model_file)
+        return {"best_valid_ndcg@10": float(best_score), "best_epoch": int(ckpt.get("epoch", -1)),
                 "epochs_run": len(curve), "stopped_early": len(curve) < config["epochs"],
                 "valid_ndcg10_curve": curve,
                 "best_valid": {k: float(v) for k, v in (best_valid or {}).items()},
                 "parameters": int(sum(p.numel() for p in model.parameters()))}
-        return model, rb_dataset, info
 
     def fit(self, ctx):
-        model, rb_dataset, self.fit_info = self._train(ctx)
-        self.use_model(ctx, model, rb_dataset)
+        fitted = self._train(ctx)
         log.info("%s: best valid NDCG@10 %.4f at epoch %s", self.name,
-                 self.fit_info["best_valid_ndcg@10"], self.fit_info["best_epoch"])
+                 fitted.info["best_valid_ndcg@10"], fitted.info["best_epoch"])
+        return fitted
 
-    def use_model(self, ctx, model, rb_dataset):
-        """Rank with `model` from now on (item-index maps between ours and RecBole's)."""
-        token2id = rb_dataset.field2token_id["item_id"]
-        self.to_internal = np.array([token2id[i] for i in ctx.dataset.item_ids])  # ours -> RecBole
-        self.from_internal = np.full(rb_dataset.item_num, -1)
-        self.from_internal[self.to_internal] = np.arange(ctx.dataset.n_items)
-        self.model, self.device = model, next(model.parameters()).device
-
-    def rank(self, ctx, examples, progress=None):
+    def rank(self, ctx, fitted, examples, progress=None):
         """Full-catalog scores -> top-k (n, k) of our item indices, best first."""
         import torch
         from recbole.data.interaction import Interaction
-        k, bs = ctx.topk, self.config["eval_batch_size"]
+        model = fitted.model
+        device = next(model.parameters()).device
+        k, bs = ctx.topk, self.config.eval_batch_size
         out = np.empty((len(examples), k), dtype=np.int64)
-        hist = np.where(examples.history >= 0, self.to_internal[examples.history.clip(0)], 0)
+        hist = np.where(examples.history >= 0, fitted.to_internal[examples.history.clip(0)], 0)
         with torch.no_grad():
             for start in range(0, len(examples), bs):
                 sl = slice(start, start + bs)
                 inter = Interaction({
-                    self.model.ITEM_SEQ: torch.as_tensor(hist[sl]),
-                    self.model.ITEM_SEQ_LEN: torch.as_tensor(examples.lengths[sl]),
-                }).to(self.device)
-                scores = self.model.full_sort_predict(inter).view(len(hist[sl]), -1)
+                    model.ITEM_SEQ: torch.as_tensor(hist[sl]),
+                    model.ITEM_SEQ_LEN: torch.as_tensor(examples.lengths[sl]),
+                }).to(device)
+                scores = model.full_sort_predict(inter).view(len(hist[sl]), -1)
                 scores[:, 0] = -torch.inf                      # RecBole's [PAD] item
                 top = torch.topk(scores, k, dim=1).indices.cpu().numpy()  # (B, k)
-                out[sl] = self.from_internal[top]
+                out[sl] = fitted.from_internal[top]
                 if progress is not None:
                     progress.update(len(hist[sl]))
-        return out
+        return Ranking(out)
 
 
-@register("sasrec")
 class SASRec(RecBoleSequential):
-    display_name = "SASRec"
-    cost = 30
+    config_class = SASRecConfig
     recbole_model = "SASRec"
 
 
-@register("gru4rec")
 class GRU4Rec(RecBoleSequential):
-    display_name = "GRU4Rec"
-    cost = 12
+    config_class = GRU4RecConfig
     recbole_model = "GRU4Rec"

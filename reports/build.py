@@ -4,7 +4,7 @@ embeds them all so a reader can look instead of parse."""
 import json
 from pathlib import Path
 
-from benchmark.io import atomic_write_text
+from benchmark.protocol.io import atomic_write_text
 
 from .figures import write_figures
 from .lasar_tables import write_lasar_tables
@@ -37,10 +37,11 @@ FIGURES = [
 ]
 
 
-def write_reports(root, shared, report_md=True):
-    """Every table, figure, the comparison, the claims and (report_md) report.md of a run."""
+def write_reports(root, eval_cfg, report_md=True):
+    """Every table, figure, the comparison, the claims and (report_md) report.md of a run.
+    eval_cfg: the run's EvalConfig (metric cut-offs, bootstrap settings)."""
     root = Path(root)
-    paths = write_table1(root, shared["eval"])
+    paths = write_table1(root, eval_cfg)
     paths += write_lasar_tables(root)
     paths += write_table4(root)
     paths += write_table5(root)

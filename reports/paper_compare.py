@@ -134,7 +134,7 @@ def comparison_rows(root):
 
 
 def write_comparison(root):
-    from benchmark.io import atomic_write_text
+    from benchmark.protocol.io import atomic_write_text
     root = Path(root)
     rows = comparison_rows(root)
     if not rows:
@@ -303,7 +303,7 @@ def claims(root):
 
 
 def write_claims(root):
-    from benchmark.io import atomic_write_json, atomic_write_text
+    from benchmark.protocol.io import atomic_write_json, atomic_write_text
     root = Path(root)
     cl = claims(root)
     ds, prof = root.parent.name, root.name

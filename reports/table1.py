@@ -7,9 +7,9 @@ baseline, and a companion table lists every p-value.
 """
 from pathlib import Path
 
-from benchmark.io import atomic_write_text
-from benchmark.metrics import METRIC_ORDER
-from benchmark.stats import paired_bootstrap
+from benchmark.protocol.io import atomic_write_text
+from benchmark.protocol.metrics import METRIC_ORDER
+from benchmark.protocol.stats import paired_bootstrap
 
 from .fmt import cell, latex_table, markdown_table, rank_marks
 from .results_io import load_manifest, load_metrics, load_per_user, method_dirs
@@ -31,7 +31,7 @@ def significance(found, eval_cfg):
     """{baseline: {metric: p}} for LASAR against each baseline, or {} without LASAR."""
     if "lasar" not in found:
         return {}
-    ks = tuple(eval_cfg["ks"])
+    ks = tuple(eval_cfg.ks)
     users_a, a = load_per_user(found["lasar"], ks)
     bs = {}
     for m, folder in found.items():
@@ -41,7 +41,7 @@ def significance(found, eval_cfg):
         if users_b != users_a:
             raise ValueError(f"{folder}: test users differ from LASAR's; rerun on the same split")
         bs[m] = b
-    return paired_bootstrap(a, bs, eval_cfg["bootstrap_resamples"], eval_cfg["bootstrap_seed"])
+    return paired_bootstrap(a, bs, eval_cfg.bootstrap_resamples, eval_cfg.bootstrap_seed)
 
 
 def write_table1(root, eval_cfg):
@@ -64,7 +64,7 @@ def write_table1(root, eval_cfg):
         notes.append("Not run (missing): " + ", ".join(missing) + ".")
     if pvals:
         sig_any = any(all(p[k] < 0.05 for p in pvals.values()) for k in METRIC_ORDER)
-        test = (f"one-sided paired bootstrap, {eval_cfg['bootstrap_resamples']} resamples; "
+        test = (f"one-sided paired bootstrap, {eval_cfg.bootstrap_resamples} resamples; "
                 "p-values in table1_pvalues")
         notes.append(f"* LASAR better than every baseline at p < 0.05 ({test})." if sig_any else
                      f"LASAR is better than every baseline at p < 0.05 on no metric ({test}).")

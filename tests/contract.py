@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.metrics import summarize, target_ranks
+from benchmark.protocol.metrics import summarize, target_ranks
 
 MANIFEST_KEYS = {"config", "config_hash", "seed", "git_commit", "packages", "hardware",
                  "timings", "dataset", "profile", "method", "metrics"}

@@ -1,8 +1,8 @@
 import pytest
 
 import methods
-from benchmark.config import Config
-from benchmark.errors import BenchmarkError
+from benchmark.protocol.config import Config
+from benchmark.protocol.errors import BenchmarkError
 
 
 def _cfg(profile="smoke", overrides=()):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.beam import SidTrie
+from benchmark.protocol.beam import SidTrie
 from methods.lasar.latent import (LatentLM, add_latent_tokens, bidir_kl, cosine_distance, mse,
                                   policy_labels, stepwise_alignment, START)
 from methods.lasar.objective import LatentSFT, latent_task
@@ -184,7 +184,7 @@ def test_template_teacher_grows_with_the_history_and_import_checks_coverage(tmp_
         user_ids, item_ids = ["u1", "u2"], ["i0", "i1"]
     ex = examples([[0], [0]], [1, 1])
     ex.users = np.array([0, 1])
-    from benchmark.errors import BenchmarkError
+    from benchmark.protocol.errors import BenchmarkError
     with pytest.raises(BenchmarkError, match="no CoT for user u2, target i1"):
         imported_cots(ex, DS, path)
     assert imported_cots(ex.subset([0]), DS, path) == ["because"]

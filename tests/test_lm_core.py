@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.beam import SidTrie, recommend
-from benchmark.sids import SidTable
+from benchmark.protocol.beam import SidTrie, recommend
+from benchmark.protocol.sids import SidTable
 from methods.lm.forward import AnswerCE, collate
 from methods.lm.grpo import (GRPOConfig, GRPOLoss, candidate_token_logps, group_advantages,
                              rule_ndcg_reward)

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from benchmark.errors import BenchmarkError
+from benchmark.protocol.errors import BenchmarkError
 
 from .conftest import REPO, run_cli, write_dataset
 

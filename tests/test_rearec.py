@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 import methods
-from benchmark.context import RunContext
-from benchmark.runner import Plan
+from benchmark.protocol.context import RunContext
+from benchmark.plan import Plan
 from methods.rearec import _model_class
 
 from .conftest import write_dataset
@@ -159,7 +159,7 @@ def test_rearec_end_to_end_toy(tmp_path):
     saved = json.loads((out / "studies.json").read_text())
     assert saved["chosen_variant"] == best
     # the chosen variant's studies row is the main row's ranking
-    from benchmark.metrics import summarize, target_ranks
+    from benchmark.protocol.metrics import summarize, target_ranks
     assert saved["variants"][best]["test"] == summarize(target_ranks(top, plan.split.test.targets),
                                                       plan.cfg.shared["eval"]["ks"])
     # a second fit reuses the finished runs: same choice, same ranking

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 import methods
-from benchmark.context import RunContext
-from benchmark.errors import BenchmarkError
-from benchmark.runner import Plan, run
+from benchmark.protocol.context import RunContext
+from benchmark.protocol.errors import BenchmarkError
+from benchmark.plan import Plan
+from benchmark.runner import run
 from methods.base import Method
 from methods.recbole_models import write_atomic_files
 
@@ -109,7 +110,7 @@ def test_manifest_records_the_commit_read_at_start(tmp_path, monkeypatch):
     """A long run must record the code that ran, not a commit made while it trained."""
     import json
 
-    import benchmark.manifest as mf
+    import benchmark.protocol.manifest as mf
     monkeypatch.setattr(mf, "git_commit", lambda: "start-commit")
     plan = _plan(tmp_path, ("gru4rec",), **{"gru4rec.epochs": 1})
     monkeypatch.setattr(mf, "git_commit", lambda: "later-commit")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from benchmark.stats import bootstrap_counts, paired_bootstrap
+from benchmark.protocol.stats import bootstrap_counts, paired_bootstrap
 
 
 def test_counts_are_resamples_of_all_users():

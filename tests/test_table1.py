@@ -3,8 +3,8 @@ import json
 
 import numpy as np
 
-from benchmark.io import jsonl_text
-from benchmark.metrics import summarize, target_ranks
+from benchmark.protocol.io import jsonl_text
+from benchmark.protocol.metrics import summarize, target_ranks
 from reports.table1 import write_table1
 
 from .contract import check_table_numbers

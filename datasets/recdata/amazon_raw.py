@@ -11,8 +11,8 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from benchmark.errors import InputError
-from benchmark.io import atomic_write_text, jsonl_text
+from benchmark.protocol.errors import InputError
+from benchmark.protocol.io import atomic_write_text, jsonl_text
 
 
 def _records(path):

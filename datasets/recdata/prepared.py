@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.errors import BenchmarkError, InputError, did_you_mean
+from benchmark.protocol.errors import BenchmarkError, InputError, did_you_mean
 
 KNOWN_DATASETS = ("sports", "beauty", "instruments")
 MIN_INTERACTIONS = 3  # test target + validation target + at least one history item

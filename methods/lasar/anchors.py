@@ -1,14 +1,15 @@
 """CoT anchors (PROTOCOL section 6; paper Section 2.3, Appendix E.3): every segment of every
 teacher CoT encoded alone by the Stage-1 backbone; the last token's last-layer hidden state is
 the anchor h_t^cot. Computed once, offline, stored as float16 on the CPU
-(`results/<dataset>/<profile>/_work/anchors-<hash>.pt`), and moved to the device per batch.
+(an artifact: `results/<dataset>/<profile>/_work/anchors-<key>/anchors.pt`), and moved to the
+device per batch.
 """
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from benchmark.progress import progress
+from benchmark.protocol.progress import progress
 
 
 @dataclass
@@ -64,9 +65,7 @@ def encode_segments(model, tok, segments, device, max_tokens=64, batch_size=64):
 
 
 def save_anchors(anchors, path):
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"vectors": anchors.vectors, "offsets": anchors.offsets}, tmp)
-    tmp.replace(path)
+    torch.save({"vectors": anchors.vectors, "offsets": anchors.offsets}, path)
 
 
 def load_anchors(path):

@@ -5,16 +5,17 @@ state at the prompt's last token (<s>, as Coconut's begin-of-thought token); slo
 h_{t-1} as its input embedding instead of a token embedding (the `<t>` token never enters the
 model) and yields h_t. A batch runs max(N) slots; slot t of a sample with N < t is masked out
 of all later attention and does not advance its position ids, so the sample computes exactly
-what it would alone (Appendix E.1, Figure 6; tests/test_lasar_latent.py). The KV cache of the
+what it would alone (Appendix E.1, Figure 6; tests/test_lasar.py). The KV cache of the
 prompt and of the latent slots is reused by `<e>` and the answer (training) or by the beam
 search (decoding, through its prefix hook).
 """
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from benchmark.beam import KVStepper
+from benchmark.protocol.beam import KVStepper
 
 from ..lm.forward import run_rows
 
@@ -50,6 +51,16 @@ def policy_labels(segments, n_max):
     """SFT label of the Policy Head: the CoT segment count clipped to 1..N_max, as a class
     index (N - 1)."""
     return segments.clamp(1, n_max) - 1
+
+
+class LatentOutputs(NamedTuple):
+    """What `LatentLM.run` returns (Coconut's `Outputs`): policy logits (B, N_max), the N used
+    (B,), latent states (B, max N, D) with states[:, t-1] = h_t, and the KV stepper after the
+    last latent slot (`<e>` and the answer, or the beam search, continue on it)."""
+    policy_logits: torch.Tensor
+    n: torch.Tensor
+    states: torch.Tensor
+    stepper: KVStepper
 
 
 class LatentLM(torch.nn.Module):
@@ -126,14 +137,14 @@ class LatentLM(torch.nn.Module):
         return stepper.extend(torch.cat([e, answers[:, :-1]], 1)).logits
 
     def run(self, batch, n_mode="argmax", force_n=None, generator=None, n=None):
-        """Prompt + Policy Head + latent loop (N given, or chosen by `choose_n`). -> (policy
-        logits (B, N_max), n (B,), states (B, max n, D), stepper after the last latent slot)."""
+        """Prompt + Policy Head + latent loop (N given, or chosen by `choose_n`).
+        -> LatentOutputs."""
         h0, stepper = self.encode(batch)
         logits = self.policy_logits(h0)
         if n is None:
             n = self.choose_n(logits, n_mode, force_n, generator)
         states = self.latent_loop(stepper, h0, n)
-        return logits, n, states, stepper
+        return LatentOutputs(logits, n, states, stepper)
 
 
 def last_states(states, n):

@@ -72,8 +72,9 @@ class LatentSFT(torch.nn.Module):
             logits = answer_token_logits(latent.lm, latent.config, batch)
             loss = answer_ce(logits, batch.labels)
             return loss, (batch.labels != -100).sum(), loss.new_zeros(()), {}
-        pi_logits, n, states, stepper = latent.run(batch, n_mode="argmax")
-        logits = latent.answer_logits(stepper, batch.labels)                # (B, A, V)
+        out = latent.run(batch, n_mode="argmax")
+        pi_logits, n, states = out.policy_logits, out.n, out.states
+        logits = latent.answer_logits(out.stepper, batch.labels)            # (B, A, V)
         ce = answer_ce(logits, batch.labels)
         aux, logs = ce.new_zeros(()), {"mean_n": float(n.sum())}
         if batch.extra is not None:

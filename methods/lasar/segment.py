@@ -19,7 +19,7 @@ def sentences(text):
 
 def embed_unique(all_sentences, spec, batch_size=128):
     """-> (dict sentence -> row, (U, d) float32 normalised embeddings)."""
-    from benchmark.sids import embed
+    from benchmark.protocol.sids import embed
     uniq = sorted(set(all_sentences))
     index = {s: k for k, s in enumerate(uniq)}
     emb = np.asarray(embed(uniq, spec, batch_size), dtype=np.float32)

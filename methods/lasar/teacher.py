@@ -11,16 +11,17 @@
   local     a local instruct model (a Hugging Face folder, or 'smollm2') writes the chain from a
             GREAM-style prompt; greedy, batched, `max_new_tokens` capped.
 
-The CoTs of one dataset and teacher are cached as JSONL under results/<dataset>/_cache/.
+The CoTs of one dataset, teacher and set of examples are an artifact under
+results/<dataset>/_cache/ (cot-<key>/cots.jsonl).
 """
 import json
 import logging
 from collections import Counter
 from pathlib import Path
 
-from benchmark.config import config_hash
-from benchmark.errors import BenchmarkError
-from benchmark.io import atomic_write_text
+from benchmark.protocol.errors import BenchmarkError
+from benchmark.protocol.io import jsonl_text
+from benchmark.protocol.schema import to_dict
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +114,14 @@ GREAM_PROMPT = ("A user bought these items in order: {history}. The next item th
                 "the latent preferences; Step 3, the user's intent; then the recommendation.")
 
 
-def local_cots(examples, recs, cfg, device):
+def local_cots(examples, recs, cfg, device, cache_dir):
     """CoTs from a local instruct model, greedy, batched (KV-cached `generate`)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from ..lm.backbone import smollm2_folder
-    path = cfg["local_model"]
+    path = cfg.local_model
     if path == "smollm2":
-        path = smollm2_folder(cfg["cache_dir"])
+        path = smollm2_folder(cache_dir)
     if not (Path(path) / "config.json").is_file():
         raise BenchmarkError(f"teacher.local_model {path}: no config.json; pass a local Hugging "
                              "Face instruct-model folder or 'smollm2'")
@@ -136,11 +137,11 @@ def local_cots(examples, recs, cfg, device):
             msg = tok.apply_chat_template([{"role": "user", "content": msg}], tokenize=False,
                                           add_generation_prompt=True)
         texts.append(msg)
-    out, bs = [], cfg["local_batch"]
+    out, bs = [], cfg.local_batch
     for i in range(0, len(texts), bs):
         enc = tok(texts[i:i + bs], return_tensors="pt", padding=True).to(device)
         with torch.no_grad():
-            gen = model.generate(**enc, max_new_tokens=cfg["local_max_new_tokens"],
+            gen = model.generate(**enc, max_new_tokens=cfg.local_max_new_tokens,
                                  do_sample=False, num_beams=1, top_k=None, top_p=None,
                                  temperature=None, pad_token_id=tok.pad_token_id)
         out += tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
@@ -173,28 +174,37 @@ def imported_cots(examples, dataset, path):
 
 
 # --- entry point ---------------------------------------------------------------------------
+def examples_id(examples):
+    """A short identity of a set of training examples (who, which target)."""
+    import hashlib
+    blob = json.dumps([examples.users.tolist(), examples.targets.tolist()]).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def cot_artifact(ctx, examples, cfg):
+    return ctx.artifact("cot", {"teacher": to_dict(cfg), "data": ctx.dataset.fingerprint,
+                                "examples": examples_id(examples)}, shared=True)
+
+
 def teacher_cots(ctx, examples, cfg):
-    """One CoT text per example, cached per dataset, teacher and examples."""
-    kind = cfg["kind"]
-    if kind not in ("template", "import", "local"):
-        raise BenchmarkError(f"lasar.teacher.kind '{kind}': choose template, import or local")
+    """One CoT text per example (a TeacherConfig `cfg`), cached as an artifact."""
     ds = ctx.dataset
-    key = config_hash({"teacher": cfg, "data": ds.fingerprint,
-                       "examples": [examples.users.tolist(), examples.targets.tolist()]})
-    cache = ctx.cache_dir / f"cot-{kind}-{key}.jsonl"
-    if cache.is_file():
-        return [json.loads(line)["cot"] for line in cache.read_text().splitlines()]
-    recs = ds.items
-    if kind == "template":
-        cots = [template_cot(h, t, recs) for h, t in zip(examples.histories(), examples.targets)]
-    elif kind == "import":
-        cots = imported_cots(examples, ds, cfg["import_path"])
-    else:
-        cots = local_cots(examples, recs, {**cfg, "cache_dir": ctx.cache_dir},
-                          ctx.device)
-    rows = (json.dumps({"user": ds.user_ids[u], "target": ds.item_ids[t], "cot": c})
-            for u, t, c in zip(examples.users, examples.targets, cots))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cache, "\n".join(rows) + "\n")
-    log.info("teacher '%s': %d CoTs cached in %s", kind, len(cots), cache)
-    return cots
+
+    def build(folder):
+        recs = ds.items
+        if cfg.kind == "template":
+            cots = [template_cot(h, t, recs)
+                    for h, t in zip(examples.histories(), examples.targets)]
+        elif cfg.kind == "import":
+            cots = imported_cots(examples, ds, cfg.import_path)
+        else:
+            cots = local_cots(examples, recs, cfg, ctx.device, ctx.cache_dir)
+        (folder / "cots.jsonl").write_text(jsonl_text(
+            {"user": ds.user_ids[u], "target": ds.item_ids[t], "cot": c}
+            for u, t, c in zip(examples.users, examples.targets, cots)))
+        log.info("teacher '%s': %d CoTs", cfg.kind, len(cots))
+        return {"cots": len(cots)}
+
+    path = cot_artifact(ctx, examples, cfg).get(build, lambda path, info: path / "cots.jsonl")
+    with open(path) as f:
+        return [json.loads(line)["cot"] for line in f]

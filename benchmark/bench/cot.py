@@ -1,0 +1,89 @@
+"""`python -m benchmark bench cot`: time per test user of Explicit CoT's two inference modes
+(CoT generation, direct answer), LASAR and plain decoding (MiniOneRec's: the Stage-1 model, the
+same beam search), on the same test users in one process, alternating, repeated (paper Table 4:
+CoT generation about 20x LASAR's time). Also the accuracy of each on those users.
+
+It loads the trained models through the methods' own fit (every artifact is reused from
+results/; run `./run_all.sh DATASET --methods lasar,cot_gream` first, or it trains them). The
+result is an artifact (`_work/bench-cot-<key>/`, keyed by both methods' result keys and the
+settings) published to results/<dataset>/<profile>/bench/cot.json for the reports.
+"""
+import json
+import statistics
+import time
+
+import numpy as np
+
+from ..protocol.artifact import Artifact
+from ..protocol.io import atomic_write_json
+from ..protocol.metrics import summarize, target_ranks
+from . import bench_users, fitted
+
+MODES = ("plain", "lasar", "cot_direct", "cot_generation")
+
+
+def bench_cot(plan, users, repeats, refresh=False):
+    """Measure (or reuse the finished measurement of) Table 4's timing, publish it to
+    bench/cot.json. -> (result dict, True when measured now)."""
+    art = Artifact(plan.results_dir / "_work", "bench-cot",
+                   {"lasar": plan.key("lasar"), "cot_gream": plan.key("cot_gream"),
+                    "users": users, "repeats": repeats})
+    fresh = refresh or not art.done
+
+    def build(folder):
+        res = {"key": art.key, **measure(plan, users, repeats)}
+        atomic_write_json(folder / "cot.json", res)
+        return {"seconds": sum(sum(v) for v in res["seconds"].values())}
+
+    res = art.get(build, lambda path, info: json.loads((path / "cot.json").read_text()),
+                  refresh=refresh)
+    atomic_write_json(plan.results_dir / "bench" / "cot.json", res)
+    return res, fresh
+
+
+def measure(plan, users, repeats):
+    """The timing itself: every decoder on the same users, alternating, `repeats` times."""
+    import torch
+    lasar, lctx, lfit = fitted(plan, "lasar")
+    cot, cctx, cfit = fitted(plan, "cot_gream")
+    ex = bench_users(lctx.split.test, users)
+    enc, decoder = lasar.prompts(lfit, ex), lasar.decoder(lctx, lfit)
+
+    def run_all(e, enc_):
+        """One pass of every decoder; -> {mode: (seconds, output)}."""
+        out = {}
+        t0 = time.perf_counter()
+        out["plain"] = lasar.plain_decode(lctx, lfit, e)
+        t1 = time.perf_counter()
+        out["lasar"] = decoder.decode(lfit.model, enc_)
+        t2 = time.perf_counter()
+        out["cot_direct"] = cot.rank(cctx, cfit, e).items
+        t3 = time.perf_counter()
+        out["cot_generation"] = cot.decode_cot(cctx, cfit, e)
+        t4 = time.perf_counter()
+        return out, dict(zip(MODES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)))
+
+    w = ex.subset(np.arange(min(16, len(ex))))   # warm-up: trie, tables, first allocations
+    run_all(w, lasar.prompts(lfit, w))
+    times = {k: [] for k in MODES}
+    for _ in range(repeats):
+        out, secs = run_all(ex, enc)
+        for k, v in secs.items():
+            times[k].append(v)
+    (lat, ns), (gen, lengths, _) = out["lasar"], out["cot_generation"]
+    items = {"plain": out["plain"], "lasar": lat, "cot_direct": out["cot_direct"],
+             "cot_generation": gen}
+    n, ks = len(ex), plan.settings.eval.ks
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"dataset": plan.request.dataset, "profile": plan.profile, "users": n,
+            "repeats": repeats, "device": lctx.device, "threads": torch.get_num_threads(),
+            "mean_latent_steps": float(np.mean(ns)),
+            "mean_reasoning_tokens": float(np.mean(lengths)),
+            "cot_max_new_tokens": cot.config.cot_generation.max_new_tokens,
+            "ms_per_user": {k: round(1000 * v / n, 3) for k, v in med.items()},
+            "seconds": {k: [round(x, 2) for x in v] for k, v in times.items()},
+            "cot_generation_over_lasar": round(med["cot_generation"] / med["lasar"], 3),
+            "lasar_over_plain": round(med["lasar"] / med["plain"], 3),
+            "cot_generation_over_direct": round(med["cot_generation"] / med["cot_direct"], 3),
+            "metrics": {k: summarize(target_ranks(v, ex.targets), ks) for k, v in items.items()},
+            "test_user_ids": [plan.dataset.user_ids[u] for u in ex.users]}

@@ -1,0 +1,132 @@
+"""The plan of a run: every configuration value, method name, backbone and input file checked,
+the dataset loaded and split, before any training. What each method's results depend on (the
+key in its manifest) is derived here from named inputs."""
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import methods as registry
+from recdata import load_dataset, make_split
+from recdata.split import sample_users
+
+from .protocol import manifest as mf
+from .protocol.artifact import key_of
+from .protocol.config import Config
+from .protocol.context import RunContext
+from .protocol.errors import BenchmarkError
+from .protocol.schema import build, to_dict
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def results_root(out=None):
+    """--out, else results/ in the repository."""
+    return Path(out or REPO / "results").resolve()
+
+
+@dataclass
+class RunRequest:
+    """What a command line asks for; plain data, so a parallel run hands it to its children."""
+    dataset: str
+    profile: str = "cpu"
+    methods: list = None
+    data_dir: str = None
+    out: str = None
+    overrides: list = field(default_factory=list)
+    scaling: bool = False          # Table 5: the profile's larger backbone (scaling.lm)
+
+    def to_json(self):
+        return json.dumps({**asdict(self), "data_dir": self.data_dir and str(self.data_dir),
+                           "out": self.out and str(self.out)})
+
+    @classmethod
+    def from_json(cls, text):
+        return cls(**json.loads(text))
+
+
+def scaling_overrides(sc):
+    """--set pairs that turn a profile into its Table-5 variant: the larger backbone's lm keys;
+    LASAR's and Explicit CoT's studies off (Table 5 reads the main rows only)."""
+    return ([f"lm.{k}={json.dumps(v)}" for k, v in sc.lm.items()]
+            + ["lasar.studies.enabled=false", "cot_gream.studies.enabled=false"])
+
+
+class Plan:
+    """A validated run: settings, method list and their typed configurations, dataset and split.
+    Built before any training; every problem is one line (BenchmarkError)."""
+
+    def __init__(self, dataset, profile="cpu", methods=None, data_dir=None, out=None,
+                 overrides=None, scaling=False):
+        self.request = RunRequest(dataset, profile, list(methods) if methods else None,
+                                  data_dir, out, list(overrides or []), scaling)
+        defaults = registry.all_default_configs()
+        self.cfg = Config(profile, self.request.overrides, defaults)
+        if scaling:          # Table 5: the scaling methods again on the profile's larger backbone
+            sc = self.cfg.settings.scaling
+            self.cfg = Config(profile, self.request.overrides + scaling_overrides(sc), defaults)
+            methods = [m for m in sc.methods if not methods or m in methods]
+        self.settings = s = self.cfg.settings
+        self.methods = list(methods) if methods else list(s.enabled)
+        if not self.methods:
+            raise BenchmarkError(f"profile '{profile}' enables no method; pass --methods a,b")
+        self.specs = {m: registry.spec(m) for m in self.methods}    # unknown names fail here
+        needed = set(self.methods) | {d for sp in self.specs.values() for d in sp.depends_on}
+        self.method_cfgs = {m: self._typed(m) for m in sorted(needed)}
+        if any(sp.kind == "generative" for sp in self.specs.values()):
+            self._check_backbones(scaling)
+        self.dataset = load_dataset(dataset, data_dir)
+        users = sample_users(self.dataset.n_users, s.max_users, s.seed)
+        self.split = make_split(self.dataset, s.history_len, users)
+        self.profile = profile
+        self.git_commit = mf.git_commit()          # the code that runs is the code read now
+        self.profile_dir = results_root(out) / dataset / profile
+        self.results_dir = (self.profile_dir / "_scaling" / s.scaling.label if scaling
+                            else self.profile_dir)
+
+    def _typed(self, name):
+        """The method's resolved configuration as its config dataclass (checked)."""
+        return build(registry.get(name).config_class, self.cfg.method(name), name)
+
+    def _check_backbones(self, scaling):
+        from methods.lm.backbone import check_backbone
+        s = self.settings
+        check_backbone(s.lm)
+        sc = s.scaling
+        if sc.enabled and not scaling and set(sc.methods) & set(self.methods):
+            if not sc.lm:
+                raise BenchmarkError(f"profile '{self.request.profile}': scaling.enabled is "
+                                     "true but scaling.lm names no larger backbone (e.g. --set "
+                                     "'scaling.lm={hidden_size: 256}')")
+            check_backbone(build(type(s.lm), {**to_dict(s.lm), **sc.lm}, "scaling.lm"))
+
+    def method(self, name):
+        """A fresh instance of method `name` with its configuration."""
+        spec = self.specs.get(name) or registry.spec(name)
+        return spec.load()(self.method_cfgs[name], spec)
+
+    def context(self, method):
+        """The RunContext a method is fitted and ranked with."""
+        s = self.settings
+        return RunContext(dataset=self.dataset, split=self.split, profile=self.profile,
+                          config=s, method_config=self.method_cfgs[method],
+                          results_dir=self.results_dir, device=s.device, seed=s.seed,
+                          config_of=self.method_cfgs.__getitem__,
+                          cache_dir=self.profile_dir.parent / "_cache")
+
+    def inputs(self, method):
+        """What a method's results are produced from, by name: its configuration, those of the
+        methods it depends on, the data and the shared protocol settings (plus the SID and
+        backbone settings for a generative method). Nothing else changes them."""
+        spec = self.specs[method]
+        s = self.settings
+        out = {"method": method, "config": to_dict(self.method_cfgs[method]),
+               "data": self.dataset.fingerprint, **s.protocol_inputs()}
+        if spec.kind == "generative":
+            out.update(s.generative_inputs())
+        if spec.depends_on:
+            out["depends_on"] = {d: to_dict(self.method_cfgs[d]) for d in spec.depends_on}
+        return out
+
+    def key(self, method):
+        """The key recorded in a method's manifest: its results are up to date when equal."""
+        return key_of("results", self.inputs(method))

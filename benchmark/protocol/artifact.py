@@ -1,0 +1,136 @@
+"""One mechanism for everything cached: SID tables, embeddings, teacher CoTs, segments,
+anchors, trained models (SFT, Stage 2, RL, mixed), RecBole runs, bench results.
+
+An artifact is a folder `<root>/<kind>-<key>/`, where the key is a hash of its *named inputs*
+(configuration sections, data fingerprints, the keys of the artifacts it was built from). What
+changes an artifact is exactly what its inputs name. The folder holds:
+
+  inputs.json   the named inputs and what produced them (git commit, command, packages)
+  done.json     written last: the builder's info (timings, curves), the mark of completion
+  ...           the payload the builder wrote
+
+It is built in `<kind>-<key>.partial/` and renamed into place once complete, so a reader never
+sees half of one. A resumable builder (training) keeps its checkpoints in the partial folder
+across kills and continues from them. A finished artifact is loaded, never rebuilt. Builders
+of the same artifact in two processes are serialised by a lock (released by the OS if its
+holder dies); the second one loads what the first built.
+
+`continuable` inputs are recorded but do not key the folder: a training length (RecBole's
+epoch cap). A finished artifact whose continuable inputs differ is moved back to its partial
+folder and built again from there, so raising a cap continues training instead of restarting.
+"""
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+from .dist import barrier, is_main_process
+from .io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+def key_of(kind, inputs):
+    """16 hex digits identifying (kind, inputs); inputs must be JSON data."""
+    blob = json.dumps({"kind": kind, "inputs": inputs}, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def read_json(path):
+    """The JSON content of `path`, or None when it is missing or unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+class Artifact:
+    """A cached thing keyed by named inputs (see the module docstring)."""
+
+    def __init__(self, root, kind, inputs, continuable=None, resumable=False, collective=False):
+        """resumable: the builder continues from what a killed build left in the partial
+        folder (training), instead of starting from an empty one. collective: every process
+        of a distributed run builds it together (DDP training); only the main one marks it
+        done, and all wait for that before loading."""
+        self.root, self.kind, self.inputs = Path(root), kind, inputs
+        self.continuable = dict(continuable or {})
+        self.resumable, self.collective = resumable, collective
+        self.key = key_of(kind, inputs)
+        self.path = self.root / f"{kind}-{self.key}"
+        self.partial = self.root / f"{kind}-{self.key}.partial"
+
+    def __repr__(self):
+        return f"Artifact({self.path})"
+
+    def record(self):
+        """done.json of the finished artifact, or None."""
+        return read_json(self.path / "done.json")
+
+    @property
+    def done(self):
+        rec = self.record()
+        return rec is not None and rec.get("continuable", {}) == self.continuable
+
+    def info(self):
+        return self.record()["info"]
+
+    def get(self, build, load=None, refresh=False):
+        """The artifact's value: `load(path, info)` of the finished artifact (default: its
+        info), building it first with `build(folder) -> info` when it is not finished.
+        refresh=True builds it again even if it is (a measurement asked for again)."""
+        load = load or (lambda path, info: info)
+        if refresh or not self.done:
+            with self._lock():
+                if refresh or not self.done:
+                    self._build(build)
+            if self.collective:
+                barrier()                     # the main process has marked it done
+        else:
+            log.info("reusing %s", self.path)
+        return load(self.path, self.info())
+
+    # --- building ---------------------------------------------------------------------------
+    def _build(self, build):
+        main = is_main_process() or not self.collective
+        if main:
+            if self.path.exists():            # finished for other continuable inputs (or
+                                              # refreshed): reopen
+                shutil.rmtree(self.partial, ignore_errors=True)
+                os.replace(self.path, self.partial)
+            elif self.partial.exists() and not self.resumable:
+                shutil.rmtree(self.partial)   # what a killed build left: start clean
+            self.partial.mkdir(parents=True, exist_ok=True)
+            from .manifest import produced_by
+            atomic_write_json(self.partial / "inputs.json",
+                              {"kind": self.kind, "key": self.key, "inputs": self.inputs,
+                               "continuable": self.continuable, "produced_by": produced_by()})
+        elif not self.partial.exists():
+            self.partial.mkdir(parents=True, exist_ok=True)
+        info = build(self.partial)
+        if main:
+            atomic_write_json(self.partial / "done.json",
+                              {"info": info, "continuable": self.continuable})
+            os.replace(self.partial, self.path)
+            log.info("built %s", self.path)
+
+    @contextmanager
+    def _lock(self):
+        if self.collective and not is_main_process():
+            yield                             # the main process holds it for everyone
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f".{self.path.name}.lock", "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("waiting for another process building %s", self.path)
+                fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)

@@ -1,0 +1,90 @@
+"""LASAR's CoT pool (PROTOCOL 6; paper Section 2.3, Appendix E.2-E.3): the training examples
+that carry a teacher CoT, their segments and their anchors. Stage 2 trains on it and RL draws
+its prompts from it. Three artifacts, each reused on its own:
+
+  cot-<key>       (dataset _cache/) teacher CoTs of the pool's examples       teacher.py
+  segments-<key>  (dataset _cache/) the CoTs cut into segments                segment.py
+  anchors-<key>   (profile _work/)  each segment encoded by the Stage-1 model  anchors.py
+"""
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchmark.protocol.schema import to_dict
+
+from .anchors import encode_segments, load_anchors, save_anchors
+from .latent import START
+from .objective import latent_task
+from .segment import complexity_table, segment_cots
+from .teacher import category_diversity, cot_artifact, teacher_cots
+
+
+@dataclass
+class Pool:
+    """examples: recdata.Examples; task: their LatentTask with anchors; info: Table 8's data,
+    counts, an example CoT and the build times; key: the anchors' artifact key (it names the
+    Stage-1 model, the teacher, the examples and the segmentation)."""
+    examples: object
+    task: object
+    info: dict
+    key: str
+
+
+def pool_examples(train, k, seed):
+    """The training examples given a teacher CoT (Explicit CoT uses the same rule, so the two
+    share the CoT artifact): all, or a fixed-seed sample of k."""
+    idx = np.arange(len(train)) if not k or k >= len(train) else \
+        np.sort(np.random.default_rng(seed + 1).choice(len(train), k, replace=False))
+    return train.subset(idx)
+
+
+def _segments(ctx, examples, cfg):
+    """The pool's CoTs cut into segments. -> (segment lists, CoTs, the segments' artifact
+    key, seconds of the teacher and the segmentation)."""
+    t0 = time.perf_counter()
+    cots = teacher_cots(ctx, examples, cfg.teacher)
+    t_cot = time.perf_counter() - t0
+    seg = cfg.segmentation
+    art = ctx.artifact("segments", {"cots": cot_artifact(ctx, examples, cfg.teacher).key,
+                                    "segmentation": to_dict(seg)}, shared=True)
+
+    def build(folder):
+        t1 = time.perf_counter()
+        segments = segment_cots(cots, seg.embedder, seg.threshold, seg.batch_size)
+        (folder / "segments.json").write_text(json.dumps(segments))
+        return {"seconds": round(time.perf_counter() - t1, 1)}
+
+    info = art.get(build)
+    segments = json.loads((art.path / "segments.json").read_text())
+    return segments, cots, art.key, {"teacher": round(t_cot, 1),
+                                     "segmentation": info["seconds"]}
+
+
+def build_pool(ctx, cfg, base, tok, codec, stage1_key):
+    """The pool for a LasarConfig `cfg`: CoTs, segments, anchors from the Stage-1 model `base`.
+    -> Pool."""
+    examples = pool_examples(ctx.split.train, cfg.pool_examples, ctx.seed)
+    segments, cots, seg_key, seconds = _segments(ctx, examples, cfg)
+    art = ctx.artifact("anchors", {"stage1": stage1_key, "segments": seg_key,
+                                   "max_tokens": cfg.anchor_max_tokens})
+
+    def build(folder):
+        t0 = time.perf_counter()
+        save_anchors(encode_segments(base, tok, segments, ctx.device, cfg.anchor_max_tokens,
+                                     batch_size=64), folder / "anchors.pt")
+        return {"seconds": round(time.perf_counter() - t0, 1)}
+
+    anchors = art.get(build, lambda path, info: load_anchors(path / "anchors.pt"))
+    counts = [len(s) for s in segments]
+    div = [category_diversity(h, ctx.dataset.items) for h in examples.histories()]
+    info = {"examples": len(examples), "segments_total": int(sum(counts)),
+            "mean_segments": float(np.mean(counts)),
+            "table8": complexity_table(counts, examples.lengths, div, cfg.n_max),
+            "raw_count_histogram": {int(v): int(n) for v, n in
+                                    zip(*np.unique(counts, return_counts=True))},
+            "cot_example": cots[0], "segments_example": segments[0],
+            "seconds": {**seconds, "anchors": art.info()["seconds"]}}
+    task = latent_task(codec, examples, tok.convert_tokens_to_ids(START), anchors, cfg.n_max)
+    return Pool(examples, task, info, art.key)
