@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import paper
-from .figures import load_studies
+from .figure_data import load_studies
 from .fmt import write_table
 from .lasar_tables import subset_metrics
 from .results_io import load_metrics, method_dirs

@@ -43,3 +43,37 @@ def test_every_profile_resolves_every_method():
         for m in methods.names():
             assert c.method(m)
         assert set(c.shared["enabled"]) <= set(methods.names())
+
+
+@pytest.mark.parametrize("over,msg", [
+    (["max_users=abc"], "'max_users' must be int, got 'abc'"),          # a null default
+    (["lm.dtype=float16"], "'lm.dtype' must be one of 'float32', 'bfloat16'"),
+    (["lasar.stage2.align=l2"], "'lasar.stage2.align' must be one of 'kl', 'cosine'"),
+    (["lasar.inference.force_n=9"], "force_n must be in 1..8"),
+    (["minionerec.sft.micro_batch=1024"], "micro_batch (1024) must not exceed batch_size"),
+    (["rearec.variants=[erl, xrl]"], "'rearec.variants[1]' must be one of 'erl', 'prl'"),
+])
+def test_schema_checks_types_and_choices_before_any_work(tmp_path, over, msg):
+    """Values the YAML defaults cannot type-check (null defaults, choices, cross-key rules)
+    are checked by the config dataclasses when the plan is built."""
+    from benchmark.plan import Plan
+
+    from .conftest import write_dataset
+    write_dataset(tmp_path / "data", n_users=10, n_items=20)
+    with pytest.raises(BenchmarkError) as e:
+        Plan("toy", "smoke", ["minionerec", "lasar", "rearec"], tmp_path / "data",
+             tmp_path / "out", over)
+    assert msg in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_typed_sections_are_the_resolved_yaml():
+    """The dataclass views hold exactly the layered values (defaults < profile < --set)."""
+    from benchmark.protocol.schema import build, to_dict
+    from methods.lasar.config import LasarConfig
+    c = _cfg("smoke", ["lasar.stage2.lr=0.5", "lm.hidden_size=96"])
+    typed = build(LasarConfig, c.method("lasar"), "lasar")
+    assert typed.stage2.lr == 0.5 and typed.stage2.epochs == 1          # --set, profile
+    assert typed.rl.group_size == methods.default_config("lasar")["rl"]["group_size"]
+    assert to_dict(typed) == c.method("lasar")
+    assert c.settings.lm.hidden_size == 96 and c.settings.max_users == 300

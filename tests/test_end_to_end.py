@@ -36,6 +36,18 @@ def test_every_registered_method_end_to_end(tmp_path):
     assert (root / "tables" / "table1.tex").read_text().count(r"\toprule") == 1
     check_lasar_studies(root, 80)
     check_rearec_and_cot(root)
+    check_artifacts(root / "_work", out / "toy" / "_cache")
+
+
+def check_artifacts(*roots):
+    """Every folder of a run's _work/ and _cache/ is a finished artifact that records what
+    produced it."""
+    folders = [d for r in roots for d in r.iterdir() if d.is_dir()]
+    assert folders
+    for d in folders:
+        assert not d.name.endswith(".partial"), d
+        inputs = json.loads((d / "inputs.json").read_text())
+        assert d.name == f"{inputs['kind']}-{inputs['key']}" and (d / "done.json").is_file()
 
 
 def test_parallel_jobs_equal_sequential_run(tmp_path):
@@ -152,6 +164,7 @@ def test_smoke_profile_on_real_sports(smoke_run):
     check_lasar_studies(root, 300)
     check_rearec_and_cot(root)
     check_reports(root)
+    check_artifacts(root / "_work", root / "_scaling" / "large" / "_work", root.parent / "_cache")
     log = [json.loads(x) for x in (root / "run_log.jsonl").read_text().splitlines()]
     assert len(log) == 1 and log[0]["wall_s"] <= seconds
     assert f"{log[0]['wall_s'] / 60:.1f} min" in (root / "report.md").read_text()

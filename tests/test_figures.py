@@ -6,7 +6,8 @@ import os
 import matplotlib as mpl
 import pytest
 
-from reports.figures import NAMES, figure_data, moving_average, write_figures
+from reports.figure_data import NAMES, figure_data, moving_average
+from reports.figures import write_figures
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -81,26 +81,26 @@ def test_mixed_n_batch_equals_each_sample_alone():
 def test_latent_beam_search_equals_exhaustive_scoring():
     """The inference path (prefix hook + trie beam search) against scoring every catalog item
     with the RL path (latent_candidate_logps), same forced N."""
-    from methods.lasar.method import Lasar
+    from methods.lasar.config import InferenceConfig
+    from methods.lasar.method import Decoder
+    from methods.lm.decode import Catalog
     latent, codec, tok, codes = latent_setup(seed=3)
     enc = latent_task(codec, examples([[0, 1], [2, 3, 1]], [2, 0]),
                       tok.convert_tokens_to_ids(START), with_answers=False)
-    m = Lasar.__new__(Lasar)
-    m.config = {"inference": {"n_mode": "argmax", "force_n": None}, "eval_batch": 2}
-    m.tok, m.topk, m.trie = tok, len(codes), SidTrie(codes, 4)
-    m.sid_ids = sid_token_table(tok, 4, 4)
-    m.eval_gen = torch.Generator().manual_seed(0)
-    items, ns = m.decode(latent, enc, "cpu", force_n=3)
-    assert (ns == 3).all()
-    sid = m.sid_ids[torch.arange(4), torch.as_tensor(codes)]              # (I, 4)
+    sid_ids = sid_token_table(tok, 4, 4)
+    sid = sid_ids[torch.arange(4), torch.as_tensor(codes)]                # (I, 4)
     answers = torch.cat([sid, torch.full((len(codes), 1), tok.eos_token_id)], 1)
+    m = Decoder(tok, Catalog(SidTrie(codes, 4), sid_ids, answers), torch.Generator(), "cpu",
+                len(codes), InferenceConfig("argmax", None), eval_batch=2)
+    items, ns = m.decode(latent, enc, force_n=3)
+    assert (ns == 3).all()
     b = enc.collate([0, 1], tok.pad_token_id)
     with torch.no_grad():
         lp, _, _ = latent_candidate_logps(latent, b, answers[None].expand(2, -1, -1)[:, :, :4]
                                           .contiguous(), torch.tensor([3, 3]))
     exhaustive = lp.sum(-1).argsort(1, descending=True).numpy()          # (2, I)
     assert (items == exhaustive).all()
-    _, n8 = m.decode(latent, enc, "cpu", force_n=8)
+    _, n8 = m.decode(latent, enc, force_n=8)
     with torch.no_grad():
         lp8, _, _ = latent_candidate_logps(latent, b, answers[None].expand(2, -1, -1)[:, :, :4]
                                            .contiguous(), torch.tensor([8, 8]))
@@ -219,10 +219,12 @@ def test_local_teacher_generates_one_capped_cot_per_example(tmp_path):
     latent.lm.save_pretrained(tmp_path / "teacher")
     tok.save_pretrained(tmp_path / "teacher")
     recs = [{"keywords": f"thing {i}", "attributes": ["B", "Sports", "Camping"]} for i in range(4)]
-    cfg = {"local_model": str(tmp_path / "teacher"), "local_batch": 2, "local_max_new_tokens": 6}
+    from benchmark.protocol.schema import replace
+    from methods.lasar.config import TeacherConfig
+    cfg = TeacherConfig("local", None, str(tmp_path / "teacher"), 2, 6)
     ex = examples([[0, 1], [2], [1, 2, 3]], [3, 0, 0])
-    cots = local_cots(ex, recs, cfg, "cpu")
+    cots = local_cots(ex, recs, cfg, "cpu", tmp_path)
     assert len(cots) == 3 and all(isinstance(c, str) and c for c in cots)
-    longer = local_cots(ex, recs, {**cfg, "local_max_new_tokens": 12}, "cpu")
+    longer = local_cots(ex, recs, replace(cfg, local_max_new_tokens=12), "cpu", tmp_path)
     assert all(b.startswith(a) for a, b in zip(cots, longer))           # greedy, then capped
     assert any(len(b) > len(a) for a, b in zip(cots, longer))

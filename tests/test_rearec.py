@@ -8,8 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import methods
-from benchmark.protocol.context import RunContext
 from benchmark.plan import Plan
 from methods.rearec import _model_class
 
@@ -141,28 +139,28 @@ def test_rearec_end_to_end_toy(tmp_path):
     write_dataset(tmp_path / "data", n_users=60, n_items=40)
     plan = Plan("toy", "smoke", ["rearec"], tmp_path / "data", tmp_path / "results",
                 ["rearec.epochs=3", "rearec.hidden_size=16", "rearec.inner_size=24"])
-    cfg = plan.method_cfgs["rearec"]
-    work = tmp_path / "work"
-    ctx = RunContext(plan.dataset, plan.split, "smoke", plan.cfg.shared, cfg,
-                     tmp_path / "results", work, show_progress=False)
-    m = methods.get("rearec")(cfg)
-    m.fit(ctx)
-    info = m.fit_info
+    ctx = plan.context("rearec")
+    ctx.show_progress = False
+    m = plan.method("rearec")
+    fitted = m.fit(ctx)
+    info = fitted.info
     assert set(info["variants"]) == {"erl", "prl"}
     best = max(info["variants"], key=lambda v: info["variants"][v]["best_valid_ndcg@10"])
-    assert info["chosen_variant"] == best
-    top = m.rank(ctx, plan.split.test)
+    assert info["chosen_variant"] == best == fitted.chosen
+    ranking = m.rank(ctx, fitted, plan.split.test)
+    top = ranking.items
     assert top.shape == (len(plan.split.test), 40) and (top >= 0).all()
     out = tmp_path / "studies"
-    res = m.studies(ctx, top, out)
+    res = m.studies(ctx, fitted, ranking, out)
     assert set(res["variants"]) == {"erl", "prl"}
     saved = json.loads((out / "studies.json").read_text())
     assert saved["chosen_variant"] == best
     # the chosen variant's studies row is the main row's ranking
     from benchmark.protocol.metrics import summarize, target_ranks
     assert saved["variants"][best]["test"] == summarize(target_ranks(top, plan.split.test.targets),
-                                                      plan.cfg.shared["eval"]["ks"])
+                                                      plan.settings.eval.ks)
     # a second fit reuses the finished runs: same choice, same ranking
-    m2 = methods.get("rearec")(cfg)
-    m2.fit(ctx)
-    assert np.array_equal(m2.rank(ctx, plan.split.test), top)
+    m2 = plan.method("rearec")
+    again = m2.fit(ctx)
+    assert again.chosen == best
+    assert np.array_equal(m2.rank(ctx, again, plan.split.test).items, top)

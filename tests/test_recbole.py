@@ -1,14 +1,14 @@
 """RecBole gets exactly our split, and its internal ids map back to our items."""
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
 import methods
-from benchmark.protocol.context import RunContext
-from benchmark.protocol.errors import BenchmarkError
 from benchmark.plan import Plan
+from benchmark.protocol.errors import BenchmarkError
 from benchmark.runner import run
 from methods.base import Method
 from methods.recbole_models import write_atomic_files
@@ -38,35 +38,38 @@ def test_atomic_files_are_our_split(tmp_path):
 
 def test_rank_equals_scoring_every_item(tmp_path):
     plan = _plan(tmp_path, **{"sasrec.epochs": 2})
-    m = methods.get("sasrec")(plan.method_cfgs["sasrec"])
-    work = tmp_path / "work"
-    work.mkdir()
-    ctx = RunContext(plan.dataset, plan.split, "smoke", plan.cfg.shared, plan.method_cfgs[
-        "sasrec"], tmp_path / "results", work, show_progress=False)
-    m.fit(ctx)
+    m = plan.method("sasrec")
+    ctx = plan.context("sasrec")
+    ctx.show_progress = False
+    fitted = m.fit(ctx)
     ex = plan.split.test.subset(np.arange(5))
-    top = m.rank(ctx, ex)
+    top = m.rank(ctx, fitted, ex).items
     # brute force: score each of our items through RecBole's own id mapping
     from recbole.data.interaction import Interaction
-    hist = np.where(ex.history >= 0, m.to_internal[ex.history.clip(0)], 0)
+    hist = np.where(ex.history >= 0, fitted.to_internal[ex.history.clip(0)], 0)
     with torch.no_grad():
-        scores = m.model.full_sort_predict(Interaction({
+        scores = fitted.model.full_sort_predict(Interaction({
             "item_id_list": torch.as_tensor(hist), "item_length": torch.as_tensor(ex.lengths)}))
-    scores = scores.view(5, -1)[:, torch.as_tensor(m.to_internal)]        # (5, our items)
+    scores = scores.view(5, -1)[:, torch.as_tensor(fitted.to_internal)]   # (5, our items)
     want = torch.topk(scores, 30, dim=1).indices.numpy()               # 30 items < 50
     assert top.shape == (5, 30) and np.array_equal(top, want)
 
 
+@dataclass(frozen=True)
+class NoSettings:
+    pass
+
+
 class AlwaysFails(Method):
-    name, display_name = "_always_fails", "Fails"
+    config_class = NoSettings
 
     def fit(self, ctx):
         raise RuntimeError("boom")
 
 
 def test_a_failing_method_writes_nothing_and_others_go_on(tmp_path, caplog, monkeypatch):
-    methods.names()
-    monkeypatch.setitem(methods._REGISTRY, "_always_fails", AlwaysFails)
+    monkeypatch.setitem(methods._SPECS, "_always_fails", methods.MethodSpec(
+        "_always_fails", "tests.test_recbole:AlwaysFails", "Fails", "discriminative"))
     plan = _plan(tmp_path, ("_always_fails", "gru4rec"), **{"gru4rec.epochs": 1})
     with caplog.at_level(logging.ERROR):
         res = run(plan)

@@ -3,13 +3,15 @@ import json
 import numpy as np
 import pytest
 
+from benchmark.protocol.schema import build, replace
+from benchmark.protocol.settings import SidsConfig
 from benchmark.protocol.sids import break_collisions, build_or_load, item_text, residual_kmeans
 from recdata import load_dataset
 
 from .conftest import write_dataset
 
-CFG = {"embedder": "minilm", "levels": 4, "codes": 8, "kmeans_iters": 20, "kmeans_restarts": 1,
-       "seed": 0, "embed_batch_size": 16}
+CFG = build(SidsConfig, {"embedder": "minilm", "levels": 4, "codes": 8, "kmeans_iters": 20,
+                        "kmeans_restarts": 1, "seed": 0, "embed_batch_size": 16}, "sids")
 
 
 def test_item_text_order_and_no_repeats():
@@ -83,7 +85,7 @@ def test_published_sids_made_unique(tmp_path):
     table["3"] = list(table["1"])
     (d / "published_sids.json").write_text(json.dumps(table))
     ds = load_dataset("toy", tmp_path / "data")
-    t = build_or_load(ds, CFG | {"codes": 256}, tmp_path / "cache")
+    t = build_or_load(ds, replace(CFG, codes=256), tmp_path / "cache")
     rep = t.report()
     assert rep["distinct_sids"] == 40 and rep["moved"] == 2 and t.source == "published"
     k = ds.item_index

@@ -5,11 +5,12 @@ import numpy as np
 
 from benchmark.protocol.io import jsonl_text
 from benchmark.protocol.metrics import summarize, target_ranks
+from benchmark.protocol.settings import EvalConfig
 from reports.table1 import write_table1
 
 from .contract import check_table_numbers
 
-EVAL = {"ks": [5, 10, 20], "bootstrap_resamples": 500, "bootstrap_seed": 1}
+EVAL = EvalConfig(ks=[5, 10, 20], bootstrap_resamples=500, bootstrap_seed=1)
 
 
 def _write(root, method, display, ranks):

@@ -102,7 +102,7 @@ class Config:
         shared = merge(defaults, prof, PROFILE_DIR / f"{profile}.yaml")
         self.shared = merge(shared, cli, "--set")
         self.shared.pop("methods", None)                 # the per-method sections, split out
-        self.settings = build(Settings, self.shared, "shared configuration")   # typed, checked
+        self.settings = build(Settings, self.shared)   # typed, checked
 
     @staticmethod
     def _split_methods(layer, known, source):

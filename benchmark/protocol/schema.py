@@ -14,26 +14,28 @@ import typing
 from .errors import BenchmarkError, did_you_mean
 
 
-def build(cls, data, where):
-    """`cls` from the mapping `data`; `where` names the section in errors (e.g. 'lasar.rl')."""
+def build(cls, data, where=""):
+    """`cls` from the mapping `data`; `where` names the section in errors (e.g. 'lasar.rl';
+    '' for the top level of the shared configuration)."""
+    name = (lambda key: f"{where}.{key}" if where else key)
     if not isinstance(data, dict):
-        raise BenchmarkError(f"{where}: must be a mapping of keys, got {data!r}")
+        raise BenchmarkError(f"'{where}' must be a mapping of keys, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:
-            raise BenchmarkError(f"unknown configuration key '{where}.{key}'"
+            raise BenchmarkError(f"unknown configuration key '{name(key)}'"
                                  f"{did_you_mean(key, fields)}; valid keys here: "
                                  + ", ".join(sorted(fields)))
     missing = [n for n, f in fields.items() if n not in data
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
-        raise BenchmarkError(f"{where}: missing configuration key(s) {', '.join(missing)}")
+        raise BenchmarkError(f"missing configuration key(s) {', '.join(map(name, missing))}")
     hints = typing.get_type_hints(cls)
-    kwargs = {k: coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    kwargs = {k: coerce(hints[k], v, name(k)) for k, v in data.items()}
     try:
         return cls(**kwargs)
     except ValueError as e:                  # __post_init__: settings that do not fit together
-        raise BenchmarkError(f"{where}: {e}") from None
+        raise BenchmarkError(f"{where or 'configuration'}: {e}") from None
 
 
 def _name(tp):

@@ -132,7 +132,7 @@ class Lasar(GenerativeMethod):
             if rl.valid_examples and rl.valid_examples < len(v):
                 v = v.subset(np.arange(rl.valid_examples))
             valid = latent_task(codec, v, tok.convert_tokens_to_ids(START), with_answers=False)
-            decoder = Decoder(self, ctx, tok, catalog, generator)
+            decoder = self.decoder(ctx, tok=tok, catalog=catalog, generator=generator)
             loop = LasarGRPO(ctx, latent, tok, rl, folder, self.config.eval_batch, decoder)
             loop.setup_prompts(*rl_prompts(pool, rl, ctx.seed), valid, v.targets)
             return {**loop.run(), "folder": str(art.path)}
@@ -163,9 +163,13 @@ class Lasar(GenerativeMethod):
                         catalog, generator, info=info)
 
     # --- decoding --------------------------------------------------------------------------
-    def decoder(self, ctx, fitted):
-        """Decoding with the fit record's catalog and generator (rank, studies, benchmarks)."""
-        return Decoder(self, ctx, fitted.tok, fitted.catalog, fitted.generator)
+    def decoder(self, ctx, fitted=None, tok=None, catalog=None, generator=None):
+        """Decoding with the fit record's tokenizer, catalog and generator (rank, studies,
+        benchmarks), or with the ones given (RL, before the record exists)."""
+        if fitted is not None:
+            tok, catalog, generator = fitted.tok, fitted.catalog, fitted.generator
+        return Decoder(tok, catalog, generator, ctx.device, ctx.topk, self.config.inference,
+                       self.config.eval_batch)
 
     def prompts(self, fitted, examples):
         """LASAR's prompts (the shared prompt, then <s>) of `examples`, without answers."""
@@ -190,13 +194,13 @@ class Lasar(GenerativeMethod):
 
 
 class Decoder:
-    """LASAR's decoding for one context: the beam search with the latent loop in its prefix
-    hook, for one batch (`beam`) or for every prompt of a LatentTask (`decode`)."""
+    """LASAR's decoding: the beam search (width k) with the latent loop in its prefix hook,
+    for one batch (`beam`) or for every prompt of a LatentTask (`decode`). `inference`: the
+    InferenceConfig (N from the head's argmax, sampled with `generator`, or forced)."""
 
-    def __init__(self, method, ctx, tok, catalog, generator):
-        self.method, self.tok, self.catalog, self.generator = method, tok, catalog, generator
-        self.dev, self.k = ctx.device, ctx.topk
-        self.inference, self.eval_batch = method.config.inference, method.config.eval_batch
+    def __init__(self, tok, catalog, generator, device, k, inference, eval_batch):
+        self.tok, self.catalog, self.generator = tok, catalog, generator
+        self.dev, self.k, self.inference, self.eval_batch = device, k, inference, eval_batch
 
     def beam(self, latent, b, width, n=None, n_mode="argmax", force_n=None):
         """Beam search for one batch with the latent loop in the prefix hook. -> BeamResult

@@ -12,7 +12,7 @@ latent loop gives G distinct candidates (`rollout`), and `terms` returns
   - REINFORCE (Eq. 6): -(R_group - b_EMA - lambda N) log pi(N | h_0) - eta H(pi), R_group the
     mean reward of the prompt's G candidates, b_EMA an exponential moving average of R_group.
 Each of the last two can be switched off (Table 3). `after_step` updates b_EMA and logs mean N,
-reward and each term per step to TensorBoard and to rl_log.jsonl (Figure 5a).
+reward and each term per step to TensorBoard and (`log_step`) to rl_log.jsonl (Figure 5a).
 """
 import json
 
@@ -109,11 +109,9 @@ class LasarGRPO(GRPOLoop):
         return {"reward": core["reward"], "mean_n": float(n.float().mean()), "hit": core["hit"],
                 "baseline": self.baseline, "step": self.sched.last_epoch}
 
-    def step(self, idx):
-        logs = super().step(idx)
+    def log_step(self, logs):
         with open(self.log_path, "a") as f:
             f.write(json.dumps(logs) + "\n")
-        return logs
 
     def state(self):
         return {"baseline": self.baseline, "generator": self.gen.get_state()}

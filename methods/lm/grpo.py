@@ -6,9 +6,9 @@ loss = -min(rho A, clip(rho, 1 - eps, 1 + eps) A) + beta KL(pi || pi_ref) per an
 (k3 estimator), averaged over a candidate's tokens, then over candidates.
 
 One optimizer step (`GRPOLoop.step`) is written once. A method changes what it needs through
-three hooks: `rollout` (how candidates are drawn: LASAR samples N and runs its latent loop),
-`terms` (the named loss terms of a micro-batch: LASAR adds terminal KL and REINFORCE to the
-GRPO terms) and `after_step` (LASAR's reward baseline and its per-step log).
+hooks: `rollout` (how candidates are drawn: LASAR samples N and runs its latent loop), `terms`
+(the named loss terms of a micro-batch: LASAR adds terminal KL and REINFORCE to the GRPO
+terms), `after_step` (LASAR's reward baseline) and `log_step` (LASAR's per-step log).
 
 Why not TRL's GRPOTrainer: it produces rollouts by sampling from `generate` (or vLLM) and has
 no seam for a deterministic beam-search group of *distinct* catalog items; LASAR's RL adds a
@@ -188,7 +188,11 @@ class GRPOLoop:
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
         logs.update(self.after_step(roll))
+        self.log_step(logs)
         return logs
+
+    def log_step(self, logs):
+        """Hook: record one step's logs beyond TensorBoard (LASAR: rl_log.jsonl)."""
 
     # --- the loop -----------------------------------------------------------------------------
     def _save(self, step, best, curve, improved):

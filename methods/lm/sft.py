@@ -12,7 +12,6 @@ state) atomically. A rerun resumes from it. Batch order is a pure function of (s
 a resumed run takes exactly the steps an uninterrupted one would (tests/test_lm_train.py).
 TensorBoard scalars go to `<run>/tensorboard`.
 """
-import json
 import logging
 from contextlib import nullcontext
 import math

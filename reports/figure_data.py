@@ -1,0 +1,211 @@
+"""The numbers LASAR's paper figures plot, from results/<ds>/<profile>/lasar/studies.json
+only (written by methods/lasar/studies.py); reports/figures.py draws them. A figure whose data
+are absent or malformed is left out, never the rest."""
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+NAMES = ("figure3", "figure4a", "figure4b", "figure5a", "figure5b")
+
+
+def load_studies(root):
+    """root/lasar/studies.json as a dict, or {} if it is absent or unreadable."""
+    p = Path(root) / "lasar" / "studies.json"
+    try:
+        with open(p) as f:
+            d = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _num(x):
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+def _curve(points):
+    """[[step, loss], ...] -> sorted list of (step, loss) with finite numbers only."""
+    out = []
+    for p in points or []:
+        if isinstance(p, (list, tuple)) and len(p) >= 2:
+            s, v = _num(p[0]), _num(p[1])
+            if s is not None and v is not None:
+                out.append((s, v))
+    return sorted(out)
+
+
+def _fig3_data(s):
+    f3 = s.get("figure3")
+    if not isinstance(f3, dict):
+        return None
+    s1, s2, mx = _curve(f3.get("stage1")), _curve(f3.get("stage2")), _curve(f3.get("mixed"))
+    if not (s1 or s2 or mx):
+        return None
+    spe = {k: _num(f3.get(f"{k}_steps_per_epoch")) for k in ("stage1", "stage2", "mixed")}
+    present = [k for k, c in (("stage1", s1), ("stage2", s2), ("mixed", mx)) if c]
+    epochs = all(spe[k] and spe[k] > 0 for k in present)
+    unit = "epoch" if epochs else "step"
+
+    def x(k, step):
+        return step / spe[k] if epochs else step
+
+    stage1 = [[x("stage1", a), v] for a, v in s1]
+    # Stage 2 starts where Stage 1 stopped: its last evaluated step (an epoch end)
+    offset = stage1[-1][0] if stage1 else 0.0
+    stage2 = [[offset + x("stage2", a), v] for a, v in s2]
+    mixed = [[x("mixed", a), v] for a, v in mx]
+    return {"unit": unit, "stage1": stage1, "stage2": stage2, "stage2_start": offset,
+            "mixed": mixed}
+
+
+def _adaptive_name(rows):
+    return "rl_full" if "rl_full" in rows else "adaptive"
+
+
+def _fig4a_data(s):
+    rows = s.get("rows")
+    if not isinstance(rows, dict):
+        return None
+    out = {}
+    force = []
+    for name in rows:
+        m = re.fullmatch(r"force_(\d+)", str(name))
+        if m:
+            force.append((int(m.group(1)), name))
+    for n, name in sorted(force):
+        v = _num((rows.get(name) or {}).get("HR@10"))
+        if v is not None:
+            out[f"Force N={n}"] = 100.0 * v
+    v = _num((rows.get(_adaptive_name(rows)) or {}).get("HR@10"))
+    if v is not None:
+        out["Adaptive"] = 100.0 * v
+    return out or None
+
+
+def _n_users(rows):
+    names = [n for n in rows if re.fullmatch(r"force_\d+", str(n))] + [_adaptive_name(rows)]
+    for n in names:
+        u = (rows.get(n) or {}).get("n_users")
+        if isinstance(u, (int, float)):
+            return int(u)
+    return None
+
+
+def _dist(d):
+    if not isinstance(d, dict):
+        return None
+    counts = [_num(c) or 0.0 for c in (d.get("counts") or [])]
+    total = sum(counts)
+    if total <= 0:
+        return None
+    mean = _num(d.get("mean"))
+    if mean is None:
+        mean = sum((i + 1) * c for i, c in enumerate(counts)) / total
+    return {"share": [100.0 * c / total for c in counts], "mean": mean, "n_users": int(total)}
+
+
+def _fig4b_data(s):
+    sft = _dist(s.get("n_dist_after_sft"))
+    rl = _dist(s.get("n_dist_final_all_users")) or _dist(s.get("n_dist_final_subset"))
+    if not (sft or rl):
+        return None
+    out = {}
+    if sft:
+        out["after_sft"] = sft
+    if rl:
+        out["after_rl"] = rl
+    return out
+
+
+def moving_average(values, window):
+    """Trailing mean over the last `window` values (fewer at the start)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return v
+    w = max(1, int(window))
+    c = np.concatenate([[0.0], np.cumsum(v)])
+    i = np.arange(1, len(v) + 1)
+    lo = np.maximum(0, i - w)
+    return (c[i] - c[lo]) / (i - lo)
+
+
+def _ma_window(n):
+    return max(1, min(16, n // 8))
+
+
+def _fig5a_data(s):
+    log = s.get("rl_log")
+    if not isinstance(log, list):
+        return None
+    pts = []
+    for i, r in enumerate(log):
+        if not isinstance(r, dict):
+            continue
+        step = _num(r.get("step"))
+        pts.append((i + 1 if step is None else step, _num(r.get("mean_n")), _num(r.get("reward"))))
+    pts.sort(key=lambda p: p[0])
+    out = {}
+    for key, j in (("mean_n", 1), ("reward", 2)):
+        sv = [(p[0], p[j]) for p in pts if p[j] is not None]
+        if sv:
+            steps, vals = zip(*sv)
+            w = _ma_window(len(vals))
+            out[key] = {"step": list(steps), "value": list(vals), "window": w,
+                        "moving_average": moving_average(vals, w).tolist()}
+    return out or None
+
+
+def _fig5b_data(s):
+    per = s.get("per_n_all_users")
+    if not isinstance(per, dict):
+        return None
+    hr, users = {}, {}
+    for k, r in per.items():
+        try:
+            n = int(k)
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(r, dict):
+            continue
+        u = int(_num(r.get("n_users")) or 0)
+        v = _num(r.get("HR@10"))
+        if u > 0 and v is not None:
+            hr[n], users[n] = 100.0 * v, u
+    if not hr:
+        return None
+    hr = dict(sorted(hr.items()))
+    users = dict(sorted(users.items()))
+    overall = sum(hr[n] * users[n] for n in hr) / sum(users.values())
+    return {"HR@10": hr, "n_users": users, "overall_HR@10": overall}
+
+
+def figure_data(root):
+    """Per figure, the numbers it plots (figures whose data are absent are left out):
+
+      figure3   {"unit": "epoch"|"step", "stage1": [[x, loss]], "stage2": [[x, loss]]
+                 (x continues after Stage 1), "stage2_start": x, "mixed": [[x, loss]]}
+      figure4a  {"Force N=1": HR@10 %, ..., "Adaptive": HR@10 %}
+      figure4b  {"after_sft"/"after_rl": {"share": [% per N=1..], "mean": N, "n_users": int}}
+      figure5a  {"mean_n"/"reward": {"step", "value", "window", "moving_average"}}
+      figure5b  {"HR@10": {N: %}, "n_users": {N: int}, "overall_HR@10": %}  (N with users only)
+    """
+    s = load_studies(root)
+    out = {}
+    for name, fn in (("figure3", _fig3_data), ("figure4a", _fig4a_data),
+                     ("figure4b", _fig4b_data), ("figure5a", _fig5a_data),
+                     ("figure5b", _fig5b_data)):
+        try:
+            d = fn(s)
+        except Exception:          # malformed section: skip that figure, never the rest
+            d = None
+        if d:
+            out[name] = d
+    if "figure4a" in out:
+        out["figure4a_n_users"] = _n_users(s.get("rows") or {})
+    return out
