@@ -6,9 +6,9 @@ REQUEST_JSON is the parent's RunRequest (benchmark/plan.py) with `jobs=1` and th
 `threads` among its overrides. The child plans, trains, ranks and writes that one method's
 results folder, exactly as a sequential run would, and exits 0, or 1 if the method failed.
 """
-import logging
 import sys
 
+from .cli import setup_logging
 from .plan import Plan, RunRequest
 from .protocol.errors import BenchmarkError
 from .runner import run
@@ -17,9 +17,7 @@ from .runner import run
 def main(argv=None):
     request_json, method = (argv if argv is not None else sys.argv[1:])
     req = RunRequest.from_json(request_json)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    setup_logging()
     try:
         plan = Plan(req.dataset, req.profile, [method], req.data_dir, req.out, req.overrides,
                     req.scaling)

@@ -92,60 +92,66 @@ def _plan(args, methods):
     return Plan(req.dataset, req.profile, methods, req.data_dir, req.out, req.overrides)
 
 
-def cmd_bench_beam(args):
-    from .bench.beam import run
-    res = run(args)
-    if args.json:
-        print(json.dumps(res))
-        return
+def _print(args, res, text):
+    """The result as one JSON object (--json), else as the lines `text(res)` gives."""
+    print(json.dumps(res) if args.json else "\n".join(text(res)))
+
+
+def _beam_text(res):
     su = res["setup"]
-    print(f"beam search, width {su['beam_width']}, {su['prompts']} prompts of {su['prompt_tokens']}"
-          f" tokens ({su['head_tokens']} shared), {su['items']:,} items, "
-          f"{su['model_parameters']:,}-parameter Qwen3 ({su['preset']}, vocab {su['vocab']:,}), "
-          f"{su['device']} {su['dtype']}, {su['threads']} threads")
+    yield (f"beam search, width {su['beam_width']}, {su['prompts']} prompts of "
+           f"{su['prompt_tokens']} tokens ({su['head_tokens']} shared), {su['items']:,} items, "
+           f"{su['model_parameters']:,}-parameter Qwen3 ({su['preset']}, vocab "
+           f"{su['vocab']:,}), {su['device']} {su['dtype']}, {su['threads']} threads")
     for label, key in (("HF generate + prefix_allowed_tokens_fn", "generate_samples_per_s"),
                        ("ours (tensor trie, shared KV cache)", "ours_samples_per_s"),
                        ("bare forward passes (prompt + 3 steps)", "bare_forward_samples_per_s"),
                        ("bare forward passes (prompt + 4 steps)",
                         "bare_forward_4steps_samples_per_s")):
-        print(f"  {label:<39} {res[key]:8.2f} samples/s")
-    print(f"  speedup vs generate {res['speedup_vs_generate']:.1f}x; "
-          f"time / bare forward {res['ratio_to_bare_forward']:.2f}x")
+        yield f"  {label:<39} {res[key]:8.2f} samples/s"
+    yield (f"  speedup vs generate {res['speedup_vs_generate']:.1f}x; "
+           f"time / bare forward {res['ratio_to_bare_forward']:.2f}x")
+
+
+def _lasar_text(res):
+    yield (f"{res['users']} test users, {res['repeats']} repeats (median), {res['device']}, "
+           f"{res['threads']} threads, mean latent steps {res['mean_latent_steps']:.2f}")
+    yield f"  plain decoding (MiniOneRec's)  {res['plain_ms_per_user']:8.3f} ms/user"
+    yield f"  LASAR (latent loop + beam)     {res['lasar_ms_per_user']:8.3f} ms/user"
+    yield f"  LASAR / plain                  {res['lasar_over_plain']:8.3f}x"
+
+
+def _cot_text(res):
+    ms = res["ms_per_user"]
+    yield (f"{res['users']} test users of {res['dataset']} ({res['profile']}), "
+           f"{res['repeats']} repeat(s) (median), {res['device']}, {res['threads']} threads; "
+           f"mean latent steps {res['mean_latent_steps']:.2f}, mean CoT reasoning tokens "
+           f"{res['mean_reasoning_tokens']:.1f} (cap {res['cot_max_new_tokens']})")
+    for k, label in (("plain", "plain decoding (MiniOneRec's)"), ("lasar", "LASAR"),
+                     ("cot_direct", "Explicit CoT, direct answer"),
+                     ("cot_generation", "Explicit CoT, CoT generation")):
+        m = res["metrics"][k]
+        yield (f"  {label:<30} {ms[k]:9.2f} ms/user   N@10 {m['NDCG@10']:.4f}  "
+               f"HR@10 {m['HR@10']:.4f}")
+    yield (f"  CoT generation / LASAR {res['cot_generation_over_lasar']:.2f}x; "
+           f"LASAR / plain {res['lasar_over_plain']:.3f}x")
+
+
+def cmd_bench_beam(args):
+    from .bench.beam import run
+    _print(args, run(args), _beam_text)
 
 
 def cmd_bench_lasar(args):
     from .bench.lasar import bench_lasar
-    res = bench_lasar(_plan(args, ["lasar"]), args.users, args.repeats)
-    if args.json:
-        print(json.dumps(res))
-        return
-    print(f"{res['users']} test users, {res['repeats']} repeats (median), {res['device']}, "
-          f"{res['threads']} threads, mean latent steps {res['mean_latent_steps']:.2f}")
-    print(f"  plain decoding (MiniOneRec's)  {res['plain_ms_per_user']:8.3f} ms/user")
-    print(f"  LASAR (latent loop + beam)     {res['lasar_ms_per_user']:8.3f} ms/user")
-    print(f"  LASAR / plain                  {res['lasar_over_plain']:8.3f}x")
+    _print(args, bench_lasar(_plan(args, ["lasar"]), args.users, args.repeats), _lasar_text)
 
 
 def cmd_bench_cot(args):
     from .bench.cot import bench_cot
     res, _ = bench_cot(_plan(args, ["lasar", "cot_gream"]), args.users, args.repeats,
                        refresh=True)
-    if args.json:
-        print(json.dumps(res))
-        return
-    ms = res["ms_per_user"]
-    print(f"{res['users']} test users of {res['dataset']} ({res['profile']}), {res['repeats']} "
-          f"repeat(s) (median), {res['device']}, {res['threads']} threads; mean latent steps "
-          f"{res['mean_latent_steps']:.2f}, mean CoT reasoning tokens "
-          f"{res['mean_reasoning_tokens']:.1f} (cap {res['cot_max_new_tokens']})")
-    for k, label in (("plain", "plain decoding (MiniOneRec's)"), ("lasar", "LASAR"),
-                     ("cot_direct", "Explicit CoT, direct answer"),
-                     ("cot_generation", "Explicit CoT, CoT generation")):
-        m = res["metrics"][k]
-        print(f"  {label:<30} {ms[k]:9.2f} ms/user   N@10 {m['NDCG@10']:.4f}  "
-              f"HR@10 {m['HR@10']:.4f}")
-    print(f"  CoT generation / LASAR {res['cot_generation_over_lasar']:.2f}x; "
-          f"LASAR / plain {res['lasar_over_plain']:.3f}x")
+    _print(args, res, _cot_text)
 
 
 def cmd_methods(args):
@@ -222,11 +228,16 @@ def parser():
     return ap
 
 
-def main(argv=None):
-    args = parser().parse_args(argv)
+def setup_logging():
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
+    logging.getLogger("fontTools").setLevel(logging.WARNING)    # PDF font subsetting chatter
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    setup_logging()
     try:
         return args.func(args) or 0
     except BenchmarkError as e:

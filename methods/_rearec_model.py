@@ -1,6 +1,6 @@
 """ReaRec's RecBole model (methods/rearec.py documents the method). A module of its own, at
-module level, because RecBole pickles the model class with every checkpoint; importing it
-imports RecBole (the registry skips modules whose name starts with '_')."""
+module level, because RecBole pickles the model class with every checkpoint (so its name must
+not change); importing it imports RecBole."""
 from ._recbole_compat import import_recbole
 
 import_recbole()

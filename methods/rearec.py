@@ -27,27 +27,18 @@ from benchmark.protocol.io import atomic_write_json
 from benchmark.protocol.metrics import summarize, target_ranks
 
 from .base import FitRecord
-from .recbole_models import RecBoleSequential, RecBoleTraining
+from .recbole_models import RecBoleSequential, SASRecConfig
 
 log = logging.getLogger(__name__)
 VARIANTS = ("erl", "prl")
 
 
 @dataclass(frozen=True)
-class ReaRecConfig(RecBoleTraining):
-    """methods/configs/rearec.yaml: the authors' defaults."""
+class ReaRecConfig(SASRecConfig):
+    """methods/configs/rearec.yaml: the authors' defaults; the encoder's keys are SASRec's."""
     variants: list[Literal["erl", "prl"]]
     reason_steps: int
-    hidden_size: int
-    inner_size: int
-    n_layers: int
-    n_heads: int
-    hidden_dropout_prob: float
-    attn_dropout_prob: float
     input_dropout_prob: float
-    hidden_act: str
-    layer_norm_eps: float
-    initializer_range: float
     temperature: float
     erl_kl_weight: float
     prl_pl_weight: float

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -54,6 +55,16 @@ class GRU4RecConfig(RecBoleTraining):
     hidden_size: int
     num_layers: int
     dropout_prob: float
+
+
+class RecBoleRun(NamedTuple):
+    """What RecBole needs for one run: its config, dataset, loaders, model and trainer class."""
+    config: object
+    dataset: object
+    train_data: object
+    valid_data: object
+    model: object
+    trainer_class: object
 
 
 @dataclass
@@ -195,7 +206,8 @@ class RecBoleSequential(Method):
             continuable={k: cfg[k] for k in TRAINING_LENGTH}, resumable=True)
 
     def _setup(self, ctx, run_dir, model_class, config_dict):
-        """RecBole's config, dataset, loaders, model and trainer for a run in `run_dir`."""
+        """RecBole's config, dataset, loaders, model and trainer for a run in `run_dir`.
+        -> RecBoleRun."""
         Config, create_dataset, data_preparation, get_model, get_trainer = import_recbole()
         from recbole.utils import init_seed
         with working_dir(run_dir):
@@ -209,7 +221,8 @@ class RecBoleSequential(Method):
             init_seed(config["seed"], config["reproducibility"])
             cls = model_class or get_model(config["model"])
             model = cls(config, train_data._dataset).to(config["device"])
-        return config, rb_dataset, train_data, valid_data, model, get_trainer
+        return RecBoleRun(config, rb_dataset, train_data, valid_data, model,
+                          get_trainer(config["MODEL_TYPE"], config["model"]))
 
     def _train(self, ctx, model_class=None, config_dict=None, name=None, desc=None):
         """RecBole's own trainer on our files, as an artifact. `model_class`: a custom RecBole
@@ -219,25 +232,22 @@ class RecBoleSequential(Method):
         built = {}
 
         def build(run_dir):
-            run_dir.mkdir(parents=True, exist_ok=True)
-            parts = self._setup(ctx, run_dir, model_class, config_dict)
-            built["parts"] = parts
+            run = built["run"] = self._setup(ctx, run_dir, model_class, config_dict)
             with working_dir(run_dir):
-                return self._fit(ctx, run_dir, *parts, desc=desc)
+                return self._fit(ctx, run_dir, run, desc)
 
         def load(path, info):
-            config, rb_dataset, _, _, model, _ = built.get("parts") or \
-                self._setup(ctx, path, model_class, config_dict)
+            run = built.get("run") or self._setup(ctx, path, model_class, config_dict)
             ckpt = load_checkpoint(path / "checkpoints" / "best.pth")   # the best epoch
-            model.load_state_dict(ckpt["state_dict"])
-            model.load_other_parameter(ckpt.get("other_parameter"))
-            return RecBoleFit.of(ctx, model.eval(), rb_dataset, info)
+            run.model.load_state_dict(ckpt["state_dict"])
+            run.model.load_other_parameter(ckpt.get("other_parameter"))
+            return RecBoleFit.of(ctx, run.model.eval(), run.dataset, info)
         return art.get(build, load)
 
-    def _fit(self, ctx, run_dir, config, rb_dataset, train_data, valid_data, model, get_trainer,
-             desc=None):
-        """Train (resuming from checkpoints/last.pth). -> info."""
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    def _fit(self, ctx, run_dir, run, desc=None):
+        """Train a RecBoleRun (resuming from checkpoints/last.pth). -> info."""
+        config, model, train_data = run.config, run.model, run.train_data
+        trainer = run.trainer_class(config, model)
         if hasattr(model, "epoch"):          # models whose loss changes with the epoch
             train_epoch = trainer._train_epoch
 
@@ -262,7 +272,7 @@ class RecBoleSequential(Method):
             # would overwrite best.pth with the last weights when start_epoch >= epochs
             if trainer.start_epoch < config["epochs"] and \
                     trainer.cur_step <= config["stopping_step"]:
-                best_score, best_valid = trainer.fit(train_data, valid_data, saved=True,
+                best_score, best_valid = trainer.fit(train_data, run.valid_data, saved=True,
                                                      show_progress=ctx.show_progress,
                                                      callback_fn=on_epoch)
             else:

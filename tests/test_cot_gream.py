@@ -149,3 +149,13 @@ def test_bench_cot_json(tmp_path):
     assert all(m["n_users"] == 12 for m in res["metrics"].values())
     saved = json.loads((tmp_path / "results" / "toy" / "smoke" / "bench" / "cot.json").read_text())
     assert saved["ms_per_user"] == res["ms_per_user"]
+    # `bench lasar` on the same folder reuses the trained models (nothing is trained again)
+    r = run_cli("bench", "lasar", "toy", "--profile", "smoke", "--users", "12", "--repeats", "2",
+                "--json", "--data-dir", tmp_path / "data", "--out", tmp_path / "results",
+                "--set", "lasar.rl.enabled=false", "--set", "minionerec.sft.epochs=1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "SFT step" not in r.stderr and "reusing" in r.stderr
+    lb = json.loads(r.stdout.strip().splitlines()[-1])
+    assert lb["users"] == 12 and len(lb["plain_seconds"]) == len(lb["lasar_seconds"]) == 2
+    assert lb["lasar_over_plain"] == pytest.approx(
+        lb["lasar_ms_per_user"] / lb["plain_ms_per_user"], rel=0.02, abs=2e-3)

@@ -234,6 +234,6 @@ def test_sids_cli_json_and_cache(tmp_path):
     assert rep["items"] == rep["distinct_sids"] == 30 and len(rep["codes_per_level"]) == 4
     assert max(rep["codes_per_level"]) <= 4          # 4 codes a level: collisions are certain
     assert rep["moved"] > 0
-    assert list((tmp_path / "results" / "toy" / "_cache").glob("sids-*.json"))
+    assert list((tmp_path / "results" / "toy" / "_cache").glob("sids-*/sids.json"))
     again = run_cli(*args)
     assert json.loads(again.stdout) == rep           # served from the cache, same table

@@ -119,22 +119,24 @@ class Lasar(GenerativeMethod):
                                  lambda: ([fitted.pool.task] + items, fitted.valid), s)
 
     # --- RL ----------------------------------------------------------------------------------
-    def rl_phase(self, ctx, latent, tok, codec, pool, stage2_key, catalog, generator, rl=None):
-        """RL (a LasarRLConfig `rl`; default the configured one) from a Stage-2 model.
-        -> (LatentLM with the best RL weights, info)."""
+    def rl_phase(self, ctx, fitted, rl=None):
+        """RL (a LasarRLConfig `rl`; default the configured one) from the record's Stage-2
+        model. -> (LatentLM with the best RL weights, info)."""
         rl = rl or self.config.rl
-        art = ctx.artifact("lasar-rl", {"stage2": stage2_key, "rl": to_dict(rl)},
+        tok = fitted.tok
+        art = ctx.artifact("lasar-rl", {"stage2": fitted.stage2_key, "rl": to_dict(rl)},
                            resumable=True)
-        latent = copy.deepcopy(latent)
+        latent = copy.deepcopy(fitted.stage2)
 
         def build(folder):
             v = valid_subsample(ctx, self.config.stage2.valid_examples)
             if rl.valid_examples and rl.valid_examples < len(v):
                 v = v.subset(np.arange(rl.valid_examples))
-            valid = latent_task(codec, v, tok.convert_tokens_to_ids(START), with_answers=False)
-            decoder = self.decoder(ctx, tok=tok, catalog=catalog, generator=generator)
-            loop = LasarGRPO(ctx, latent, tok, rl, folder, self.config.eval_batch, decoder)
-            loop.setup_prompts(*rl_prompts(pool, rl, ctx.seed), valid, v.targets)
+            valid = latent_task(fitted.codec, v, tok.convert_tokens_to_ids(START),
+                                with_answers=False)
+            loop = LasarGRPO(ctx, latent, tok, rl, folder, self.config.eval_batch,
+                             self.decoder(ctx, fitted))
+            loop.setup_prompts(*rl_prompts(fitted.pool, rl, ctx.seed), valid, v.targets)
             return {**loop.run(), "folder": str(art.path)}
 
         def load(path, info):
@@ -153,23 +155,21 @@ class Lasar(GenerativeMethod):
         valid = latent_task(codec, valid_subsample(ctx, c.stage2.valid_examples), start,
                             n_max=c.n_max)
         stage2, s2_info, s2_key = self.stage2(ctx, base, tok, pool, valid)
-        info = {"parameters": sum(p.numel() for p in stage2.parameters()),
-                "stage1": s1_info, "pool": pool.info, "stage2": s2_info}
-        model = stage2
+        fitted = LasarFit(stage2, stage2, base, tok, codec, pool, valid, s1_key, s2_key,
+                          catalog, generator, info={
+                              "parameters": sum(p.numel() for p in stage2.parameters()),
+                              "stage1": s1_info, "pool": pool.info, "stage2": s2_info})
         if c.rl.enabled and is_main_process():
-            model, info["rl"] = self.rl_phase(ctx, stage2, tok, codec, pool, s2_key, catalog,
-                                              generator)
-        return LasarFit(model.eval(), stage2, base, tok, codec, pool, valid, s1_key, s2_key,
-                        catalog, generator, info=info)
+            fitted.model, fitted.info["rl"] = self.rl_phase(ctx, fitted)
+        fitted.model.eval()
+        return fitted
 
     # --- decoding --------------------------------------------------------------------------
-    def decoder(self, ctx, fitted=None, tok=None, catalog=None, generator=None):
-        """Decoding with the fit record's tokenizer, catalog and generator (rank, studies,
-        benchmarks), or with the ones given (RL, before the record exists)."""
-        if fitted is not None:
-            tok, catalog, generator = fitted.tok, fitted.catalog, fitted.generator
-        return Decoder(tok, catalog, generator, ctx.device, ctx.topk, self.config.inference,
-                       self.config.eval_batch)
+    def decoder(self, ctx, fitted):
+        """Decoding with the fit record's tokenizer, catalog and generator (RL's validation,
+        rank, studies, benchmarks)."""
+        return Decoder(fitted.tok, fitted.catalog, fitted.generator, ctx.device, ctx.topk,
+                       self.config.inference, self.config.eval_batch)
 
     def prompts(self, fitted, examples):
         """LASAR's prompts (the shared prompt, then <s>) of `examples`, without answers."""

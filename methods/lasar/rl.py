@@ -19,7 +19,7 @@ import json
 import numpy as np
 import torch
 
-from ..lm.grpo import GRPOLoop, Rollout, _ndcg10, group_advantages, rule_ndcg_reward
+from ..lm.grpo import GRPOLoop, Rollout, valid_ndcg10, group_advantages, rule_ndcg_reward
 from .latent import bidir_kl, last_states
 
 
@@ -63,7 +63,7 @@ class LasarGRPO(GRPOLoop):
     def validate(self):
         items, _ = self.decoder.decode(self.model, self.valid)
         self.model.train()
-        return _ndcg10([items], self.valid_targets)
+        return valid_ndcg10([items], self.valid_targets)
 
     def rollout(self, idx):
         latent, G = self.model, self.cfg.group_size

@@ -93,9 +93,7 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
         variants = {"rl_latent_only": dict(terminal_kl=False, reinforce=False),
                     "rl_terminal_kl": dict(terminal_kl=True, reinforce=False)}
         for name, over in variants.items():
-            latent, info = method.rl_phase(ctx, fitted.stage2, fitted.tok, fitted.codec,
-                                           fitted.pool, fitted.stage2_key, fitted.catalog,
-                                           fitted.generator, replace(cfg.rl, **over))
+            latent, info = method.rl_phase(ctx, fitted, replace(cfg.rl, **over))
             evaluate(name, latent)
         full = evaluate("rl_full", fitted.model)
     else:

@@ -43,15 +43,14 @@ def prompt_batches(enc, pad_id, batch_size, device, sort=True):
 
 
 @torch.no_grad()
-def beam_rank(model, enc, pad_id, catalog, width, batch_size, device, prefix_hook=None,
-              progress=None, sort=True):
-    """Top-`width` items of the trie-constrained beam search for every prompt of `enc`
-    (`prefix_hook`: extra positions before the first SID token). -> (n, width) int64."""
+def beam_rank(model, enc, pad_id, catalog, width, batch_size, device, progress=None, sort=True):
+    """Top-`width` items of the trie-constrained beam search for every prompt of `enc`.
+    -> (n, width) int64."""
     model = model.to(device).eval()
     out = np.empty((len(enc), width), dtype=np.int64)
     for idx, b in prompt_batches(enc, pad_id, batch_size, device, sort):
         out[idx] = recommend(model, b.ids, b.mask, catalog.trie, catalog.sid_ids, width=width,
-                             k=width, prefix_hook=prefix_hook, head=b.head).items.cpu().numpy()
+                             k=width, head=b.head).items.cpu().numpy()
         if progress is not None:
             progress.update(len(idx))
     return out

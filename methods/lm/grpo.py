@@ -102,7 +102,8 @@ class Rollout:
     extra: dict = field(default_factory=dict)
 
 
-def _ndcg10(items, targets):
+def valid_ndcg10(items, targets):
+    """NDCG@10 of ranked item lists (a list of (b, k) arrays) against their targets."""
     return summarize(target_ranks(np.concatenate(items), targets), [10])["NDCG@10"]
 
 
@@ -136,7 +137,7 @@ class GRPOLoop:
         items = beam_rank(self.model, self.valid, self.tok.pad_token_id, self.catalog,
                           self.ctx.topk, self.eval_batch, self.dev, sort=False)
         self.model.train()
-        return _ndcg10([items], self.valid_targets)
+        return valid_ndcg10([items], self.valid_targets)
 
     def rollout(self, idx):
         """G distinct candidates per prompt from the constrained beam search. -> Rollout."""
