@@ -9,8 +9,8 @@
   report.md written last, so it states this invocation's own wall time
 
 Every step skips what is already up to date, so a killed run started again redoes only the
-unfinished work. Under `accelerate launch` the extra processes take part in training and
-write nothing.
+unfinished work. Under `accelerate launch` the extra processes take part in the SFT-loop
+stages (DDP) and write nothing.
 """
 import json
 import logging

@@ -154,3 +154,12 @@ def test_every_registered_method_has_a_schema_matching_its_yaml():
         cls = methods.get(name).config_class
         assert dataclasses.is_dataclass(cls), name
         build(cls, methods.default_config(name), name)        # raises on unknown or missing
+
+
+def test_pyproject_packages_every_package():
+    """A package missing from pyproject.toml would be left out of a non-editable install."""
+    import tomllib
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {m for m, p in project_modules() if p.name == "__init__.py"}
+    assert found == listed
