@@ -33,10 +33,13 @@ def say(msg):
 
 
 # --- plan ---------------------------------------------------------------------------------
-def plan_runs(req):
-    """The main plan and, when the profile enables Table 5, the larger-backbone plan."""
+def plan_runs(req, only_reports=False):
+    """The main plan and, when the profile enables Table 5 (and training is asked for), the
+    larger-backbone plan."""
     plan = Plan(req.dataset, req.profile, req.methods, req.data_dir, req.out, req.overrides)
     plans = [plan]
+    if only_reports:
+        return plans
     sc = plan.settings.scaling
     if not req.scaling and sc.enabled and set(sc.methods) & set(plan.methods):
         big = Plan(req.dataset, req.profile, plan.methods, req.data_dir, req.out, req.overrides,
@@ -113,8 +116,8 @@ class RunLog:
     """Appends this invocation's wall time to run_log.jsonl when it ends, also when it was
     interrupted (Ctrl-C, SIGTERM; not SIGKILL): a resumed run's time is the sum of its lines."""
 
-    def __init__(self, plan):
-        self.plan, self.t0 = plan, time.time()
+    def __init__(self, plan, t0):
+        self.plan, self.t0 = plan, t0
         self.failed, self.completed = [], False
 
     def write(self):
@@ -144,12 +147,13 @@ def sigterm_as_interrupt():
 # --- the pipeline -------------------------------------------------------------------------
 def run(req, only_reports=False):
     """The whole run. -> exit code (0; 1 when a method failed)."""
-    plans = plan_runs(req)
+    t0 = time.time()
+    plans = plan_runs(req, only_reports)
     main = plans[0]
     if only_reports:
         reports_step(main)
         return 0
-    runlog = RunLog(main)
+    runlog = RunLog(main, t0)
     try:
         with sigterm_as_interrupt():
             results, *scaled = train(plans)

@@ -12,6 +12,7 @@ from recdata.split import sample_users
 from .protocol import manifest as mf
 from .protocol.artifact import key_of
 from .protocol.config import Config
+from .protocol.dist import world_size
 from .protocol.context import RunContext
 from .protocol.errors import BenchmarkError
 from .protocol.schema import build, to_dict
@@ -28,7 +29,7 @@ def results_root(out=None):
 class RunRequest:
     """What a command line asks for; plain data, so a parallel run hands it to its children."""
     dataset: str
-    profile: str = "cpu"
+    profile: str
     methods: list = None
     data_dir: str = None
     out: str = None
@@ -55,8 +56,8 @@ class Plan:
     """A validated run: settings, method list and their typed configurations, dataset and split.
     Built before any training; every problem is one line (BenchmarkError)."""
 
-    def __init__(self, dataset, profile="cpu", methods=None, data_dir=None, out=None,
-                 overrides=None, scaling=False):
+    def __init__(self, dataset, profile, methods=None, data_dir=None, out=None, overrides=None,
+                 scaling=False):
         self.request = RunRequest(dataset, profile, list(methods) if methods else None,
                                   data_dir, out, list(overrides or []), scaling)
         defaults = registry.all_default_configs()
@@ -74,6 +75,8 @@ class Plan:
         self.method_cfgs = {m: self._typed(m) for m in sorted(needed)}
         if any(sp.kind == "generative" for sp in self.specs.values()):
             self._check_backbones(scaling)
+        for m in self.methods:
+            self.method(m).check(s, world_size())
         self.dataset = load_dataset(dataset, data_dir)
         users = sample_users(self.dataset.n_users, s.max_users, s.seed)
         self.split = make_split(self.dataset, s.history_len, users)

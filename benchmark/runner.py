@@ -1,4 +1,4 @@
-"""Run methods under the shared protocol and write the output contract (DESIGN.md):
+"""Run methods under the shared protocol and write the output contract (../shared/DESIGN.md):
 
 results/<dataset>/<profile>/<method>/{predictions.jsonl, metrics.json, manifest.json}
 
@@ -109,6 +109,8 @@ def run_method(plan, name):
     log.info("%s: %s", name, "  ".join(f"{m} {v:.4f}" for m, v in metrics.items()
                                        if m != "n_users"))
     plan.results_dir.mkdir(parents=True, exist_ok=True)
+    for stale in plan.results_dir.glob(f".{name}.studies-*"):     # what a killed run left
+        shutil.rmtree(stale, ignore_errors=True)
     studies_dir = Path(tempfile.mkdtemp(dir=plan.results_dir, prefix=f".{name}.studies-"))
     try:
         t0 = time.perf_counter()

@@ -4,8 +4,8 @@ Each entry names the method, where its class lives, how the paper's tables call 
 (discriminative or generative: generative methods read the shared `sids` and `lm` settings),
 the methods whose configuration it reads (`depends_on`: LASAR's Stage 1 is MiniOneRec's SFT
 model) and a rough cost (training minutes in the cpu profile; a parallel run starts the longest
-chain first). Listing names, reading defaults and validating a configuration import no method
-code, so they never load torch (lm-evaluation-harness's lazy registry).
+chain first). Listing names and reading defaults import no method code, so they never load
+torch (lm-evaluation-harness's lazy registry); `get(name)` imports the method's module.
 
 Adding a method: its module (a `Method` subclass with a `config_class`), its defaults in
 methods/configs/<name>.yaml, and one `register(...)` line below.

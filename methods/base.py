@@ -1,6 +1,8 @@
-"""The method contract (DESIGN.md, "The seams"), as RecBole's AbstractRecommender states its own.
+"""The method contract, stated as RecBole's AbstractRecommender states its own. It refines
+../shared/DESIGN.md "The seams": `fit` returns a record that `rank` and `studies` receive.
 
-The runner calls, in this order, and nothing else:
+The runner calls, in this order, and nothing else (the plan calls `method.check(settings,
+processes)` before any work):
 
     fitted  = method.fit(ctx)                        -> a FitRecord (what was learned)
     ranking = method.rank(ctx, fitted, examples, progress)
@@ -42,6 +44,10 @@ class Method:
     def __init__(self, config, spec):
         self.config, self.spec = config, spec
         self.name = spec.name
+
+    def check(self, settings, processes):
+        """Before any work: raise BenchmarkError (one line naming the key to change) when this
+        method cannot run with these shared settings in `processes` processes."""
 
     def fit(self, ctx):
         """Train. -> FitRecord."""

@@ -33,7 +33,8 @@ from .lasar.pool import pool_examples
 from .lasar.teacher import cot_artifact, teacher_cots
 from .lm.config import SFTConfig
 from .lm.decode import Catalog, prompt_batches
-from .lm.generative import GenerativeFit, GenerativeMethod, train_sft, valid_subsample
+from .lm.generative import (GenerativeFit, GenerativeMethod, SFTData, train_sft,
+                            valid_subsample)
 from .lm.tasks import Encoded
 
 log = logging.getLogger(__name__)
@@ -147,22 +148,19 @@ class ExplicitCoT(GenerativeMethod):
             "stage1": s1_key, "cots": cot_artifact(ctx, examples, c.teacher).key,
             "max_cot_tokens": c.max_cot_tokens, "direct": c.direct_task, "sft": to_dict(c.sft),
             "seed": ctx.seed}, resumable=True, collective=True)
-        lens = []
 
         def data():
             cots = teacher_cots(ctx, examples, c.teacher)
             tasks, n_tokens = cot_tasks(codec, examples, cots, tok.convert_tokens_to_ids(THINK),
                                         tok.convert_tokens_to_ids(END_THINK), c.max_cot_tokens,
                                         c.direct_task)
-            lens.append(n_tokens)
             log.info("cot_gream: teacher CoTs %.0f tokens on average (cap %d)",
                      np.mean(n_tokens), c.max_cot_tokens)
-            return tasks, codec.seqrec(valid_subsample(ctx, c.sft.valid_examples))
+            return SFTData(tasks, codec.seqrec(valid_subsample(ctx, c.sft.valid_examples)),
+                           {"mean_cot_tokens": float(np.mean(n_tokens)),
+                            "cot_truncated_share": float(np.mean(n_tokens > c.max_cot_tokens))})
 
         model, info = train_sft(ctx, art, model, tok, data, c.sft, what="cot_gream: CoT SFT")
-        if lens:                                       # trained now (not reused)
-            info = {**info, "mean_cot_tokens": float(np.mean(lens[0])),
-                    "cot_truncated_share": float(np.mean(lens[0] > c.max_cot_tokens))}
         return GenerativeFit(model.eval(), tok, codec,
                              info={"stage1": {"key": s1_key, "folder": s1_info.get("folder")},
                                    "cot_sft": info})

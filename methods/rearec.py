@@ -25,6 +25,7 @@ from typing import Literal
 
 from benchmark.protocol.io import atomic_write_json
 from benchmark.protocol.metrics import summarize, target_ranks
+from benchmark.protocol.schema import to_dict
 
 from .base import FitRecord
 from .recbole_models import RecBoleSequential, SASRecConfig
@@ -73,7 +74,7 @@ class ReaRec(RecBoleSequential):
         cls = _model_class()
         trained = {}
         for v in variants:
-            trained[v] = self._train(ctx, cls, {"variant": v}, name=f"rearec-{v}",
+            trained[v] = self._train(ctx, self.run_settings(v), cls, name=f"rearec-{v}",
                                      desc=f"rearec-{v}")
             log.info("rearec-%s: best valid NDCG@10 %.4f at epoch %s", v,
                      trained[v].info["best_valid_ndcg@10"], trained[v].info["best_epoch"])
@@ -86,9 +87,11 @@ class ReaRec(RecBoleSequential):
             "selection": "best validation NDCG@10 (PROTOCOL 5)",
             "parameters": infos[best]["parameters"]})
 
-    def training_artifact(self, ctx, name, config_dict=None):
-        # one variant's run does not depend on which other variants are listed
-        return super().training_artifact(ctx, name, {**(config_dict or {}), "variants": None})
+    def run_settings(self, variant):
+        """What one variant's run is given: the configuration, with `variants` (which runs to
+        make) replaced by the run's own `variant`."""
+        return {**{k: v for k, v in to_dict(self.config).items() if k != "variants"},
+                "variant": variant}
 
     def rank(self, ctx, fitted, examples, progress=None):
         """With the chosen variant (better validation NDCG@10)."""

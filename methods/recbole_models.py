@@ -174,8 +174,9 @@ class RecBoleSequential(Method):
     """Shared driver: subclasses only name the RecBole model and its config class."""
     recbole_model = None
 
-    def recbole_config(self, ctx, data_root, run_dir):
-        cfg = to_dict(self.config)
+    def recbole_config(self, ctx, data_root, run_dir, settings):
+        """RecBole's config dict: the run's own `settings` and ours (split, metrics, paths)."""
+        cfg = dict(settings)
         cfg.update({
             "data_path": str(data_root),
             "benchmark_filename": ["train", "valid", "test"],
@@ -196,23 +197,22 @@ class RecBoleSequential(Method):
         })
         return cfg
 
-    def training_artifact(self, ctx, name, config_dict=None):
-        """The RecBole run as an artifact: keyed by the data and every setting except the
-        training length, which is continuable (a raised epoch cap continues the run)."""
-        cfg = {**to_dict(self.config), **(config_dict or {})}
+    def training_artifact(self, ctx, name, settings):
+        """The RecBole run as an artifact: keyed by the data and every setting the run is
+        given except the training length, which is continuable (a raised epoch cap continues
+        the run)."""
         return ctx.artifact(f"recbole-{name}", {
             **ctx.data_inputs(), "ks": list(ctx.config.eval.ks), "device": ctx.device,
-            "config": {k: v for k, v in cfg.items() if k not in TRAINING_LENGTH}},
-            continuable={k: cfg[k] for k in TRAINING_LENGTH}, resumable=True)
+            "config": {k: v for k, v in settings.items() if k not in TRAINING_LENGTH}},
+            continuable={k: settings[k] for k in TRAINING_LENGTH}, resumable=True)
 
-    def _setup(self, ctx, run_dir, model_class, config_dict):
+    def _setup(self, ctx, run_dir, model_class, settings):
         """RecBole's config, dataset, loaders, model and trainer for a run in `run_dir`.
         -> RecBoleRun."""
         Config, create_dataset, data_preparation, get_model, get_trainer = import_recbole()
         from recbole.utils import init_seed
         with working_dir(run_dir):
-            cfg = self.recbole_config(ctx, recbole_data(ctx), run_dir)
-            cfg.update(config_dict or {})
+            cfg = self.recbole_config(ctx, recbole_data(ctx), run_dir, settings)
             config = Config(model=model_class or self.recbole_model, dataset=ctx.dataset.name,
                             config_dict=cfg)
             init_seed(config["seed"], config["reproducibility"])
@@ -224,20 +224,20 @@ class RecBoleSequential(Method):
         return RecBoleRun(config, rb_dataset, train_data, valid_data, model,
                           get_trainer(config["MODEL_TYPE"], config["model"]))
 
-    def _train(self, ctx, model_class=None, config_dict=None, name=None, desc=None):
-        """RecBole's own trainer on our files, as an artifact. `model_class`: a custom RecBole
-        model (ReaRec) instead of `recbole_model`, with `config_dict` added to its config.
-        -> RecBoleFit of the best epoch's weights."""
-        art = self.training_artifact(ctx, name or self.name, config_dict)
+    def _train(self, ctx, settings, model_class=None, name=None, desc=None):
+        """RecBole's own trainer on our files, as an artifact. `settings`: the run's own
+        configuration keys; `model_class`: a custom RecBole model (ReaRec) instead of
+        `recbole_model`. -> RecBoleFit of the best epoch's weights."""
+        art = self.training_artifact(ctx, name or self.name, settings)
         built = {}
 
         def build(run_dir):
-            run = built["run"] = self._setup(ctx, run_dir, model_class, config_dict)
+            run = built["run"] = self._setup(ctx, run_dir, model_class, settings)
             with working_dir(run_dir):
                 return self._fit(ctx, run_dir, run, desc)
 
         def load(path, info):
-            run = built.get("run") or self._setup(ctx, path, model_class, config_dict)
+            run = built.get("run") or self._setup(ctx, path, model_class, settings)
             ckpt = load_checkpoint(path / "checkpoints" / "best.pth")   # the best epoch
             run.model.load_state_dict(ckpt["state_dict"])
             run.model.load_other_parameter(ckpt.get("other_parameter"))
@@ -285,7 +285,7 @@ class RecBoleSequential(Method):
                 "parameters": int(sum(p.numel() for p in model.parameters()))}
 
     def fit(self, ctx):
-        fitted = self._train(ctx)
+        fitted = self._train(ctx, to_dict(self.config))
         log.info("%s: best valid NDCG@10 %.4f at epoch %s", self.name,
                  fitted.info["best_valid_ndcg@10"], fitted.info["best_epoch"])
         return fitted

@@ -1,4 +1,4 @@
-"""Checks of the output contract (DESIGN.md), shared by the end-to-end tests."""
+"""Checks of the output contract (../shared/DESIGN.md), shared by the end-to-end tests."""
 import json
 from pathlib import Path
 

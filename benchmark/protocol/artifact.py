@@ -54,9 +54,15 @@ class Artifact:
 
     def __init__(self, root, kind, inputs, continuable=None, resumable=False, collective=False):
         """resumable: the builder continues from what a killed build left in the partial
-        folder (training), instead of starting from an empty one. collective: every process
-        of a distributed run builds it together (DDP training); only the main one marks it
-        done, and all wait for that before loading."""
+        folder (training), instead of starting from an empty one; a finished one whose
+        continuable inputs changed is reopened there. collective: every process of a
+        distributed run builds it together (DDP training; it must be resumable); only the
+        main one marks it done, and all wait for that before loading. A refreshed or changed
+        non-resumable artifact is built anew beside the finished one, which it replaces only
+        once complete."""
+        if collective and not resumable:
+            raise ValueError("a collective artifact must be resumable: every process writes "
+                             "into the same partial folder")
         self.root, self.kind, self.inputs = Path(root), kind, inputs
         self.continuable = dict(continuable or {})
         self.resumable, self.collective = resumable, collective
@@ -98,13 +104,12 @@ class Artifact:
     def _build(self, build):
         main = is_main_process() or not self.collective
         if main:
-            if self.path.exists():            # finished for other continuable inputs (or
-                                              # refreshed): reopen
-                shutil.rmtree(self.partial, ignore_errors=True)
+            if self.resumable and self.path.exists():   # finished for other continuable
+                shutil.rmtree(self.partial, ignore_errors=True)   # inputs: continue it
                 os.replace(self.path, self.partial)
-            elif self.partial.exists() and not self.resumable:
-                shutil.rmtree(self.partial)   # what a killed build left: start clean
-            self.partial.mkdir(parents=True, exist_ok=True)
+            elif not self.resumable:
+                shutil.rmtree(self.partial, ignore_errors=True)   # start clean; a finished
+            self.partial.mkdir(parents=True, exist_ok=True)       # one stays until replaced
             from .manifest import produced_by
             atomic_write_json(self.partial / "inputs.json",
                               {"kind": self.kind, "key": self.key, "inputs": self.inputs,
@@ -115,7 +120,12 @@ class Artifact:
         if main:
             atomic_write_json(self.partial / "done.json",
                               {"info": info, "continuable": self.continuable})
+            old = self.root / f".{self.path.name}.old"
+            if self.path.exists():            # a refreshed artifact: the new one replaces it
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(self.path, old)
             os.replace(self.partial, self.path)
+            shutil.rmtree(old, ignore_errors=True)
             log.info("built %s", self.path)
 
     @contextmanager

@@ -1,4 +1,5 @@
-"""RunContext: everything a method may use, passed explicitly (DESIGN.md, "The seams")."""
+"""RunContext: everything a method may use, passed explicitly (../shared/DESIGN.md, "The
+seams")."""
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +14,8 @@ class RunContext:
     config: object             # settings.Settings: the shared configuration, typed
     method_config: object      # the method's own configuration dataclass
     results_dir: Path          # results/<dataset>/<profile> (or its _scaling/<label>/)
-    device: str = "cpu"
-    seed: int = 42
+    device: str                # settings.device
+    seed: int                  # settings.seed
     show_progress: bool = True
     config_of: object = None   # name -> typed config of another method (a method's
                                # `depends_on`; LASAR reads MiniOneRec's for its Stage 1)

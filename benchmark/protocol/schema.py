@@ -1,4 +1,4 @@
-"""Configuration sections as dataclasses (TRL's config-as-schema, DESIGN.md "Style").
+"""Configuration sections as dataclasses (TRL's config-as-schema, ../shared/DESIGN.md "Style").
 
 The YAML files hold the defaults (each key once, with its comment); a dataclass holds the schema
 of a section: its keys, their types and allowed values, and `__post_init__` checks that span

@@ -268,7 +268,7 @@ def sid_inputs(dataset, cfg):
     """What a dataset's SID table is built from (its artifact key's inputs)."""
     published = dataset.published_sids is not None
     return {"algo": ALGO_VERSION, "data": dataset.fingerprint, "published": published,
-            **({} if published else {
+            **({"codes": cfg.codes} if published else {
                 "embedder": _embedder_id(cfg.embedder), "levels": cfg.levels,
                 "codes": cfg.codes, "iters": cfg.kmeans_iters, "seed": cfg.seed,
                 "restarts": cfg.kmeans_restarts})}

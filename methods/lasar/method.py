@@ -14,13 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from benchmark.protocol.beam import recommend
+from benchmark.protocol.beam import BeamResult, recommend
 from benchmark.protocol.dist import is_main_process
+from benchmark.protocol.errors import BenchmarkError
 from benchmark.protocol.schema import replace, to_dict
 
 from ..base import FitRecord, Ranking
 from ..lm.decode import Catalog, beam_rank, prompt_batches
-from ..lm.generative import GenerativeMethod, train_sft, valid_subsample
+from ..lm.generative import GenerativeMethod, SFTData, train_sft, valid_subsample
 from ..lm.tasks import build_tasks
 from .config import LasarConfig
 from .latent import START, LatentLM, add_latent_tokens
@@ -52,6 +53,15 @@ class LasarFit(FitRecord):
 class Lasar(GenerativeMethod):
     config_class = LasarConfig
 
+    def check(self, settings, processes):
+        st = self.config.studies
+        if processes > 1 and st.enabled and (set(st.alignments) - {self.config.stage2.align}
+                                             or st.mixed or st.rl_ablation):
+            raise BenchmarkError(
+                "lasar.studies.enabled: the studies train further models in the main process "
+                f"only, which a run of {processes} processes cannot; set --set "
+                "lasar.studies.enabled=false there (a later single-process run adds them)")
+
     # --- Stage 1 ---------------------------------------------------------------------------
     def stage1_method(self, ctx):
         from ..minionerec import MiniOneRec
@@ -82,19 +92,21 @@ class Lasar(GenerativeMethod):
         return train_sft(ctx, art, latent, tok, data, s, objective=objective,
                          what=f"lasar: {art.kind} (alignment {s.align})")
 
-    def stage2_artifact(self, ctx, pool, s):
+    def stage2_artifact(self, ctx, pool, s, collective):
         c = self.config
         return ctx.artifact("lasar-stage2", {"pool": pool.key, "n_max": c.n_max,
                                              "stage2": to_dict(s),
                                              "policy": [c.policy_hidden, c.detach_policy_input]},
-                            resumable=True, collective=True)
+                            resumable=True, collective=collective)
 
     def stage2(self, ctx, base, tok, pool, valid, s=None):
-        """Stage 2 with settings `s` (default: the configured ones; studies vary `align`).
+        """Stage 2 with settings `s` (default: the configured ones, trained by every process of
+        a distributed run; a study's variant of `align` is trained by the main process only).
         -> (LatentLM, info, artifact key)."""
+        art = self.stage2_artifact(ctx, pool, s or self.config.stage2, collective=s is None)
         s = s or self.config.stage2
-        art = self.stage2_artifact(ctx, pool, s)
-        latent, info = self.train_latent(ctx, art, base, tok, lambda: ([pool.task], valid), s)
+        latent, info = self.train_latent(ctx, art, base, tok,
+                                         lambda: SFTData([pool.task], valid), s)
         return latent, info, art.key
 
     def mixed(self, ctx, fitted):
@@ -112,11 +124,12 @@ class Lasar(GenerativeMethod):
         items = [t for t in build_tasks(fitted.codec, ctx.split, s1.config.tasks,
                                         ctx.dataset.n_items, s1.config.max_align_items, ctx.seed)
                  if t.task != "seqrec"]
-        art = ctx.artifact("lasar-mixed", {"pool": fitted.pool.key, "n_max": c.n_max,
-                                           "mixed": to_dict(s), "items": [len(t) for t in items]},
-                           resumable=True, collective=True)
+        art = ctx.artifact("lasar-mixed", {
+            "pool": fitted.pool.key, "n_max": c.n_max, "mixed": to_dict(s),
+            "policy": [c.policy_hidden, c.detach_policy_input], "items": [len(t) for t in items]},
+            resumable=True)                            # studies: the main process only
         return self.train_latent(ctx, art, untrained, tok0,
-                                 lambda: ([fitted.pool.task] + items, fitted.valid), s)
+                                 lambda: SFTData([fitted.pool.task] + items, fitted.valid), s)
 
     # --- RL ----------------------------------------------------------------------------------
     def rl_phase(self, ctx, fitted, rl=None):
@@ -124,8 +137,10 @@ class Lasar(GenerativeMethod):
         model. -> (LatentLM with the best RL weights, info)."""
         rl = rl or self.config.rl
         tok = fitted.tok
-        art = ctx.artifact("lasar-rl", {"stage2": fitted.stage2_key, "rl": to_dict(rl)},
-                           resumable=True)
+        art = ctx.artifact("lasar-rl", {
+            "stage2": fitted.stage2_key, "rl": to_dict(rl),
+            "validation": {"topk": ctx.topk, "eval_batch": self.config.eval_batch,
+                           "inference": to_dict(self.config.inference)}}, resumable=True)
         latent = copy.deepcopy(fitted.stage2)
 
         def build(folder):
@@ -137,11 +152,11 @@ class Lasar(GenerativeMethod):
             loop = LasarGRPO(ctx, latent, tok, rl, folder, self.config.eval_batch,
                              self.decoder(ctx, fitted))
             loop.setup_prompts(*rl_prompts(fitted.pool, rl, ctx.seed), valid, v.targets)
-            return {**loop.run(), "folder": str(art.path)}
+            return loop.run()
 
         def load(path, info):
             latent.load_folder(path / "best")
-            return info
+            return {**info, "folder": str(path)}
         return latent, art.get(build, load)
 
     # --- fit -----------------------------------------------------------------------------
@@ -193,6 +208,12 @@ class Lasar(GenerativeMethod):
         return run_studies(self, ctx, fitted, ranking, out_dir)
 
 
+@dataclass
+class LatentBeam(BeamResult):
+    """The beam search's result for a batch, and the latent steps each prompt took (B,)."""
+    n: torch.Tensor
+
+
 class Decoder:
     """LASAR's decoding: the beam search (width k) with the latent loop in its prefix hook,
     for one batch (`beam`) or for every prompt of a LatentTask (`decode`). `inference`: the
@@ -203,8 +224,7 @@ class Decoder:
         self.dev, self.k, self.inference, self.eval_batch = device, k, inference, eval_batch
 
     def beam(self, latent, b, width, n=None, n_mode="argmax", force_n=None):
-        """Beam search for one batch with the latent loop in the prefix hook. -> BeamResult
-        with `.n` (B,) the latent steps used."""
+        """Beam search for one batch with the latent loop in the prefix hook. -> LatentBeam."""
         record = {}
 
         def hook(stepper, h0):
@@ -216,8 +236,7 @@ class Decoder:
 
         res = recommend(latent.lm, b.ids, b.mask, self.catalog.trie, self.catalog.sid_ids,
                         width=width, k=width, prefix_hook=hook, head=b.head)
-        res.n = record["n"]
-        return res
+        return LatentBeam(res.items, res.scores, record["n"])
 
     @torch.no_grad()
     def decode(self, latent, enc, n_mode=None, force_n=None, progress=None):

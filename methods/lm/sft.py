@@ -83,7 +83,7 @@ class Trainer:
     contract (forward(batch) -> (loss sum, answer tokens, aux sum, logs)); default
     AnswerCE(model). `model` is what is saved and resumed; `seed` orders the batches."""
 
-    def __init__(self, model, tok, cfg, out_dir, device="cpu", seed=42, mixed_precision="no",
+    def __init__(self, model, tok, cfg, out_dir, device, *, seed, mixed_precision,
                  objective=None):
         from accelerate import Accelerator
         self.tok, self.cfg, self.out, self.seed = tok, cfg, Path(out_dir), seed
