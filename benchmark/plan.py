@@ -118,12 +118,14 @@ class Plan:
 
     def inputs(self, method):
         """What a method's results are produced from, by name: its configuration, those of the
-        methods it depends on, the data and the shared protocol settings (plus the SID and
-        backbone settings for a generative method). Nothing else changes them."""
+        methods it depends on, the data a model is trained on (RunContext.data_inputs), how
+        deep it ranks, on which device and with which metrics, plus the SID and backbone
+        settings for a generative method. Nothing else changes them."""
         spec = self.specs[method]
         s = self.settings
         out = {"method": method, "config": to_dict(self.method_cfgs[method]),
-               "data": self.dataset.fingerprint, **s.protocol_inputs()}
+               **self.context(method).data_inputs(), "topk": s.topk, "device": s.device,
+               "ks": list(s.eval.ks)}
         if spec.kind == "generative":
             out.update(s.generative_inputs())
         if spec.depends_on:

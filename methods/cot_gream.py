@@ -130,27 +130,19 @@ class CotGenerator:
 class ExplicitCoT(GenerativeMethod):
     config_class = CotGreamConfig
 
-    def stage1(self, ctx):
-        """MiniOneRec's SFT model (reused, or trained there once) with the think tokens."""
-        from . import spec
-        from .minionerec import MiniOneRec
-        s1 = MiniOneRec(ctx.config_of("minionerec"), spec("minionerec"))
-        model, tok, codec = s1.setup(ctx)
-        model, info = s1.run_sft(ctx, model, tok, codec)
-        add_think_tokens(model, tok)
-        return model, tok, codec, s1.sft_artifact(ctx).key, info
-
     def fit(self, ctx):
-        model, tok, codec, s1_key, s1_info = self.stage1(ctx)
+        from .minionerec import MiniOneRec
+        model, tok, codec, s1_key, s1_info = MiniOneRec.of(ctx).stage1(ctx, add_think_tokens)
         c = self.config
         examples = pool_examples(ctx.split.train, c.pool_examples, ctx.seed)
+        cot_art = cot_artifact(ctx, examples, c.teacher)
         art = ctx.artifact("cot-gream", {
-            "stage1": s1_key, "cots": cot_artifact(ctx, examples, c.teacher).key,
+            "stage1": s1_key, "cots": cot_art.key,
             "max_cot_tokens": c.max_cot_tokens, "direct": c.direct_task, "sft": to_dict(c.sft),
             "seed": ctx.seed}, resumable=True, collective=True)
 
         def data():
-            cots = teacher_cots(ctx, examples, c.teacher)
+            cots = teacher_cots(ctx, cot_art, examples, c.teacher)
             tasks, n_tokens = cot_tasks(codec, examples, cots, tok.convert_tokens_to_ids(THINK),
                                         tok.convert_tokens_to_ids(END_THINK), c.max_cot_tokens,
                                         c.direct_task)

@@ -10,6 +10,21 @@ from .lm.generative import GenerativeMethod
 class MiniOneRec(GenerativeMethod):
     config_class = MiniOneRecConfig
 
+    @classmethod
+    def of(cls, ctx):
+        """MiniOneRec as another method's context configures it (its `depends_on`)."""
+        from . import spec
+        return cls(ctx.config_of("minionerec"), spec("minionerec"))
+
+    def stage1(self, ctx, add_tokens):
+        """The SFT model as another method's Stage 1 (LASAR, Explicit CoT): reused from its
+        artifact (or trained there once), then `add_tokens(model, tok)` adds that method's
+        tokens. -> (model, tokenizer, codec, SFT key, SFT info)."""
+        model, tok, codec = self.setup(ctx)
+        model, info = self.run_sft(ctx, model, tok, codec)
+        add_tokens(model, tok)
+        return model, tok, codec, self.sft_artifact(ctx).key, info
+
     def after_sft(self, ctx, model, tok, codec, info):
         if not self.config.rl.enabled or not is_main_process():
             return model                       # RL runs in one process (README)

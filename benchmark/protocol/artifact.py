@@ -29,15 +29,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .dist import barrier, is_main_process
-from .io import atomic_write_json
+from .io import atomic_write_json, replace_dir
 
 log = logging.getLogger(__name__)
 
 
-def key_of(kind, inputs):
-    """16 hex digits identifying (kind, inputs); inputs must be JSON data."""
-    blob = json.dumps({"kind": kind, "inputs": inputs}, sort_keys=True, default=str).encode()
+def digest(obj):
+    """16 hex digits identifying JSON data (an input too large to name whole: item texts, a
+    set of examples)."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def key_of(kind, inputs):
+    """The key of an artifact of `kind` built from `inputs` (JSON data)."""
+    return digest({"kind": kind, "inputs": inputs})
 
 
 def read_json(path):
@@ -77,10 +83,12 @@ class Artifact:
         """done.json of the finished artifact, or None."""
         return read_json(self.path / "done.json")
 
+    def _finished(self, rec):
+        return rec is not None and rec.get("continuable", {}) == self.continuable
+
     @property
     def done(self):
-        rec = self.record()
-        return rec is not None and rec.get("continuable", {}) == self.continuable
+        return self._finished(self.record())
 
     def info(self):
         return self.record()["info"]
@@ -90,15 +98,17 @@ class Artifact:
         info), building it first with `build(folder) -> info` when it is not finished.
         refresh=True builds it again even if it is (a measurement asked for again)."""
         load = load or (lambda path, info: info)
-        if refresh or not self.done:
+        rec = self.record()
+        if refresh or not self._finished(rec):
             with self._lock():
                 if refresh or not self.done:
                     self._build(build)
             if self.collective:
                 barrier()                     # the main process has marked it done
+            rec = self.record()
         else:
             log.info("reusing %s", self.path)
-        return load(self.path, self.info())
+        return load(self.path, rec["info"])
 
     # --- building ---------------------------------------------------------------------------
     def _build(self, build):
@@ -120,12 +130,7 @@ class Artifact:
         if main:
             atomic_write_json(self.partial / "done.json",
                               {"info": info, "continuable": self.continuable})
-            old = self.root / f".{self.path.name}.old"
-            if self.path.exists():            # a refreshed artifact: the new one replaces it
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(self.path, old)
-            os.replace(self.partial, self.path)
-            shutil.rmtree(old, ignore_errors=True)
+            replace_dir(self.partial, self.path)     # a refreshed artifact's old one goes now
             log.info("built %s", self.path)
 
     @contextmanager

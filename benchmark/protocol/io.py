@@ -39,6 +39,18 @@ def jsonl_text(rows):
     return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
 
 
+def replace_dir(new, final):
+    """Put the folder `new` in place of `final` whole (the old `final`, if any, is removed
+    after the rename)."""
+    new, final = Path(new), Path(final)
+    old = final.parent / f".{final.name}.old-{os.getpid()}"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(new, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 @contextmanager
 def staged_dir(final):
     """Yield a staging folder; on success it replaces `final` whole, on failure it vanishes."""
@@ -50,8 +62,4 @@ def staged_dir(final):
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    old = final.parent / f".{final.name}.old-{os.getpid()}"
-    if final.exists():
-        os.replace(final, old)
-    os.replace(stage, final)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(stage, final)

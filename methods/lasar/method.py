@@ -22,6 +22,9 @@ from benchmark.protocol.schema import replace, to_dict
 from ..base import FitRecord, Ranking
 from ..lm.decode import Catalog, beam_rank, prompt_batches
 from ..lm.generative import GenerativeMethod, SFTData, train_sft, valid_subsample
+from ..lm.grpo import rl_validation
+from ..lm.sft import load_best
+from ..minionerec import MiniOneRec
 from ..lm.tasks import build_tasks
 from .config import LasarConfig
 from .latent import START, LatentLM, add_latent_tokens
@@ -44,7 +47,6 @@ class LasarFit(FitRecord):
     codec: object
     pool: object
     valid: object
-    stage1_key: str
     stage2_key: str
     catalog: Catalog
     generator: torch.Generator
@@ -61,21 +63,6 @@ class Lasar(GenerativeMethod):
                 "lasar.studies.enabled: the studies train further models in the main process "
                 f"only, which a run of {processes} processes cannot; set --set "
                 "lasar.studies.enabled=false there (a later single-process run adds them)")
-
-    # --- Stage 1 ---------------------------------------------------------------------------
-    def stage1_method(self, ctx):
-        from ..minionerec import MiniOneRec
-        from .. import spec
-        return MiniOneRec(ctx.config_of("minionerec"), spec("minionerec"))
-
-    def stage1(self, ctx):
-        """MiniOneRec's SFT model, reused from its artifact (or trained there once), with the
-        latent tokens added. -> (base model, tokenizer, codec, Stage-1 key, Stage-1 info)."""
-        s1 = self.stage1_method(ctx)
-        model, tok, codec = s1.setup(ctx)
-        model, info = s1.run_sft(ctx, model, tok, codec)
-        add_latent_tokens(model, tok)
-        return model, tok, codec, s1.sft_artifact(ctx).key, info
 
     # --- Stage 2 (and the single-stage 'mixed' variant) -------------------------------------
     def new_latent(self, ctx, base, tok):
@@ -103,8 +90,8 @@ class Lasar(GenerativeMethod):
         """Stage 2 with settings `s` (default: the configured ones, trained by every process of
         a distributed run; a study's variant of `align` is trained by the main process only).
         -> (LatentLM, info, artifact key)."""
-        art = self.stage2_artifact(ctx, pool, s or self.config.stage2, collective=s is None)
-        s = s or self.config.stage2
+        collective, s = s is None, s or self.config.stage2
+        art = self.stage2_artifact(ctx, pool, s, collective)
         latent, info = self.train_latent(ctx, art, base, tok,
                                          lambda: SFTData([pool.task], valid), s)
         return latent, info, art.key
@@ -116,7 +103,7 @@ class Lasar(GenerativeMethod):
         -> (LatentLM, info)."""
         c = self.config
         s = replace(c.stage2, lr=c.mixed.lr, epochs=c.mixed.epochs)
-        s1 = self.stage1_method(ctx)
+        s1 = MiniOneRec.of(ctx)
         untrained, tok0, _ = s1.setup(ctx)
         add_latent_tokens(untrained, tok0)
         if tok0.get_vocab() != fitted.tok.get_vocab():     # the pool was encoded with `tok`
@@ -136,7 +123,6 @@ class Lasar(GenerativeMethod):
         """RL (a LasarRLConfig `rl`; default the configured one) from the record's Stage-2
         model. -> (LatentLM with the best RL weights, info)."""
         rl = rl or self.config.rl
-        tok = fitted.tok
         art = ctx.artifact("lasar-rl", {
             "stage2": fitted.stage2_key, "rl": to_dict(rl),
             "validation": {"topk": ctx.topk, "eval_batch": self.config.eval_batch,
@@ -144,25 +130,18 @@ class Lasar(GenerativeMethod):
         latent = copy.deepcopy(fitted.stage2)
 
         def build(folder):
-            v = valid_subsample(ctx, self.config.stage2.valid_examples)
-            if rl.valid_examples and rl.valid_examples < len(v):
-                v = v.subset(np.arange(rl.valid_examples))
-            valid = latent_task(fitted.codec, v, tok.convert_tokens_to_ids(START),
-                                with_answers=False)
-            loop = LasarGRPO(ctx, latent, tok, rl, folder, self.config.eval_batch,
+            v = rl_validation(ctx, self.config.stage2.valid_examples, rl)
+            loop = LasarGRPO(ctx, latent, fitted.tok, rl, folder, self.config.eval_batch,
                              self.decoder(ctx, fitted))
-            loop.setup_prompts(*rl_prompts(fitted.pool, rl, ctx.seed), valid, v.targets)
+            loop.setup_prompts(*rl_prompts(fitted.pool, rl, ctx.seed), self.prompts(fitted, v),
+                               v.targets)
             return loop.run()
-
-        def load(path, info):
-            latent.load_folder(path / "best")
-            return {**info, "folder": str(path)}
-        return latent, art.get(build, load)
+        return latent, art.get(build, load_best(latent))
 
     # --- fit -----------------------------------------------------------------------------
     def fit(self, ctx):
         c = self.config
-        base, tok, codec, s1_key, s1_info = self.stage1(ctx)
+        base, tok, codec, s1_key, s1_info = MiniOneRec.of(ctx).stage1(ctx, add_latent_tokens)
         catalog = Catalog.build(ctx, tok, ctx.device)
         generator = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
         pool = build_pool(ctx, c, base, tok, codec, s1_key)
@@ -170,8 +149,8 @@ class Lasar(GenerativeMethod):
         valid = latent_task(codec, valid_subsample(ctx, c.stage2.valid_examples), start,
                             n_max=c.n_max)
         stage2, s2_info, s2_key = self.stage2(ctx, base, tok, pool, valid)
-        fitted = LasarFit(stage2, stage2, base, tok, codec, pool, valid, s1_key, s2_key,
-                          catalog, generator, info={
+        fitted = LasarFit(stage2, stage2, base, tok, codec, pool, valid, s2_key, catalog,
+                          generator, info={
                               "parameters": sum(p.numel() for p in stage2.parameters()),
                               "stage1": s1_info, "pool": pool.info, "stage2": s2_info})
         if c.rl.enabled and is_main_process():

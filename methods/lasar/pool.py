@@ -44,12 +44,13 @@ def _segments(ctx, examples, cfg):
     """The pool's CoTs and their segments: two artifacts of the dataset's _cache/.
     -> (segments artifact, build(): (segment lists, CoTs, seconds))."""
     seg = cfg.segmentation
-    art = ctx.artifact("segments", {"cots": cot_artifact(ctx, examples, cfg.teacher).key,
-                                    "segmentation": to_dict(seg)}, shared=True)
+    cot_art = cot_artifact(ctx, examples, cfg.teacher)
+    art = ctx.artifact("segments", {"cots": cot_art.key, "segmentation": to_dict(seg)},
+                       shared=True)
 
     def load():
         t0 = time.perf_counter()
-        cots = teacher_cots(ctx, examples, cfg.teacher)
+        cots = teacher_cots(ctx, cot_art, examples, cfg.teacher)
         t_cot = time.perf_counter() - t0
 
         def build(folder):

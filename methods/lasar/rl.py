@@ -63,7 +63,7 @@ class LasarGRPO(GRPOLoop):
     def validate(self):
         items, _ = self.decoder.decode(self.model, self.valid)
         self.model.train()
-        return valid_ndcg10([items], self.valid_targets)
+        return valid_ndcg10(items, self.valid_targets)
 
     def rollout(self, idx):
         latent, G = self.model, self.cfg.group_size

@@ -20,6 +20,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from benchmark.protocol.artifact import digest
 from benchmark.protocol.errors import BenchmarkError
 from benchmark.protocol.io import jsonl_text
 from benchmark.protocol.schema import to_dict
@@ -178,9 +179,8 @@ def imported_cots(examples, dataset, path):
 def examples_id(examples):
     """A short identity of a set of training examples: who, which target, which history (the
     teachers read the history, whose length is a setting)."""
-    blob = json.dumps([examples.users.tolist(), examples.targets.tolist(),
-                       [h.tolist() for h in examples.histories()]]).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return digest([examples.users.tolist(), examples.targets.tolist(),
+                   [h.tolist() for h in examples.histories()]])
 
 
 def teacher_inputs(cfg):
@@ -195,12 +195,14 @@ def teacher_inputs(cfg):
 
 
 def cot_artifact(ctx, examples, cfg):
+    """The artifact of the CoTs of `examples` by the teacher `cfg` (a TeacherConfig)."""
     return ctx.artifact("cot", {"teacher": teacher_inputs(cfg), "data": ctx.dataset.fingerprint,
                                 "examples": examples_id(examples)}, shared=True)
 
 
-def teacher_cots(ctx, examples, cfg):
-    """One CoT text per example (a TeacherConfig `cfg`), cached as an artifact."""
+def teacher_cots(ctx, art, examples, cfg):
+    """One CoT text per example by the teacher `cfg`, as the artifact `art`
+    (`cot_artifact(ctx, examples, cfg)`)."""
     ds = ctx.dataset
 
     def build(folder):
@@ -218,6 +220,6 @@ def teacher_cots(ctx, examples, cfg):
         log.info("teacher '%s': %d CoTs", cfg.kind, len(cots))
         return {"cots": len(cots)}
 
-    path = cot_artifact(ctx, examples, cfg).get(build, lambda path, info: path / "cots.jsonl")
+    path = art.get(build, lambda path, info: path / "cots.jsonl")
     with open(path) as f:
         return [json.loads(line)["cot"] for line in f]

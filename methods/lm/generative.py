@@ -19,7 +19,7 @@ from ..base import FitRecord, Method, Ranking
 from .backbone import build_backbone, check_device, n_parameters
 from .config import GenerativeConfig
 from .decode import Catalog, beam_rank
-from .sft import Trainer, load_weights
+from .sft import Trainer, load_best
 from .tasks import Codec, build_tasks
 
 log = logging.getLogger(__name__)
@@ -68,11 +68,7 @@ def train_sft(ctx, art, model, tok, data, cfg, objective=None, what="SFT"):
         return {**info, "seconds": round(time.perf_counter() - t0, 1),
                 "examples": {t.task: len(t) for t in d.tasks}, "valid_examples": len(d.valid),
                 **d.info}
-
-    def load(path, info):
-        load_weights(model, path / "best")
-        return {**info, "folder": str(path)}
-    return model, art.get(build, load)
+    return model, art.get(build, load_best(model))
 
 
 class GenerativeMethod(Method):

@@ -31,7 +31,9 @@ from benchmark.protocol.progress import progress
 
 from .decode import Catalog, beam_rank
 from .forward import collate, run_rows
-from .sft import load_weights, save_model, swap_in
+from benchmark.protocol.io import replace_dir
+
+from .sft import load_best, load_weights, save_model
 
 log = logging.getLogger(__name__)
 CRASH_ENV = "LASAR_TEST_CRASH_AFTER_RL_STEP"   # tests: die right after the checkpoint of step N
@@ -105,14 +107,24 @@ class Rollout:
 
 
 def valid_ndcg10(items, targets):
-    """NDCG@10 of ranked item lists (a list of (b, k) arrays) against their targets."""
-    return summarize(target_ranks(np.concatenate(items), targets), [10])["NDCG@10"]
+    """NDCG@10 of ranked item lists (n, k) against their targets (n,)."""
+    return summarize(target_ranks(items, targets), [10])["NDCG@10"]
+
+
+def rl_validation(ctx, stage_examples, rl):
+    """RL's validation examples: the first `rl.valid_examples` of the stage's fixed-seed
+    validation subsample (they choose the best RL checkpoint)."""
+    from .generative import valid_subsample
+    valid = valid_subsample(ctx, stage_examples)
+    if rl.valid_examples and rl.valid_examples < len(valid):
+        valid = valid.subset(np.arange(rl.valid_examples))
+    return valid
 
 
 class GRPOLoop:
-    """GRPO from a trained model (`model`, kept as the reference `ref` too). Subclasses set the
-    prompts (`setup_prompts`) and may override the hooks `rollout`, `terms`, `after_step` and
-    `validate`. `run()` -> (model with the best RL weights, info)."""
+    """GRPO from a trained model (`model`, kept as the reference `ref` too). The caller sets the
+    prompts (`setup_prompts`); subclasses may override the hooks `batch`, `validate`,
+    `rollout`, `terms`, `after_step`, `log_step` and `state`/`load_state`. `run()` -> info."""
 
     def __init__(self, ctx, model, tok, cfg, folder, eval_batch):
         self.ctx, self.tok, self.cfg, self.folder = ctx, tok, cfg, folder
@@ -139,7 +151,7 @@ class GRPOLoop:
         items = beam_rank(self.model, self.valid, self.tok.pad_token_id, self.catalog,
                           self.ctx.topk, self.eval_batch, self.dev, sort=False)
         self.model.train()
-        return valid_ndcg10([items], self.valid_targets)
+        return valid_ndcg10(items, self.valid_targets)
 
     def rollout(self, idx):
         """G distinct candidates per prompt from the constrained beam search. -> Rollout."""
@@ -200,11 +212,12 @@ class GRPOLoop:
     # --- the loop -----------------------------------------------------------------------------
     def _save(self, step, best, curve, improved):
         if improved:
-            swap_in(save_model(self.model, self.tok, self.folder / "best"), self.folder / "best")
+            replace_dir(save_model(self.model, self.tok, self.folder / "best"),
+                        self.folder / "best")
         tmp = save_model(self.model, self.tok, self.folder / "last")
         torch.save({"step": step, "best": best, "curve": curve, "opt": self.opt.state_dict(),
                     "sched": self.sched.state_dict(), **self.state()}, tmp / "trainer_state.pt")
-        swap_in(tmp, self.folder / "last")
+        replace_dir(tmp, self.folder / "last")
         if os.environ.get(CRASH_ENV) == str(step):
             os._exit(3)                       # simulated crash (tests only)
 
@@ -271,8 +284,6 @@ def run_grpo(method, ctx, model, tok, codec, sft_key):
     """MiniOneRec's GRPO from its SFT model on training prompts: an artifact keyed by the SFT
     model and the RL settings. -> (model with the best RL weights, info)."""
     from benchmark.protocol.schema import to_dict
-
-    from .generative import valid_subsample
     rl = method.config.rl
     art = ctx.artifact("rl", {"sft": sft_key, "rl": to_dict(rl), "validation": {
         "topk": ctx.topk, "eval_batch": method.config.eval_batch}}, resumable=True)
@@ -282,15 +293,9 @@ def run_grpo(method, ctx, model, tok, codec, sft_key):
         train = ctx.split.train
         if rl.max_prompts and rl.max_prompts < len(train):
             train = train.subset(np.sort(rng.choice(len(train), rl.max_prompts, replace=False)))
-        valid = valid_subsample(ctx, method.config.sft.valid_examples)
-        if rl.valid_examples and rl.valid_examples < len(valid):
-            valid = valid.subset(np.arange(rl.valid_examples))
+        valid = rl_validation(ctx, method.config.sft.valid_examples, rl)
         loop = GRPOLoop(ctx, model, tok, rl, folder, method.config.eval_batch)
         loop.setup_prompts(codec.seqrec(train), train.targets,
                            codec.seqrec(valid, with_answers=False), valid.targets)
         return loop.run()
-
-    def load(path, info):
-        load_weights(model, path / "best")
-        return info
-    return model, art.get(build, load)
+    return model, art.get(build, load_best(model))

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark.protocol.io import replace_dir
 from benchmark.protocol.progress import progress
 
 from .forward import AnswerCE, make_batch
@@ -52,14 +53,13 @@ def save_model(model, tok, folder):
     return tmp
 
 
-def swap_in(tmp, folder):
-    """Replace `folder` by the freshly written `tmp` (the old one is removed after)."""
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+def load_best(model):
+    """The loader of a training artifact (protocol/artifact.py): its best weights into
+    `model`. -> the artifact's info with the folder it lives in."""
+    def load(path, info):
+        load_weights(model, path / "best")
+        return {**info, "folder": str(path)}
+    return load
 
 
 def load_weights(model, folder):
@@ -117,10 +117,10 @@ class Trainer:
         if self.acc.is_main_process:
             model = self.acc.unwrap_model(self.ddp).model
             if improved:
-                swap_in(save_model(model, self.tok, self.out / "best"), self.out / "best")
+                replace_dir(save_model(model, self.tok, self.out / "best"), self.out / "best")
             tmp = save_model(model, self.tok, self.out / "last")
             torch.save(self._state(step, best, bad, curve), tmp / "trainer_state.pt")
-            swap_in(tmp, self.out / "last")
+            replace_dir(tmp, self.out / "last")
         self.acc.wait_for_everyone()
         if os.environ.get(CRASH_ENV) == str(step):
             os._exit(3)                       # simulated crash (tests only)
