@@ -20,7 +20,8 @@ def _common(p, profile=True):
 def _config(args):
     import methods
     from .protocol.config import Config
-    return Config(args.profile, args.overrides, methods.all_default_configs())
+    return Config(args.profile, args.overrides, methods.all_default_configs(),
+                  methods.default_files())
 
 
 def cmd_data_stats(args):

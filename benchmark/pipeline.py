@@ -1,6 +1,7 @@
 """`./run_all.sh DATASET` as a pipeline of named steps, each a function read top to bottom:
 
   plan      every configuration value, method, backbone and data file checked (plan.py)
+  lock      the results folder held for this run (runlock.py): a second run there stops
   train     the methods and Table 5's larger-backbone runs: in this process one after the
             other, or (profile `jobs` > 1) in one queue of child processes (schedule.py)
   bench     Table 4's timing (`bench cot`) once LASAR and Explicit CoT have results
@@ -24,6 +25,7 @@ import methods as registry
 from .plan import Plan, RunRequest
 from .protocol.dist import is_main_process
 from .protocol.manifest import hardware
+from .runlock import hold
 
 log = logging.getLogger(__name__)
 
@@ -153,22 +155,23 @@ def run(req, only_reports=False):
     if only_reports:
         reports_step(main)
         return 0
-    runlog = RunLog(main, t0)
-    try:
-        with sigterm_as_interrupt():
-            results, *scaled = train(plans)
-            if not is_main_process():
-                return 0
-            runlog.failed = [m for m, r in results.items() if r is None]
-            runlog.failed += [f"{m} (larger backbone)" for r in scaled
-                              for m, x in r.items() if x is None]
-            bench_step(main, results)
-            reports_step(main, report_md=False)        # report.md after run_log.jsonl
-            runlog.completed = True
-    finally:
-        if is_main_process():
-            runlog.write()
-    report_md_step(main)
+    with hold(main.profile_dir):          # one run per results folder (benchmark/runlock.py)
+        runlog = RunLog(main, t0)
+        try:
+            with sigterm_as_interrupt():
+                results, *scaled = train(plans)
+                if not is_main_process():
+                    return 0
+                runlog.failed = [m for m, r in results.items() if r is None]
+                runlog.failed += [f"{m} (larger backbone)" for r in scaled
+                                  for m, x in r.items() if x is None]
+                bench_step(main, results)
+                reports_step(main, report_md=False)        # report.md after run_log.jsonl
+                runlog.completed = True
+        finally:
+            if is_main_process():
+                runlog.write()
+        report_md_step(main)
     if runlog.failed:
         say(f"error: method(s) failed: {', '.join(runlog.failed)} (see the log above); "
             "their rows are missing from the tables")

@@ -15,7 +15,7 @@ from .protocol.config import Config
 from .protocol.dist import world_size
 from .protocol.context import RunContext
 from .protocol.errors import BenchmarkError
-from .protocol.schema import build, to_dict
+from .protocol.schema import ConfigKeyError, out_of_range, to_dict
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,11 +60,11 @@ class Plan:
                  scaling=False):
         self.request = RunRequest(dataset, profile, list(methods) if methods else None,
                                   data_dir, out, list(overrides or []), scaling)
-        defaults = registry.all_default_configs()
-        self.cfg = Config(profile, self.request.overrides, defaults)
+        defaults = registry.all_default_configs(), registry.default_files()
+        self.cfg = Config(profile, self.request.overrides, *defaults)
         if scaling:          # Table 5: the scaling methods again on the profile's larger backbone
             sc = self.cfg.settings.scaling
-            self.cfg = Config(profile, self.request.overrides + scaling_overrides(sc), defaults)
+            self.cfg = Config(profile, self.request.overrides + scaling_overrides(sc), *defaults)
             methods = [m for m in sc.methods if not methods or m in methods]
         self.settings = s = self.cfg.settings
         self.methods = list(methods) if methods else list(s.enabled)
@@ -75,9 +75,8 @@ class Plan:
         self.method_cfgs = {m: self._typed(m) for m in sorted(needed)}
         if any(sp.kind == "generative" for sp in self.specs.values()):
             self._check_backbones(scaling)
-        for m in self.methods:
-            self.method(m).check(s, world_size())
         self.dataset = load_dataset(dataset, data_dir)
+        self._check_against_data()
         users = sample_users(self.dataset.n_users, s.max_users, s.seed)
         self.split = make_split(self.dataset, s.history_len, users)
         self.profile = profile
@@ -86,9 +85,23 @@ class Plan:
         self.results_dir = (self.profile_dir / "_scaling" / s.scaling.label if scaling
                             else self.profile_dir)
 
+    def _check_against_data(self):
+        """What only the data can bound: topk and each method's own limits (a GRPO group is a
+        beam of distinct items) at most the catalog. The default topk (50) ranks a smaller
+        catalog whole (RunContext.topk); a topk written in a profile or --set must fit."""
+        n, s = self.dataset.n_items, self.settings
+        try:
+            if s.topk > n and self.cfg.explicit("topk"):
+                raise out_of_range("topk", s.topk, f"an integer in [1, {n}] (the catalog of "
+                                   f"'{self.dataset.name}' has {n} items)")
+            for m in self.methods:
+                self.method(m).check(s, world_size(), n)
+        except ConfigKeyError as e:
+            raise ConfigKeyError(e.key, f"{self.cfg.source(e.key)}: {e}") from None
+
     def _typed(self, name):
         """The method's resolved configuration as its config dataclass (checked)."""
-        return build(registry.get(name).config_class, self.cfg.method(name), name)
+        return self.cfg.typed(name, registry.get(name).config_class)
 
     def _check_backbones(self, scaling):
         from methods.lm.backbone import check_backbone
@@ -100,7 +113,7 @@ class Plan:
                 raise BenchmarkError(f"profile '{self.request.profile}': scaling.enabled is "
                                      "true but scaling.lm names no larger backbone (e.g. --set "
                                      "'scaling.lm={hidden_size: 256}')")
-            check_backbone(build(type(s.lm), {**to_dict(s.lm), **sc.lm}, "scaling.lm"))
+            check_backbone(self.cfg.build(type(s.lm), {**to_dict(s.lm), **sc.lm}, "scaling.lm"))
 
     def method(self, name):
         """A fresh instance of method `name` with its configuration."""

@@ -84,5 +84,10 @@ def all_default_configs():
     return {n: default_config(n) for n in names()}
 
 
+def default_files():
+    """{method: its defaults' YAML file} (named in configuration errors)."""
+    return {n: CONFIG_DIR / f"{n}.yaml" for n in names()}
+
+
 __all__ = ["MethodSpec", "register", "names", "spec", "get", "default_config",
-           "all_default_configs"]
+           "all_default_configs", "default_files"]

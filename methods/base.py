@@ -2,7 +2,7 @@
 ../shared/DESIGN.md "The seams": `fit` returns a record that `rank` and `studies` receive.
 
 The runner calls, in this order, and nothing else (the plan calls `method.check(settings,
-processes)` before any work):
+processes, n_items)` before any work):
 
     fitted  = method.fit(ctx)                        -> a FitRecord (what was learned)
     ranking = method.rank(ctx, fitted, examples, progress)
@@ -45,9 +45,10 @@ class Method:
         self.config, self.spec = config, spec
         self.name = spec.name
 
-    def check(self, settings, processes):
-        """Before any work: raise BenchmarkError (one line naming the key to change) when this
-        method cannot run with these shared settings in `processes` processes."""
+    def check(self, settings, processes, n_items):
+        """Before any work: raise BenchmarkError (one line naming the key to change; a value
+        out of range: schema.out_of_range with the dotted key) when this method cannot run
+        with these shared settings in `processes` processes on a catalog of `n_items`."""
 
     def fit(self, ctx):
         """Train. -> FitRecord."""

@@ -26,7 +26,7 @@ from benchmark.protocol.beam import recommend
 from benchmark.protocol.io import atomic_write_json
 from benchmark.protocol.metrics import summarize, target_ranks
 from benchmark.protocol.progress import progress as progress_bar
-from benchmark.protocol.schema import to_dict
+from benchmark.protocol.schema import PosInt, to_dict
 
 from .lasar.config import TeacherConfig
 from .lasar.pool import pool_examples
@@ -43,23 +43,23 @@ THINK, END_THINK = "<think>", "</think>"
 
 @dataclass(frozen=True)
 class CotGenerationConfig:
-    max_new_tokens: int          # reasoning-length cap; </think> is forced there
-    batch: int
+    max_new_tokens: PosInt       # reasoning-length cap; </think> is forced there
+    batch: PosInt
 
 
 @dataclass(frozen=True)
 class CotStudiesConfig:
     enabled: bool
-    eval_users: int | None       # test users for direct vs CoT generation
+    eval_users: PosInt | None    # test users for direct vs CoT generation
 
 
 @dataclass(frozen=True)
 class CotGreamConfig:
     """methods/configs/cot_gream.yaml."""
-    eval_batch: int
-    pool_examples: int | None    # LASAR's pool rule, so the two share the teacher's CoTs
+    eval_batch: PosInt
+    pool_examples: PosInt | None  # LASAR's pool rule, so the two share the teacher's CoTs
     teacher: TeacherConfig
-    max_cot_tokens: int          # teacher CoT tokens kept per training example
+    max_cot_tokens: PosInt       # teacher CoT tokens kept per training example
     direct_task: bool            # also train prompt -> answer (GREAM's direct mode)
     sft: SFTConfig
     cot_generation: CotGenerationConfig

@@ -25,7 +25,8 @@ from typing import Literal
 
 from benchmark.protocol.io import atomic_write_json
 from benchmark.protocol.metrics import summarize, target_ranks
-from benchmark.protocol.schema import to_dict
+from benchmark.protocol.schema import (NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, out_of_range,
+                                       to_dict)
 
 from .base import FitRecord
 from .recbole_models import RecBoleSequential, SASRecConfig
@@ -38,19 +39,20 @@ VARIANTS = ("erl", "prl")
 class ReaRecConfig(SASRecConfig):
     """methods/configs/rearec.yaml: the authors' defaults; the encoder's keys are SASRec's."""
     variants: list[Literal["erl", "prl"]]
-    reason_steps: int
-    input_dropout_prob: float
-    temperature: float
-    erl_kl_weight: float
-    prl_pl_weight: float
-    prl_temp_scale: float
-    prl_noise: float
-    prl_cl_weight: float
-    prl_warmup_epochs: int
+    reason_steps: PosInt
+    input_dropout_prob: Prob
+    temperature: PosFloat
+    erl_kl_weight: NonNegFloat
+    prl_pl_weight: NonNegFloat
+    prl_temp_scale: PosFloat
+    prl_noise: NonNegFloat
+    prl_cl_weight: NonNegFloat
+    prl_warmup_epochs: NonNegInt
 
     def __post_init__(self):
+        super().__post_init__()
         if not self.variants:
-            raise ValueError("variants must name at least one of erl, prl")
+            raise out_of_range("variants", self.variants, "a list naming erl, prl or both")
 
 
 @dataclass

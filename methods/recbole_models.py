@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from benchmark.protocol.progress import progress as progress_bar
-from benchmark.protocol.schema import to_dict
+from benchmark.protocol.schema import NonNegFloat, PosFloat, PosInt, Prob, out_of_range, to_dict
 
 from ._recbole_compat import import_recbole, load_checkpoint
 from .base import FitRecord, Method, Ranking
@@ -26,35 +26,40 @@ TRAINING_LENGTH = ("epochs", "stopping_step")   # continuable: raising them cont
 @dataclass(frozen=True)
 class RecBoleTraining:
     """The training keys every RecBole model's YAML has (RecBole's own names)."""
-    learning_rate: float
-    train_batch_size: int
-    eval_batch_size: int
-    epochs: int
-    stopping_step: int             # epochs without a validation NDCG@10 gain before stopping
-    weight_decay: float
+    learning_rate: PosFloat
+    train_batch_size: PosInt
+    eval_batch_size: PosInt
+    epochs: PosInt
+    stopping_step: PosInt          # epochs without a validation NDCG@10 gain before stopping
+    weight_decay: NonNegFloat
 
 
 @dataclass(frozen=True)
 class SASRecConfig(RecBoleTraining):
     """methods/configs/sasrec.yaml: RecBole's SASRec defaults."""
-    hidden_size: int
-    inner_size: int
-    n_layers: int
-    n_heads: int
-    hidden_dropout_prob: float
-    attn_dropout_prob: float
+    hidden_size: PosInt
+    inner_size: PosInt
+    n_layers: PosInt
+    n_heads: PosInt
+    hidden_dropout_prob: Prob
+    attn_dropout_prob: Prob
     hidden_act: str
-    layer_norm_eps: float
-    initializer_range: float
+    layer_norm_eps: PosFloat
+    initializer_range: PosFloat
+
+    def __post_init__(self):
+        if self.hidden_size % self.n_heads:
+            raise out_of_range("hidden_size", self.hidden_size,
+                               f"a multiple of n_heads ({self.n_heads})")
 
 
 @dataclass(frozen=True)
 class GRU4RecConfig(RecBoleTraining):
     """methods/configs/gru4rec.yaml: RecBole's GRU4Rec defaults."""
-    embedding_size: int
-    hidden_size: int
-    num_layers: int
-    dropout_prob: float
+    embedding_size: PosInt
+    hidden_size: PosInt
+    num_layers: PosInt
+    dropout_prob: Prob
 
 
 class RecBoleRun(NamedTuple):

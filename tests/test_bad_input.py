@@ -28,6 +28,13 @@ def _mutate(d, name, fn):
     p.write_text(fn(p.read_text()))
 
 
+def _mutate_bytes(d, name, k, fn):
+    """Line k (0-based) of a file changed as bytes."""
+    lines = (d / name).read_bytes().split(b"\n")
+    lines[k] = fn(lines[k])
+    (d / name).write_bytes(b"\n".join(lines))
+
+
 CASES = {
     "missing sequences": (lambda d: (d / "sequences.txt").unlink(), ["sequences.txt", "missing"]),
     "empty sequences": (lambda d: (d / "sequences.txt").write_text(""), ["sequences.txt", "empty"]),
@@ -44,6 +51,12 @@ CASES = {
                           ["items.jsonl:41:", "duplicate item_id '3'", "line 3"]),
     "short user": (lambda d: _mutate(d, "sequences.txt", lambda t: t + "999 1 2\n"),
                    ["sequences.txt:61:", "2 interaction(s)", "at least 3"]),
+    "latin-1 byte in items": (lambda d: _mutate_bytes(d, "items.jsonl", 2,
+                                                      lambda l: l.replace(b"gear", b"g\xe9ar")),
+                              ["items.jsonl:3:", "not UTF-8", "byte 0xe9"]),
+    "binary sequences": (lambda d: (d / "sequences.txt").write_bytes(
+        (d / "sequences.txt").read_bytes()[:40] + bytes(range(256))),
+        ["sequences.txt:", "NUL byte", "binary"]),
     "bad published sids": (lambda d: (d / "published_sids.json").write_text(json.dumps(
         {str(i): ["<a_1>", "<b_2>", "<c_3>"] for i in range(1, 41)})),
         ["published_sids.json", "4 tokens"]),
@@ -71,6 +84,33 @@ def test_bad_names_and_keys(tmp_path, extra, needles):
     write_dataset(tmp_path / "data")
     r, out = _run(tmp_path, *extra)
     _one_line_error(r, *needles)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra,needles", [
+    (["--set", "seed=-1"], ["--set seed=-1:", "'seed' = -1", "in [0, 4294967295]"]),
+    (["--set", "topk=0"], ["--set topk=0:", "'topk' = 0", ">= 1"]),
+    (["--set", "topk=41"], ["--set topk=41:", "'topk' = 41", "[1, 40]", "40 items"]),
+    (["--set", "lm.hidden_size=7"], ["--set lm.hidden_size=7:", "'lm.hidden_size' = 7",
+                                     "multiple of num_heads (4)"]),
+    (["--set", "minionerec.sft.lr=0"], ["'minionerec.sft.lr' = 0.0", "> 0"]),
+    (["--set", "sasrec.hidden_dropout_prob=1.5"], ["'sasrec.hidden_dropout_prob' = 1.5",
+                                                   "in [0, 1]"]),
+    (["--set", "lasar.rl.ema_decay=-0.1"], ["'lasar.rl.ema_decay' = -0.1", "in [0, 1]"]),
+    (["--set", "minionerec.rl.group_size=41"], ["--set minionerec.rl.group_size=41:",
+                                                "at most the catalog (40 items)"]),
+    (["--set", "lasar.rl.group_size=1"], ["'lasar.rl.group_size' = 1", "at least 2"]),
+    (["--set", "lasar.inference.force_n=9"], ["'lasar.inference.force_n' = 9", "[1, 8]"]),
+    (["--set", "lasar.studies.force_n=[1, 0]"], ["'lasar.studies.force_n[1]' = 0", "[1, 8]"]),
+    (["--set", "jobs=0"], ["'jobs' = 0", ">= 1"]),
+])
+def test_values_out_of_range(tmp_path, extra, needles):
+    """A value out of range is one line naming the key, the value, what is allowed and the
+    --set it came from (tests/test_config.py::test_a_bad_value_names_the_file_it_came_from
+    covers the files), before any work (toy: 40 items)."""
+    write_dataset(tmp_path / "data")
+    r, out = _run(tmp_path, "--methods", "sasrec,minionerec,lasar", *extra)
+    _one_line_error(r, "out of range", *needles)
     assert not out.exists()
 
 

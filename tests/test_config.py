@@ -49,8 +49,9 @@ def test_every_profile_resolves_every_method():
     (["max_users=abc"], "'max_users' must be int, got 'abc'"),          # a null default
     (["lm.dtype=float16"], "'lm.dtype' must be one of 'float32', 'bfloat16'"),
     (["lasar.stage2.align=l2"], "'lasar.stage2.align' must be one of 'kl', 'cosine'"),
-    (["lasar.inference.force_n=9"], "force_n must be in 1..8"),
-    (["minionerec.sft.micro_batch=1024"], "micro_batch (1024) must not exceed batch_size"),
+    (["lasar.inference.force_n=9"], "'lasar.inference.force_n' = 9 is out of range"),
+    (["minionerec.sft.micro_batch=1024"], "'minionerec.sft.micro_batch' = 1024 is out of range: "
+                                          "must be at most batch_size"),
     (["rearec.variants=[erl, xrl]"], "'rearec.variants[1]' must be one of 'erl', 'prl'"),
 ])
 def test_schema_checks_types_and_choices_before_any_work(tmp_path, over, msg):
@@ -77,3 +78,38 @@ def test_typed_sections_are_the_resolved_yaml():
     assert typed.rl.group_size == methods.default_config("lasar")["rl"]["group_size"]
     assert to_dict(typed) == c.method("lasar")
     assert c.settings.lm.hidden_size == 96 and c.settings.max_users == 300
+
+
+def test_a_bad_value_names_the_file_it_came_from(tmp_path, monkeypatch):
+    """Every key remembers its layer: a bad value names the profile file, the method's own
+    defaults file, or the --set pair (a later layer wins), with key, value and range."""
+    import shutil
+
+    import yaml
+
+    from benchmark.protocol import config as config_mod
+    from benchmark.protocol.schema import ConfigKeyError
+    from methods.lasar.config import LasarConfig
+    shutil.copy(config_mod.PROFILE_DIR / "defaults.yaml", tmp_path / "defaults.yaml")
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(
+        {"seed": -3, "methods": {"lasar": {"rl": {"ema_decay": 2.0}}}}))
+    monkeypatch.setattr(config_mod, "PROFILE_DIR", tmp_path)
+    lasar_yaml = tmp_path / "lasar.yaml"
+    lasar_defaults = {**methods.default_config("lasar"), "n_max": 0}
+    files = {**methods.default_files(), "lasar": lasar_yaml}
+
+    def error(overrides, defaults=None):
+        with pytest.raises(ConfigKeyError) as e:
+            c = Config("mine", overrides, {**methods.all_default_configs(), **(defaults or {})},
+                       files)
+            c.typed("lasar", LasarConfig)
+        return str(e.value)
+    assert error([]) == (f"{tmp_path / 'mine.yaml'}: 'seed' = -3 is out of range: must be an "
+                         "integer in [0, 4294967295]")
+    assert error(["seed=2"]).startswith(f"{tmp_path / 'mine.yaml'} (methods.lasar): "
+                                        "'lasar.rl.ema_decay' = 2.0 is out of range")
+    assert error(["seed=2", "lasar.rl.ema_decay=0.5"], {"lasar": lasar_defaults}).startswith(
+        f"{lasar_yaml}: 'lasar.n_max' = 0 is out of range: must be an integer >= 1")
+    assert error(["seed=2", "lasar.rl.ema_decay=3"]).startswith(
+        "--set lasar.rl.ema_decay=3: 'lasar.rl.ema_decay' = 3.0")
+    assert error(["seed=-9"]).startswith("--set seed=-9: 'seed' = -9")     # --set beats the file

@@ -10,7 +10,9 @@ changes an artifact is exactly what its inputs name. The folder holds:
   ...           the payload the builder wrote
 
 It is built in `<kind>-<key>.partial/` and renamed into place once complete, so a reader never
-sees half of one. A resumable builder (training) keeps its checkpoints in the partial folder
+sees half of one. A finished artifact that cannot be read back (a file truncated or corrupted
+on disk: its loader raises) is built again from scratch, with one logged line; so is one whose
+done.json is unreadable. A resumable builder (training) keeps its checkpoints in the partial folder
 across kills and continues from them. A finished artifact is loaded, never rebuilt. Builders
 of the same artifact in two processes are serialised by a lock (released by the OS if its
 holder dies); the second one loads what the first built.
@@ -29,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .dist import barrier, is_main_process
+from .errors import BenchmarkError, brief
 from .io import atomic_write_json, replace_dir
 
 log = logging.getLogger(__name__)
@@ -99,16 +102,38 @@ class Artifact:
         refresh=True builds it again even if it is (a measurement asked for again)."""
         load = load or (lambda path, info: info)
         rec = self.record()
+        if rec is None and self.path.exists():
+            log.warning("%s: done.json is unreadable; building it again", self.path)
         if refresh or not self._finished(rec):
-            with self._lock():
-                if refresh or not self.done:
-                    self._build(build)
-            if self.collective:
-                barrier()                     # the main process has marked it done
-            rec = self.record()
+            rec = self._make(build, refresh)
         else:
             log.info("reusing %s", self.path)
-        return load(self.path, rec["info"])
+        try:
+            return load(self.path, rec["info"])
+        except BenchmarkError:
+            raise
+        except Exception as e:                # truncated or corrupt on disk
+            log.warning("%s is unreadable (%s); building it again from scratch", self.path,
+                        brief(e))
+        if self.collective:
+            barrier()                         # every process has failed to read it
+        return load(self.path, self._make(build, refresh=True, clean=True)["info"])
+
+    def _make(self, build, refresh, clean=False):
+        """Build under the lock unless another process finished it meanwhile (`clean`: remove
+        what there is first, checkpoints too). -> done.json's record."""
+        with self._lock():
+            if clean:
+                if is_main_process() or not self.collective:
+                    shutil.rmtree(self.path, ignore_errors=True)
+                    shutil.rmtree(self.partial, ignore_errors=True)
+                if self.collective:
+                    barrier()                 # nothing is created before the removal
+            if refresh or not self.done:
+                self._build(build)
+        if self.collective:
+            barrier()                         # the main process has marked it done
+        return self.record()
 
     # --- building ---------------------------------------------------------------------------
     def _build(self, build):

@@ -5,8 +5,9 @@
 - method:   the method's section of the profile
 - command line: --set key=value (shared) or --set method.key=value
 
-Unknown keys and wrong types are errors that name the file and the key. The method defaults are
-handed in by the caller (the orchestration reads them from the registry's YAML files), so this
+Unknown keys, wrong types and values out of range are errors that name the key and the file or
+--set the value came from (`Config.source`: every key remembers its layer). The method defaults
+are handed in by the caller (the orchestration reads them from the registry's YAML files), so this
 module never imports a method. `Config.settings` is the shared configuration as typed sections
 (benchmark/protocol/settings.py).
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from .errors import BenchmarkError, did_you_mean, unknown_name
-from .schema import build
+from .schema import ConfigKeyError, build
 from .settings import Settings
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "profiles"
@@ -49,17 +50,20 @@ def _type_ok(default, value):
     return isinstance(value, type(default))
 
 
-def merge(base, over, source, prefix=""):
-    """Deep-merge `over` into a copy of `base`; every key of `over` must exist in `base`."""
+def merge(base, over, source, prefix="", sources=None):
+    """Deep-merge `over` into a copy of `base`; every key of `over` must exist in `base`.
+    `sources`: {dotted key: source} gets `source` for every key `over` sets."""
     out = copy.deepcopy(base)
     for key, value in over.items():
         name = f"{prefix}{key}"
+        if sources is not None:
+            sources[name] = str(source)
         if key not in base:
             raise BenchmarkError(f"{source}: unknown configuration key '{name}'"
                                  f"{did_you_mean(key, base)}; valid keys here: "
                                  + ", ".join(sorted(base)))
         if isinstance(base[key], dict) and base[key] and isinstance(value, dict):
-            out[key] = merge(base[key], value, source, f"{name}.")
+            out[key] = merge(base[key], value, source, f"{name}.", sources)
         elif not _type_ok(base[key], value):
             raise BenchmarkError(f"{source}: '{name}' must be {type(base[key]).__name__}, "
                                  f"got {value!r}")
@@ -86,7 +90,9 @@ def parse_overrides(pairs):
 class Config:
     """The resolved shared configuration of one run, plus per-method resolution."""
 
-    def __init__(self, profile, overrides, method_defaults):
+    def __init__(self, profile, overrides, method_defaults, method_files=None):
+        """method_defaults: {method: its YAML's mapping}; method_files: {method: that YAML's
+        path} (named in errors)."""
         names = profile_names()
         if profile not in names:
             raise unknown_name("profile", profile, names)
@@ -95,14 +101,18 @@ class Config:
         prof = read_yaml(PROFILE_DIR / f"{profile}.yaml")
         cli = parse_overrides(overrides)
         self._method_defaults = method_defaults
+        self._method_files = dict(method_files or {})
+        self.sources = {}                    # dotted key -> the profile file that set it
+        self._cli_sources = {pair.split("=", 1)[0].strip(): f"--set {pair}"
+                             for pair in overrides or []}   # --set wins over the profile
         known = set(self._method_defaults)
         # method sections are checked against each method's own YAML
         self._prof_methods = self._split_methods(prof, known, PROFILE_DIR / f"{profile}.yaml")
         self._cli_methods = self._split_methods(cli, known, "--set")
-        shared = merge(defaults, prof, PROFILE_DIR / f"{profile}.yaml")
+        shared = merge(defaults, prof, PROFILE_DIR / f"{profile}.yaml", sources=self.sources)
         self.shared = merge(shared, cli, "--set")
         self.shared.pop("methods", None)                 # the per-method sections, split out
-        self.settings = build(Settings, self.shared)   # typed, checked
+        self.settings = self.build(Settings, self.shared)   # typed, checked
 
     @staticmethod
     def _split_methods(layer, known, source):
@@ -122,5 +132,35 @@ class Config:
         """Resolved config of method `name`: its YAML < profile section < --set."""
         base = self._method_defaults[name]
         src = PROFILE_DIR / f"{self.profile}.yaml"
-        cfg = merge(base, self._prof_methods.get(name, {}), f"{src} (methods.{name})")
+        cfg = merge(base, self._prof_methods.get(name, {}), f"{src} (methods.{name})",
+                    f"{name}.", self.sources)
         return merge(cfg, self._cli_methods.get(name, {}), f"--set {name}.*")
+
+    def source(self, key):
+        """Where the value of the dotted `key` came from: the --set pair, the profile file or
+        the defaults file (a key inside a mapping set whole is the mapping's)."""
+        parts = key.split("[")[0].split(".")
+        for layer in (self._cli_sources, self.sources):
+            for i in range(len(parts), 0, -1):
+                if ".".join(parts[:i]) in layer:
+                    return layer[".".join(parts[:i])]
+        if parts[0] in self._method_defaults:
+            return str(self._method_files.get(parts[0], f"the defaults of '{parts[0]}'"))
+        return str(PROFILE_DIR / "defaults.yaml")
+
+    def explicit(self, key):
+        """Whether a profile or --set gave `key` its value (not a defaults file)."""
+        parts = key.split(".")
+        return any(".".join(parts[:i]) in layer for layer in (self._cli_sources, self.sources)
+                   for i in range(1, len(parts) + 1))
+
+    def build(self, cls, section, where=""):
+        """schema.build, a bad value's error naming the file or --set it came from."""
+        try:
+            return build(cls, section, where)
+        except ConfigKeyError as e:
+            raise ConfigKeyError(e.key, f"{self.source(e.key)}: {e}") from None
+
+    def typed(self, name, cls):
+        """Method `name`'s resolved configuration as its dataclass `cls` (checked)."""
+        return self.build(cls, self.method(name), name)

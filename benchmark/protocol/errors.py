@@ -14,6 +14,12 @@ class InputError(BenchmarkError):
         self.path, self.line = path, line
 
 
+def brief(exc):
+    """An exception as one short line (for a log line that says what was unreadable)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
+
+
 def did_you_mean(name, choices):
     import difflib
     close = difflib.get_close_matches(name, list(choices), n=1)

@@ -1,4 +1,6 @@
-"""Atomic writes: results are either complete or absent, never half-written."""
+"""Atomic writes: results are either complete or absent, never half-written. And reading input
+text: a file that is not UTF-8 text is one line naming it and the line."""
+import gzip
 import json
 import os
 import shutil
@@ -33,6 +35,34 @@ def atomic_write_text(path, text):
 
 def atomic_write_json(path, obj, indent=2):
     atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+
+
+def _decoded(path, lineno, raw):
+    from .errors import InputError
+    if b"\0" in raw:
+        raise InputError(path, "holds a NUL byte: a binary file, not text; give the UTF-8 text "
+                               "file", lineno)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(path, f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column "
+                               f"{e.start + 1}); save the file as UTF-8", lineno) from None
+
+
+def text_lines(path):
+    """(line number, line) of a UTF-8 text file (gzipped when its name ends in .gz)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            yield lineno, _decoded(path, lineno, raw)
+
+
+def read_text(path):
+    """The whole UTF-8 text of `path` (a bad byte is named with its line)."""
+    raw = Path(path).read_bytes()
+    for lineno, line in enumerate(raw.split(b"\n"), 1):
+        _decoded(path, lineno, line)
+    return raw.decode("utf-8")
 
 
 def jsonl_text(rows):

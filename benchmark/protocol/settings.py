@@ -8,42 +8,58 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from .schema import PosInt, Prob, Seed, out_of_range
+
 
 @dataclass(frozen=True)
 class EvalConfig:
-    ks: list[int]                    # cut-offs of NDCG@K and HR@K (PROTOCOL 4)
-    bootstrap_resamples: int         # paired bootstrap over test users (reports only)
-    bootstrap_seed: int
+    ks: list[PosInt]                 # cut-offs of NDCG@K and HR@K (PROTOCOL 4)
+    bootstrap_resamples: PosInt      # paired bootstrap over test users (reports only)
+    bootstrap_seed: Seed
 
 
 @dataclass(frozen=True)
 class SidsConfig:
     embedder: str                    # 'minilm' or a local sentence-transformers folder
-    levels: int
-    codes: int
-    kmeans_iters: int
-    kmeans_restarts: int
-    seed: int
-    embed_batch_size: int
+    levels: PosInt
+    codes: PosInt
+    kmeans_iters: PosInt
+    kmeans_restarts: PosInt
+    seed: Seed
+    embed_batch_size: PosInt
+
+    def __post_init__(self):
+        if self.codes < 2:
+            raise out_of_range("codes", self.codes, "at least 2 (codes per level)")
 
 
 @dataclass(frozen=True)
 class LMConfig:
     """The backbone every generative method shares (PROTOCOL 8)."""
     backbone: str                    # random | smollm2 | PATH
-    tokenizer_vocab: int
-    hidden_size: int
-    intermediate_size: int
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    max_positions: int
+    tokenizer_vocab: PosInt
+    hidden_size: PosInt
+    intermediate_size: PosInt
+    num_layers: PosInt
+    num_heads: PosInt
+    num_kv_heads: PosInt
+    max_positions: PosInt
     dtype: Literal["float32", "bfloat16"]
     mixed_precision: Literal["no", "bf16"]
     lora: bool
-    lora_r: int
-    lora_alpha: int
-    lora_dropout: float
+    lora_r: PosInt
+    lora_alpha: PosInt
+    lora_dropout: Prob
+
+    def __post_init__(self):
+        if self.backbone != "random":            # the sizes shape the random backbone only
+            return
+        if self.hidden_size % self.num_heads:
+            raise out_of_range("hidden_size", self.hidden_size,
+                               f"a multiple of num_heads ({self.num_heads})")
+        if self.num_heads % self.num_kv_heads:
+            raise out_of_range("num_kv_heads", self.num_kv_heads,
+                               f"a divisor of num_heads ({self.num_heads})")
 
     def backbone_id(self):
         """What identifies the backbone in artifact keys (a folder path is resolved)."""
@@ -69,18 +85,18 @@ class ScalingConfig:
 class BenchCotConfig:
     """Paper Table 4: `bench cot` after the methods."""
     enabled: bool
-    users: int
-    repeats: int
+    users: PosInt
+    repeats: PosInt
 
 
 @dataclass(frozen=True)
 class Settings:
-    seed: int
-    history_len: int
-    topk: int
-    max_users: int | None
-    threads: int | None
-    jobs: int
+    seed: Seed
+    history_len: PosInt
+    topk: PosInt                     # at most the catalog (RunContext.topk; plan.py checks)
+    max_users: PosInt | None
+    threads: PosInt | None
+    jobs: PosInt
     device: Literal["cpu", "cuda"]
     enabled: list[str]
     eval: EvalConfig
@@ -88,6 +104,10 @@ class Settings:
     lm: LMConfig
     scaling: ScalingConfig
     bench_cot: BenchCotConfig
+
+    def __post_init__(self):
+        if max(self.eval.ks, default=1) > self.topk:
+            raise out_of_range("eval.ks", self.eval.ks, f"cut-offs of at most topk ({self.topk})")
 
     def generative_inputs(self):
         """The shared settings a method on the generative core also reads, as artifact-key

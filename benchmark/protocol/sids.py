@@ -287,10 +287,15 @@ def build_or_load(dataset, cfg, cache_dir):
         return {"moved": int(moved), "seconds": round(time.perf_counter() - t0, 2),
                 "source": "published" if published else "built"}
 
+    def load(path, info):
+        with open(path / "sids.json") as f:
+            data = json.load(f)
+        codes = np.array([data[i] for i in dataset.item_ids], dtype=np.int64)
+        if codes.ndim != 2 or len(codes) != dataset.n_items:
+            raise ValueError(f"codes of shape {codes.shape} for {dataset.n_items} items")
+        return codes, info
+
     fresh = not art.done
-    info = art.get(build)
-    with open(art.path / "sids.json") as f:
-        data = json.load(f)
-    codes = np.array([data[i] for i in dataset.item_ids], dtype=np.int64)
+    codes, info = art.get(build, load)
     return SidTable(dataset.item_ids, codes, info["moved"], info["seconds"],
                     info["source"] if fresh else "cache")

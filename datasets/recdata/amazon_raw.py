@@ -6,32 +6,29 @@ optional title, brand, categories (2014, list of paths) or category (2018, one p
 description. Output: sequences.txt and items.jsonl as in ../shared/datasets/README.md.
 """
 import ast
-import gzip
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from benchmark.protocol.errors import InputError
-from benchmark.protocol.io import atomic_write_text, jsonl_text
+from benchmark.protocol.io import atomic_write_text, jsonl_text, text_lines
 
 
 def _records(path):
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "missing; pass the gzipped Amazon reviews/metadata file")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+    for lineno, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError:
             try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError:
-                try:
-                    yield lineno, ast.literal_eval(line)
-                except (ValueError, SyntaxError):
-                    raise InputError(path, "malformed record: neither JSON nor a Python dict "
-                                           "literal", lineno) from None
+                yield lineno, ast.literal_eval(line)
+            except (ValueError, SyntaxError):
+                raise InputError(path, "malformed record: neither JSON nor a Python dict "
+                                       "literal", lineno) from None
 
 
 def read_reviews(path):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.protocol.errors import BenchmarkError, InputError, did_you_mean
+from benchmark.protocol.io import read_text, text_lines
 
 KNOWN_DATASETS = ("sports", "beauty", "instruments")
 MIN_INTERACTIONS = 3  # test target + validation target + at least one history item
@@ -87,24 +88,23 @@ def read_items(path):
     if not path.is_file():
         raise InputError(path, f"missing; every dataset needs items.jsonl ({HOW_TO_GET})")
     item_ids, items, seen = [], [], {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(path, f"malformed JSON ({e.msg}); each line must be one "
-                                       "JSON object with an item_id", lineno) from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("item_id"), (str, int)):
-                raise InputError(path, "line is not a JSON object with a string item_id", lineno)
-            iid = str(rec["item_id"])
-            if iid in seen:
-                raise InputError(path, f"duplicate item_id '{iid}' (first on line {seen[iid]}); "
-                                       "item ids must be unique", lineno)
-            seen[iid] = lineno
-            item_ids.append(iid)
-            items.append(rec)
+    for lineno, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(path, f"malformed JSON ({e.msg}); each line must be one "
+                                   "JSON object with an item_id", lineno) from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("item_id"), (str, int)):
+            raise InputError(path, "line is not a JSON object with a string item_id", lineno)
+        iid = str(rec["item_id"])
+        if iid in seen:
+            raise InputError(path, f"duplicate item_id '{iid}' (first on line {seen[iid]}); "
+                                   "item ids must be unique", lineno)
+        seen[iid] = lineno
+        item_ids.append(iid)
+        items.append(rec)
     if not item_ids:
         raise InputError(path, "empty; it needs one JSON object per item")
     return item_ids, items
@@ -115,27 +115,26 @@ def read_sequences(path, item_index):
     if not path.is_file():
         raise InputError(path, f"missing; every dataset needs sequences.txt ({HOW_TO_GET})")
     user_ids, seqs, seen = [], [], {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            user, items = parts[0], parts[1:]
-            if user in seen:
-                raise InputError(path, f"user '{user}' appears twice (first on line "
-                                       f"{seen[user]}); one line per user", lineno)
-            if len(items) < MIN_INTERACTIONS:
-                raise InputError(path, f"user '{user}' has {len(items)} interaction(s); "
-                                       f"leave-one-out needs at least {MIN_INTERACTIONS} "
-                                       "(drop the user or apply 5-core filtering)", lineno)
-            try:
-                idx = [item_index[i] for i in items]
-            except KeyError as e:
-                raise InputError(path, f"item '{e.args[0]}' of user '{user}' is not in "
-                                       "items.jsonl; add it there or remove it", lineno) from None
-            seen[user] = lineno
-            user_ids.append(user)
-            seqs.append(np.asarray(idx, dtype=np.int64))
+    for lineno, line in text_lines(path):
+        parts = line.split()
+        if not parts:
+            continue
+        user, items = parts[0], parts[1:]
+        if user in seen:
+            raise InputError(path, f"user '{user}' appears twice (first on line "
+                                   f"{seen[user]}); one line per user", lineno)
+        if len(items) < MIN_INTERACTIONS:
+            raise InputError(path, f"user '{user}' has {len(items)} interaction(s); "
+                                   f"leave-one-out needs at least {MIN_INTERACTIONS} "
+                                   "(drop the user or apply 5-core filtering)", lineno)
+        try:
+            idx = [item_index[i] for i in items]
+        except KeyError as e:
+            raise InputError(path, f"item '{e.args[0]}' of user '{user}' is not in "
+                                   "items.jsonl; add it there or remove it", lineno) from None
+        seen[user] = lineno
+        user_ids.append(user)
+        seqs.append(np.asarray(idx, dtype=np.int64))
     if not user_ids:
         raise InputError(path, "empty; it needs one line `USER ITEM ITEM ...` per user")
     return user_ids, seqs
@@ -145,8 +144,7 @@ def read_published_sids(path, item_ids):
     if not path.is_file():
         return None
     try:
-        with open(path) as f:
-            table = json.load(f)
+        table = json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise InputError(path, f"malformed JSON ({e.msg})", e.lineno) from None
     if not isinstance(table, dict):

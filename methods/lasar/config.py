@@ -1,7 +1,9 @@
 """LASAR's configuration schema (defaults and comments: methods/configs/lasar.yaml; paper
 Table 7). Explicit CoT shares the teacher section."""
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
+
+from benchmark.protocol.schema import NonNegFloat, PosFloat, PosInt, Prob, Range, out_of_range
 
 from ..lm.config import GRPOConfig, SFTConfig
 
@@ -14,70 +16,70 @@ class TeacherConfig:
     kind: Literal["template", "import", "local"]
     import_path: str | None           # JSONL of {"user", "target", "cot"} (kind: import)
     local_model: str                  # local instruct model folder or 'smollm2' (kind: local)
-    local_batch: int
-    local_max_new_tokens: int
+    local_batch: PosInt
+    local_max_new_tokens: PosInt
 
 
 @dataclass(frozen=True)
 class SegmentationConfig:
     embedder: str                     # sentence-embedding model (paper: bge-small-en-v1.5)
-    threshold: float                  # boundary where neighbours' cosine similarity < this
-    batch_size: int
+    threshold: Annotated[float, Range(-1, 1)]   # boundary where neighbours' cosine < this
+    batch_size: PosInt
 
 
 @dataclass(frozen=True)
 class Stage2Config(SFTConfig):
     """Latent loop + alignment + Policy Head CE (Section 2.3) on the SFT loop."""
     align: Alignment                  # Table 2's variants
-    align_weight: float               # alpha_align
-    policy_weight: float              # beta_policy
+    align_weight: NonNegFloat         # alpha_align
+    policy_weight: NonNegFloat        # beta_policy
 
 
 @dataclass(frozen=True)
 class MixedConfig:
     """Single-stage variant (Figure 3): Stage 2's settings with these."""
-    lr: float
-    epochs: int
+    lr: PosFloat
+    epochs: PosInt
 
 
 @dataclass(frozen=True)
 class LasarRLConfig(GRPOConfig):
     """Section 2.4: GRPO + terminal KL + REINFORCE."""
     terminal_kl: bool
-    terminal_kl_weight: float         # gamma_KL
+    terminal_kl_weight: NonNegFloat   # gamma_KL
     reinforce: bool
-    reinforce_coef: float             # gamma_RF
-    step_penalty: float               # lambda
-    entropy_coef: float               # eta (paper: not given)
-    ema_decay: float                  # b_EMA <- decay * b_EMA + (1 - decay) * mean R_group
+    reinforce_coef: NonNegFloat       # gamma_RF
+    step_penalty: NonNegFloat         # lambda
+    entropy_coef: NonNegFloat         # eta (paper: not given)
+    ema_decay: Prob                   # b_EMA <- decay * b_EMA + (1 - decay) * mean R_group
 
 
 @dataclass(frozen=True)
 class InferenceConfig:
     n_mode: Literal["argmax", "sample"]
-    force_n: int | None               # 1..n_max: Force-N
+    force_n: PosInt | None            # 1..n_max: Force-N (LasarConfig checks n_max)
 
 
 @dataclass(frozen=True)
 class LasarStudiesConfig:
     enabled: bool
-    eval_users: int | None            # fixed-seed subsample of test users; null = all
+    eval_users: PosInt | None         # fixed-seed subsample of test users; null = all
     alignments: list[Alignment]
     rl_ablation: bool
-    force_n: list[int]
+    force_n: list[int]                # each 1..n_max (LasarConfig checks)
     mixed: bool
 
 
 @dataclass(frozen=True)
 class LasarConfig:
-    eval_batch: int
-    n_max: int                        # N_max, the Policy Head's output size
-    policy_hidden: int
+    eval_batch: PosInt
+    n_max: PosInt                     # N_max, the Policy Head's output size
+    policy_hidden: PosInt
     detach_policy_input: bool
-    pool_examples: int | None         # training examples given a teacher CoT; null = all
+    pool_examples: PosInt | None      # training examples given a teacher CoT; null = all
     teacher: TeacherConfig
     segmentation: SegmentationConfig
-    anchor_max_tokens: int
+    anchor_max_tokens: PosInt
     stage2: Stage2Config
     mixed: MixedConfig
     rl: LasarRLConfig
@@ -85,6 +87,10 @@ class LasarConfig:
     studies: LasarStudiesConfig
 
     def __post_init__(self):
+        allowed = f"in [1, {self.n_max}] (1..n_max)"
         f = self.inference.force_n
         if f is not None and not 1 <= f <= self.n_max:
-            raise ValueError(f"inference.force_n must be in 1..{self.n_max} (n_max), got {f}")
+            raise out_of_range("inference.force_n", f, allowed)
+        for i, f in enumerate(self.studies.force_n):
+            if not 1 <= f <= self.n_max:
+                raise out_of_range(f"studies.force_n[{i}]", f, allowed)

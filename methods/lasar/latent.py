@@ -87,9 +87,10 @@ class LatentLM(torch.nn.Module):
 
     def load_folder(self, folder):
         from ..lm.sft import load_weights
+        head = torch.load(Path(folder) / "policy_head.pt", map_location="cpu",
+                          weights_only=True)          # read first: a bad file changes nothing
         load_weights(self.lm, folder)
-        self.policy_head.load_state_dict(torch.load(Path(folder) / "policy_head.pt",
-                                                    map_location="cpu", weights_only=True))
+        self.policy_head.load_state_dict(head)
 
     # --- the loop ------------------------------------------------------------------------
     def encode(self, batch):

@@ -55,7 +55,8 @@ class LasarFit(FitRecord):
 class Lasar(GenerativeMethod):
     config_class = LasarConfig
 
-    def check(self, settings, processes):
+    def check(self, settings, processes, n_items):
+        super().check(settings, processes, n_items)
         st = self.config.studies
         if processes > 1 and st.enabled and (set(st.alignments) - {self.config.stage2.align}
                                              or st.mixed or st.rl_ablation):

@@ -59,8 +59,12 @@ def _segments(ctx, examples, cfg):
             (folder / "segments.json").write_text(json.dumps(segments))
             return {"seconds": round(time.perf_counter() - t1, 1)}
 
-        info = art.get(build)
-        segments = json.loads((art.path / "segments.json").read_text())
+        def read(path, info):
+            segments = json.loads((path / "segments.json").read_text())
+            if len(segments) != len(cots):
+                raise ValueError(f"{len(segments)} segment lists for {len(cots)} CoTs")
+            return segments, info
+        segments, info = art.get(build, read)
         return segments, cots, {"teacher": round(t_cot, 1), "segmentation": info["seconds"]}
     return art, load
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmark.protocol.artifact import digest
 from benchmark.protocol.errors import BenchmarkError
-from benchmark.protocol.io import jsonl_text
+from benchmark.protocol.io import jsonl_text, text_lines
 from benchmark.protocol.schema import to_dict
 
 log = logging.getLogger(__name__)
@@ -157,14 +157,13 @@ def imported_cots(examples, dataset, path):
         raise BenchmarkError(f"teacher.import_path {path}: no such file; give a JSONL file of "
                              '{"user", "target", "cot"} lines')
     table = {}
-    with open(path) as f:
-        for k, line in enumerate(f, 1):
-            try:
-                row = json.loads(line)
-                table[(str(row["user"]), str(row["target"]))] = str(row["cot"])
-            except (ValueError, KeyError, TypeError):
-                raise BenchmarkError(f"{path}:{k}: expected a JSON object with keys user, "
-                                     "target, cot") from None
+    for k, line in text_lines(path):
+        try:
+            row = json.loads(line)
+            table[(str(row["user"]), str(row["target"]))] = str(row["cot"])
+        except (ValueError, KeyError, TypeError):
+            raise BenchmarkError(f"{path}:{k}: expected a JSON object with keys user, "
+                                 "target, cot") from None
     out = []
     for u, t in zip(examples.users, examples.targets):
         key = (dataset.user_ids[u], dataset.item_ids[t])
@@ -220,6 +219,10 @@ def teacher_cots(ctx, art, examples, cfg):
         log.info("teacher '%s': %d CoTs", cfg.kind, len(cots))
         return {"cots": len(cots)}
 
-    path = art.get(build, lambda path, info: path / "cots.jsonl")
-    with open(path) as f:
-        return [json.loads(line)["cot"] for line in f]
+    def load(path, info):
+        with open(path / "cots.jsonl") as f:
+            cots = [json.loads(line)["cot"] for line in f]
+        if len(cots) != info["cots"]:
+            raise ValueError(f"{len(cots)} CoTs, done.json says {info['cots']}")
+        return cots
+    return art.get(build, load)

@@ -10,6 +10,7 @@ Every source gets the SID tokens `<a_k>`..`<d_k>` (and a method's extra special 
 single tokens, the embeddings resized, left padding, and an explicit pad and eos token.
 LoRA (peft) wraps the model when `lm.lora` is true (Table 5).
 """
+import json
 import importlib.util
 import logging
 from pathlib import Path
@@ -67,7 +68,21 @@ def smollm2_folder(cache_dir):
         model.save_pretrained(folder / "model")
         tok.save_pretrained(folder / "model")
         return {"parameters": n_parameters(model)}
-    return art.get(build, lambda path, info: path / "model")
+    return art.get(build, lambda path, info: readable_model_folder(path / "model"))
+
+
+def readable_model_folder(folder):
+    """`folder` once its config and every weights file read back whole (a truncated file
+    raises, and its artifact is built again). -> folder."""
+    from safetensors import safe_open
+    json.loads((folder / "config.json").read_text())
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        raise FileNotFoundError(f"no *.safetensors in {folder}")
+    for f in weights:
+        with safe_open(str(f), "pt"):
+            pass
+    return folder
 
 
 def _smollm2_gguf():

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchmark.protocol.schema import to_dict
+from benchmark.protocol.schema import out_of_range, to_dict
 from benchmark.protocol.sids import item_text
 
 from ..base import FitRecord, Method, Ranking
@@ -74,6 +74,13 @@ def train_sft(ctx, art, model, tok, data, cfg, objective=None, what="SFT"):
 class GenerativeMethod(Method):
     config_class = GenerativeConfig
     extra_special = ()
+
+    def check(self, settings, processes, n_items):
+        rl = getattr(self.config, "rl", None)           # MiniOneRec's and LASAR's GRPO
+        if rl is not None and rl.enabled and rl.group_size > n_items:
+            raise out_of_range(f"{self.name}.rl.group_size", rl.group_size,
+                               f"at most the catalog ({n_items} items): a rollout is a beam "
+                               "of G distinct items")
 
     # --- set-up ------------------------------------------------------------------------
     def setup(self, ctx):

@@ -33,7 +33,7 @@ from .decode import Catalog, beam_rank
 from .forward import collate, run_rows
 from benchmark.protocol.io import replace_dir
 
-from .sft import load_best, load_weights, save_model
+from .sft import load_best, resume_state, save_model
 
 log = logging.getLogger(__name__)
 CRASH_ENV = "LASAR_TEST_CRASH_AFTER_RL_STEP"   # tests: die right after the checkpoint of step N
@@ -241,9 +241,8 @@ class GRPOLoop:
             self.opt, math.ceil(cfg.warmup_ratio * total), total)
         state = self.folder / "last" / "trainer_state.pt"
         t0 = time.perf_counter()
-        if state.is_file():
-            st = torch.load(state, map_location="cpu", weights_only=False)
-            load_weights(self.model, self.folder / "last")
+        st = resume_state(self.model, state.parent, "RL")
+        if st is not None:
             self.opt.load_state_dict(st["opt"])
             self.sched.load_state_dict(st["sched"])
             self.load_state(st)

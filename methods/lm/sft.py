@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark.protocol.errors import brief
 from benchmark.protocol.io import replace_dir
 from benchmark.protocol.progress import progress
 
@@ -62,9 +63,29 @@ def load_best(model):
     return load
 
 
+def resume_state(model, folder, what):
+    """The trainer state saved in the checkpoint `folder` (`last/`), its weights loaded into
+    `model`; None when there is none. An unreadable checkpoint (truncated, corrupt) is one
+    logged line and removed, and `model` keeps its weights: training starts from the
+    beginning (tests/test_artifact.py::test_an_unreadable_checkpoint_is_trained_again)."""
+    path = Path(folder) / "trainer_state.pt"
+    if not path.is_file():
+        return None
+    try:
+        st = torch.load(path, map_location="cpu", weights_only=False)
+        load_weights(model, folder)
+        return st
+    except Exception as e:
+        log.warning("%s checkpoint %s is unreadable (%s); training again from the start",
+                    what, folder, brief(e))
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+
 def load_weights(model, folder):
     """Load the weights saved by save_model into `model` (full model, peft adapter, or a
-    wrapper with its own `load_folder`, such as LASAR's LatentLM)."""
+    wrapper with its own `load_folder`, such as LASAR's LatentLM). Every file is read before
+    `model` changes, so an unreadable one leaves it as it was (resume_state relies on it)."""
     folder = Path(folder)
     if hasattr(model, "load_folder"):
         model.load_folder(folder)
@@ -127,10 +148,9 @@ class Trainer:
 
     def _resume(self):
         last = self.out / "last" / "trainer_state.pt"
-        if not last.is_file():
+        st = resume_state(self.model, last.parent, "SFT")
+        if st is None:
             return 0, float("inf"), 0, []
-        st = torch.load(last, map_location="cpu", weights_only=False)
-        load_weights(self.model, self.out / "last")
         self.opt.load_state_dict(st["optimizer"])
         self.sched.load_state_dict(st["scheduler"])
         torch.set_rng_state(st["torch_rng"])
