@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+import methods as registry
+
 from .protocol import manifest as mf
 from .protocol.dist import is_main_process
 from .protocol.errors import BenchmarkError
@@ -51,6 +53,31 @@ def done_metrics(folder, key):
             return None
     with open(met) as f:
         return json.load(f)
+
+
+def dependencies(names):
+    """{method: the methods among `names` it depends on (registry `depends_on`)}."""
+    return {m: [d for d in registry.spec(m).depends_on if d in names] for m in names}
+
+
+def in_dependency_order(names):
+    """`names` with every method after the methods it depends on, otherwise as given."""
+    deps, out = dependencies(names), []
+    while len(out) < len(names):
+        out.append(next(m for m in names if m not in out and all(d in out for d in deps[m])))
+    return out
+
+
+def failed_dependency(deps, results):
+    """The first of `deps` that ran and has no results (it failed, or was skipped itself), else
+    None."""
+    return next((d for d in deps if d in results and results[d] is None), None)
+
+
+def log_skipped(name, dep):
+    """The one line for a method not started because its dependency `dep` failed (its results
+    are then None: the pipeline reports it as failed)."""
+    log.error("METHOD SKIPPED: %s: its dependency %s failed, so it was not started", name, dep)
 
 
 def fit_and_rank(method, ctx):
@@ -134,8 +161,9 @@ def run_method(plan, name):
 
 
 def run(plan):
-    """Run every planned method in this process; a failing method is reported loudly and the
-    others go on. -> {method: metrics or None}."""
+    """Run every planned method in this process, each after the methods it depends on; a
+    failing method is reported loudly and the others go on, but not the methods that depend on
+    it (skipped, no results). -> {method: metrics or None}."""
     import torch
     threads = plan.settings.threads
     if threads:
@@ -144,7 +172,13 @@ def run(plan):
         raise BenchmarkError(f"profile '{plan.profile}' needs a CUDA GPU and none is visible "
                              "(run a CPU profile: --profile cpu or smoke)")
     results = {}
-    for name in plan.methods:
+    deps = dependencies(plan.methods)
+    for name in in_dependency_order(plan.methods):
+        failed = failed_dependency(deps[name], results)
+        if failed is not None and done_metrics(plan.results_dir / name, plan.key(name)) is None:
+            log_skipped(name, failed)
+            results[name] = None
+            continue
         try:
             results[name] = run_method(plan, name)
         except BenchmarkError:
@@ -153,4 +187,4 @@ def run(plan):
             log.error("METHOD FAILED: %s: %s: %s\n%s", name, type(e).__name__, e,
                       traceback.format_exc())
             results[name] = None
-    return results
+    return {m: results[m] for m in plan.methods}

@@ -1,8 +1,9 @@
 """Several methods at once (`jobs` > 1): each method trains in its own process (`python -m
-benchmark.child REQUEST METHOD`, `threads` = cores / jobs), a method starts
-when the methods it depends on have finished, and the longest chain starts first. Each child's
-output goes to results/<ds>/<profile>/_logs/<method>.log; this process prints a status line
-with every running child's latest progress line once a minute.
+benchmark.child REQUEST METHOD`, `threads` = cores / jobs), a method starts when the methods it
+depends on have finished (never after one of them failed: it is skipped, as in a sequential
+run), and the longest chain starts first. Each child's output goes to
+results/<ds>/<profile>/_logs/<method>.log; this process prints a status line with every running
+child's latest progress line once a minute.
 
 Children write the same output contract as a sequential run (each method folder appears whole
 or not at all), so a killed parallel run resumes like a sequential one.
@@ -17,14 +18,14 @@ import time
 
 import methods as registry
 
-from .runner import done_metrics
+from .runner import dependencies, done_metrics, failed_dependency, log_skipped
 
 log = logging.getLogger(__name__)
 
 
 def _priorities(names):
     """Cost of a method plus the costs of everything that waits on it (critical path first)."""
-    deps = {m: [d for d in registry.spec(m).depends_on if d in names] for m in names}
+    deps = dependencies(names)
     users = {m: [n for n in names if m in deps[n]] for m in names}
 
     def chain(m):
@@ -74,10 +75,10 @@ def _die_with_parent():
 def run_parallel(plans, jobs, threads, status_every=60.0):
     """Run every method of `plans` = [(plan, child_argv, tag)] in one queue, up to `jobs`
     children at once (`threads` torch threads each): a method starts when its dependencies in
-    the same plan have finished, the longest chain first, so Table 5's larger-backbone runs
-    (tag = their label) fill a core as soon as one is free instead of waiting for the slowest
-    method. `child_argv(method)` -> argv of the child. Returns {(tag, method): metrics dict, or
-    None if it failed}."""
+    the same plan have finished with results (it is skipped, as failed, when one has none), the
+    longest chain first, so Table 5's larger-backbone runs (tag = their label) fill a core as
+    soon as one is free instead of waiting for the slowest method. `child_argv(method)` -> argv
+    of the child. Returns {(tag, method): metrics dict, or None if it failed or was skipped}."""
     tasks = []
     for plan, child_argv, tag in plans:
         deps, prio = _priorities(list(plan.methods))
@@ -93,16 +94,21 @@ def run_parallel(plans, jobs, threads, status_every=60.0):
     try:
         while pending or running:
             for t in list(pending):
-                if len(running) >= jobs:
-                    break
                 if not all(d in results for d in t.deps):
                     continue
+                failed = failed_dependency(t.deps, results)
+                if failed is None and len(running) >= jobs:
+                    continue                  # no free slot (a skip below needs none)
                 pending.remove(t)
                 done = done_metrics(t.plan.results_dir / t.method, t.plan.key(t.method))
                 if done is not None:
                     results[t.name] = done
                     print(f"[run] {t.name}: results up to date, skipped", file=sys.stderr,
                           flush=True)
+                    continue
+                if failed is not None:
+                    log_skipped(t.name, failed)
+                    results[t.name] = None
                     continue
                 logf = open(t.log, "ab")
                 argv = t.child_argv(t.method)

@@ -2,9 +2,11 @@
 import numpy as np
 
 
-def rank_marks(values):
-    """For one column: 'best' / 'second' / '' per row (ties share the mark)."""
-    vals = np.array([np.nan if v is None else v for v in values], dtype=float)
+def rank_marks(values, digits=4):
+    """For one column: 'best' / 'second' / '' per row. Values are compared as `cell` shows
+    them (`digits` decimals), so values that read the same share the mark; 'second' goes to
+    the next value below the best."""
+    vals = np.array([np.nan if v is None else float(f"{v:.{digits}f}") for v in values])
     distinct = sorted({v for v in vals if not np.isnan(v)}, reverse=True)
     marks = []
     for v in vals:

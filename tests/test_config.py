@@ -38,10 +38,17 @@ def test_unknown_profile_lists_choices():
 
 
 def test_every_profile_resolves_every_method():
-    for p in ("smoke", "cpu", "smol", "paper"):
+    """Every profile file (cpu-full too), each method's section typed and checked as a plan
+    builds it."""
+    from benchmark.protocol.config import PROFILE_DIR, profile_names
+    from benchmark.protocol.schema import build
+    files = sorted(f.stem for f in PROFILE_DIR.glob("*.yaml") if f.stem != "defaults")
+    assert profile_names() == files and {"cpu", "cpu-full", "paper", "smoke", "smol"} <= set(files)
+    for p in files:
         c = _cfg(p)
         for m in methods.names():
             assert c.method(m)
+            build(methods.get(m).config_class, c.method(m), m)     # raises on a bad value
         assert set(c.shared["enabled"]) <= set(methods.names())
 
 

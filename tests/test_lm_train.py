@@ -70,7 +70,9 @@ def test_sft_under_accelerate_launch_with_two_processes(toy):
     two = _curve(toy / "ddp" / "toy" / "smoke")
     assert two["processes"] == 2 and _curve(one)["processes"] == 1
     # the same global batch split over two processes takes the same optimizer steps
-    for (s1, l1), (s2, l2) in zip(_curve(one)["valid_loss_curve"], two["valid_loss_curve"]):
+    c1, c2 = _curve(one)["valid_loss_curve"], two["valid_loss_curve"]
+    assert len(c1) == len(c2) > 0
+    for (s1, l1), (s2, l2) in zip(c1, c2):
         assert s1 == s2 and l1 == pytest.approx(l2, rel=1e-4)
 
 

@@ -121,3 +121,37 @@ def test_manifest_records_the_commit_read_at_start(tmp_path, monkeypatch):
     man = json.loads((tmp_path / "results" / "toy" / "smoke" / "gru4rec" / "manifest.json")
                      .read_text())
     assert man["git_commit"] == "start-commit"
+
+
+def _git(*args):
+    import subprocess
+
+    from .conftest import REPO
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+
+
+def test_manifest_records_the_commit_packages_and_key_that_produced_it(tmp_path):
+    """The provenance values, not just the keys: HEAD (with +dirty when tracked files differ
+    from it), the installed version of every package recorded, and the plan's results key,
+    which the recorded inputs hash to."""
+    import json
+    from importlib import metadata
+
+    from benchmark.protocol.artifact import key_of
+    plan = _plan(tmp_path, ("gru4rec",), **{"gru4rec.epochs": 1})
+    run(plan)
+    man = json.loads((tmp_path / "results" / "toy" / "smoke" / "gru4rec" / "manifest.json")
+                     .read_text())
+    head = _git("rev-parse", "HEAD").stdout.strip()
+    dirty = _git("diff", "--quiet", "HEAD").returncode != 0
+    assert len(head) == 40 and man["git_commit"] == head + ("+dirty" if dirty else "")
+    assert {"torch", "numpy", "recbole"} <= set(man["packages"])
+    for name, version in man["packages"].items():
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = None
+        assert version == installed, name
+    assert man["packages"]["torch"] is not None
+    assert man["config_hash"] == plan.key("gru4rec") == key_of("results", man["inputs"])
+    assert man["inputs"]["config"]["epochs"] == 1

@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 from benchmark.protocol.io import jsonl_text
-from benchmark.protocol.metrics import summarize, target_ranks
+from benchmark.protocol.metrics import METRIC_ORDER, summarize, target_ranks
 from benchmark.protocol.settings import EvalConfig
 from reports.table1 import write_table1
 
@@ -76,3 +76,79 @@ def test_lasar_worse_gets_no_marks_and_says_so(tmp_path):
     lasar = next(l for l in md.splitlines() if l.startswith("| LASAR"))
     assert "*" not in lasar.replace("**", "")
     assert "LASAR is better than every baseline at p < 0.05 on no metric" in md
+
+
+def _cells(root, display):
+    """The six metric cells of a row of tables/table1.md, as written (marks included)."""
+    md = (root / "tables" / "table1.md").read_text()
+    line = next(l for l in md.splitlines() if l.startswith(f"| {display} |"))
+    return [c.strip() for c in line.strip().strip("|").split("|")[1:]]
+
+
+def test_exact_ties_share_the_mark_and_nobody_is_starred(tmp_path):
+    """LASAR and SASRec rank every user alike: both bold, the next value (GRU4Rec's) underlined,
+    and no star: LASAR is significantly better than GRU4Rec but not than SASRec (p = 1)."""
+    root = tmp_path / "sports" / "cpu"
+    rng = np.random.default_rng(2)
+    same = rng.integers(1, 8, 300)
+    ms = {"LASAR": _write(root, "lasar", "LASAR", same),
+          "SASRec": _write(root, "sasrec", "SASRec", same),
+          "GRU4Rec": _write(root, "gru4rec", "GRU4Rec", rng.integers(5, 40, 300))}
+    write_table1(root, EVAL)
+    for name in ("LASAR", "SASRec"):
+        assert _cells(root, name) == [f"**{ms[name][k]:.4f}**" for k in METRIC_ORDER]
+    assert _cells(root, "GRU4Rec") == [f"<u>{ms['GRU4Rec'][k]:.4f}</u>" for k in METRIC_ORDER]
+    pv = (root / "tables" / "table1_pvalues.md").read_text()
+    assert "| SASRec | 1.0000 | 1.0000 |" in pv and "| GRU4Rec | 0.0000 |" in pv
+    assert "on no metric" in (root / "tables" / "table1.md").read_text()
+
+
+def _write_metrics(root, method, display, value):
+    """A method folder whose metrics.json holds `value` for every metric (no predictions:
+    without LASAR, Table 1 reads none)."""
+    d = root / method
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps({**{k: value for k in METRIC_ORDER},
+                                                "n_users": 100}))
+    (d / "manifest.json").write_text(json.dumps({"seed": 42, "display_name": display}))
+
+
+def test_values_equal_at_four_decimals_share_the_mark(tmp_path):
+    """Marks follow the numbers shown: 0.12344 and 0.12341 both show 0.1234 and are both best,
+    0.12296 (0.1230) is second; 0.12346 shows 0.1235 and is best on its own."""
+    root = tmp_path / "sports" / "cpu"
+    for m, v in (("sasrec", 0.12344), ("gru4rec", 0.12341), ("rearec", 0.12296),
+                 ("lcrec", 0.1101)):
+        _write_metrics(root, m, m, v)
+    write_table1(root, EVAL)
+    assert _cells(root, "SASRec") == _cells(root, "GRU4Rec") == ["**0.1234**"] * 6
+    assert _cells(root, "ReaRec") == ["<u>0.1230</u>"] * 6 and _cells(root, "LC-Rec") == [
+        "0.1101"] * 6
+    root = tmp_path / "beauty" / "cpu"
+    for m, v in (("sasrec", 0.12346), ("gru4rec", 0.12341), ("rearec", 0.12344)):
+        _write_metrics(root, m, m, v)
+    write_table1(root, EVAL)
+    assert _cells(root, "SASRec") == ["**0.1235**"] * 6
+    assert _cells(root, "GRU4Rec") == _cells(root, "ReaRec") == ["<u>0.1234</u>"] * 6
+
+
+def test_the_star_is_per_metric_and_needs_every_baseline(tmp_path):
+    """LASAR ranks each target as SASRec does within the top 10 and also finds, at rank 15,
+    half of the targets SASRec misses: tied (both bold, no star) at @5 and @10, significantly
+    better than both baselines (bold and starred) at @20."""
+    root = tmp_path / "sports" / "cpu"
+    rng = np.random.default_rng(3)
+    sasrec = np.where(rng.random(400) < 0.5, rng.integers(1, 11, 400), 0)
+    lasar = np.where((sasrec == 0) & (rng.random(400) < 0.5), 15, sasrec)
+    ms = {"LASAR": _write(root, "lasar", "LASAR", lasar),
+          "SASRec": _write(root, "sasrec", "SASRec", sasrec),
+          "GRU4Rec": _write(root, "gru4rec", "GRU4Rec", rng.integers(8, 50, 400))}
+    write_table1(root, EVAL)
+    at20 = {"NDCG@20", "HR@20"}
+    assert _cells(root, "LASAR") == [f"**{ms['LASAR'][k]:.4f}" + ("*" if k in at20 else "")
+                                     + "**" for k in METRIC_ORDER]
+    assert _cells(root, "SASRec") == [(f"<u>{ms['SASRec'][k]:.4f}</u>" if k in at20 else
+                                       f"**{ms['SASRec'][k]:.4f}**") for k in METRIC_ORDER]
+    md = (root / "tables" / "table1.md").read_text()
+    assert "* LASAR better than every baseline at p < 0.05" in md
+    check_table_numbers(root / "tables" / "table1.md", ms)
