@@ -16,6 +16,7 @@ from .protocol.dist import world_size
 from .protocol.context import RunContext
 from .protocol.errors import BenchmarkError
 from .protocol.schema import ConfigKeyError, out_of_range, to_dict
+from .protocol.sids import embedder_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,10 +74,8 @@ class Plan:
         self.specs = {m: registry.spec(m) for m in self.methods}    # unknown names fail here
         needed = set(self.methods) | {d for sp in self.specs.values() for d in sp.depends_on}
         self.method_cfgs = {m: self._typed(m) for m in sorted(needed)}
-        if any(sp.kind == "generative" for sp in self.specs.values()):
-            self._check_backbones(scaling)
         self.dataset = load_dataset(dataset, data_dir)
-        self._check_against_data()
+        self._check_against_data(scaling)
         users = sample_users(self.dataset.n_users, s.max_users, s.seed)
         self.split = make_split(self.dataset, s.history_len, users)
         self.profile = profile
@@ -85,12 +84,18 @@ class Plan:
         self.results_dir = (self.profile_dir / "_scaling" / s.scaling.label if scaling
                             else self.profile_dir)
 
-    def _check_against_data(self):
-        """What only the data can bound: topk and each method's own limits (a GRPO group is a
+    def _check_against_data(self, scaling):
+        """The files settings name (backbone, embedders, teachers: each method's `check`) and
+        what only the data can bound: topk and each method's own limits (a GRPO group is a
         beam of distinct items) at most the catalog. The default topk (50) ranks a smaller
-        catalog whole (RunContext.topk); a topk written in a profile or --set must fit."""
+        catalog whole (RunContext.topk); a topk written in a profile or --set must fit. A bad
+        value: one line naming its key and the file or --set it came from."""
         n, s = self.dataset.n_items, self.settings
         try:
+            if any(sp.kind == "generative" for sp in self.specs.values()):
+                self._check_backbones(scaling)
+                if self.dataset.published_sids is None:
+                    embedder_path(s.sids.embedder)
             if s.topk > n and self.cfg.explicit("topk"):
                 raise out_of_range("topk", s.topk, f"an integer in [1, {n}] (the catalog of "
                                    f"'{self.dataset.name}' has {n} items)")
@@ -113,7 +118,8 @@ class Plan:
                 raise BenchmarkError(f"profile '{self.request.profile}': scaling.enabled is "
                                      "true but scaling.lm names no larger backbone (e.g. --set "
                                      "'scaling.lm={hidden_size: 256}')")
-            check_backbone(self.cfg.build(type(s.lm), {**to_dict(s.lm), **sc.lm}, "scaling.lm"))
+            check_backbone(self.cfg.build(type(s.lm), {**to_dict(s.lm), **sc.lm}, "scaling.lm"),
+                           "scaling.lm.backbone")
 
     def method(self, name):
         """A fresh instance of method `name` with its configuration."""

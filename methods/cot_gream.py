@@ -30,7 +30,7 @@ from benchmark.protocol.schema import PosInt, to_dict
 
 from .lasar.config import TeacherConfig
 from .lasar.pool import pool_examples
-from .lasar.teacher import cot_artifact, teacher_cots
+from .lasar.teacher import check_teacher, cot_artifact, teacher_cots
 from .lm.config import SFTConfig
 from .lm.decode import Catalog, prompt_batches
 from .lm.generative import (GenerativeFit, GenerativeMethod, SFTData, train_sft,
@@ -129,6 +129,10 @@ class CotGenerator:
 
 class ExplicitCoT(GenerativeMethod):
     config_class = CotGreamConfig
+
+    def check(self, settings, processes, n_items):
+        super().check(settings, processes, n_items)
+        check_teacher(self.config.teacher, "cot_gream.teacher")
 
     def fit(self, ctx):
         from .minionerec import MiniOneRec

@@ -114,6 +114,23 @@ def test_values_out_of_range(tmp_path, extra, needles):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("extra,needles", [
+    (["--set", "sids.embedder=/no/such"], ["--set sids.embedder=/no/such:",
+                                           "not a local sentence-transformers folder"]),
+    (["--set", "lasar.segmentation.embedder=/no/such"], ["'lasar.segmentation.embedder'"]),
+    (["--set", "lasar.teacher.kind=import"], ["methods/configs/lasar.yaml:",
+                                              "'lasar.teacher.import_path' = None: no such file"]),
+    (["--set", "cot_gream.teacher.kind=local", "--set", "cot_gream.teacher.local_model=/no/such"],
+     ["--set cot_gream.teacher.local_model=/no/such:", "no config.json in the folder /no/such"]),
+])
+def test_settings_that_name_missing_files(tmp_path, extra, needles):
+    """Embedders and teachers are checked like the backbone: before any work, one line."""
+    write_dataset(tmp_path / "data")
+    r, out = _run(tmp_path, "--methods", "lasar,cot_gream", *extra)
+    _one_line_error(r, *needles)
+    assert not out.exists()
+
+
 def test_unknown_and_missing_dataset(tmp_path):
     (tmp_path / "data").mkdir()
     r = run_cli("data", "stats", "sprots", "--data-dir", tmp_path / "data")

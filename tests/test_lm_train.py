@@ -153,7 +153,7 @@ def test_missing_backbone_folder_is_one_line_before_training(tmp_path):
     r = run_cli("run", "toy", "--profile", "smoke", "--methods", "lcrec", "--data-dir",
                 tmp_path / "data", "--out", tmp_path / "out", "--backbone", tmp_path / "nope")
     assert r.returncode != 0
-    assert f"backbone folder {tmp_path / 'nope'}: no config.json" in r.stderr
+    assert f"'lm.backbone' = '{tmp_path / 'nope'}': no config.json in the folder" in r.stderr
     assert not (tmp_path / "out" / "toy" / "smoke" / "lcrec").exists()
 
 

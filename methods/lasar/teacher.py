@@ -23,7 +23,7 @@ from pathlib import Path
 from benchmark.protocol.artifact import digest
 from benchmark.protocol.errors import BenchmarkError
 from benchmark.protocol.io import jsonl_text, text_lines
-from benchmark.protocol.schema import to_dict
+from benchmark.protocol.schema import ConfigKeyError, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,17 @@ def template_cot(history, target, recs, max_groups=6):
 GREAM_PROMPT = ("A user bought these items in order: {history}. The next item they bought is "
                 "{target}. Explain step by step why: Step 1, the behavioral evidence; Step 2, "
                 "the latent preferences; Step 3, the user's intent; then the recommendation.")
+
+
+def check_teacher(cfg, key):
+    """Before any work: the teacher `cfg` (section `key`) names what it reads."""
+    if cfg.kind == "import" and not (cfg.import_path and Path(cfg.import_path).is_file()):
+        raise ConfigKeyError(f"{key}.import_path", f"'{key}.import_path' = {cfg.import_path!r}: "
+                             f"no such file; {key}.kind 'import' reads a JSONL file of "
+                             '{"user", "target", "cot"} lines')
+    if cfg.kind == "local":
+        from ..lm.backbone import check_model_source
+        check_model_source(cfg.local_model, f"{key}.local_model")
 
 
 def local_cots(examples, recs, cfg, device, cache_dir):

