@@ -1,6 +1,7 @@
 """Shared fixtures: tiny prepared datasets written by the tests themselves."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,22 @@ def run_cli(*args, env=None, cwd=REPO):
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "benchmark", *map(str, args)], cwd=cwd,
                           env=e, capture_output=True, text=True, timeout=1200)
+
+
+@pytest.fixture(scope="session")
+def lm_toy(tmp_path_factory):
+    """A 40-user dataset and its SID table, built once for the training tests (crash, resume,
+    DDP); `with_sids(lm_toy, out)` copies the table into a run's output folder."""
+    d = tmp_path_factory.mktemp("lm")
+    write_dataset(d / "data", n_users=40, n_items=30)
+    r = run_cli("sids", "toy", "--profile", "smoke", "--data-dir", d / "data", "--out", d / "seed")
+    assert r.returncode == 0, r.stderr[-2000:]
+    return d
+
+
+def with_sids(toy, out, cache=None):
+    """Give the run folder `out` the SID table of `toy` (or the whole dataset cache `cache`:
+    SIDs, teacher CoTs, segments) unless it has a cache already. -> out"""
+    if not (out / "toy" / "_cache").exists():
+        shutil.copytree(cache or toy / "seed" / "toy" / "_cache", out / "toy" / "_cache")
+    return out

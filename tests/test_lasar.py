@@ -228,3 +228,64 @@ def test_local_teacher_generates_one_capped_cot_per_example(tmp_path):
     longer = local_cots(ex, recs, replace(cfg, local_max_new_tokens=12), "cpu", tmp_path)
     assert all(b.startswith(a) for a, b in zip(cots, longer))           # greedy, then capped
     assert any(len(b) > len(a) for a, b in zip(cots, longer))
+
+
+def _rl_term_grads(detach_policy_input):
+    """Each of RL's loss terms (Section 2.4: L_GRPO + gamma_KL L_terminalKL + gamma_RF
+    L_REINFORCE) from LasarGRPO.terms on a tiny LatentLM, backpropagated alone.
+    -> {term: (names of LM parameters with a nonzero gradient, same for the Policy Head)}."""
+    import copy
+
+    import methods
+    from benchmark.protocol.schema import build, replace
+    from methods.lasar.anchors import Anchors
+    from methods.lasar.config import LasarConfig
+    from methods.lasar.rl import LasarGRPO
+    from methods.lm.grpo import GRPOLoss, Rollout
+    latent, codec, tok, codes = latent_setup(seed=1)
+    latent.detach_policy_input = detach_policy_input
+    D = latent.config.hidden_size
+    anchors = Anchors(torch.randn(5, D).half(), torch.tensor([0, 3, 5]))
+    prompts = latent_task(codec, examples([[0, 1], [2]], [3, 1]),
+                          tok.convert_tokens_to_ids(START), anchors)
+    rl = replace(build(LasarConfig, methods.default_config("lasar"), "lasar").rl,
+                 terminal_kl_weight=1.0, reinforce_coef=1.0)
+    loop = LasarGRPO.__new__(LasarGRPO)            # the hooks' state only: no catalog, no ctx
+    loop.cfg, loop.tok, loop.dev, loop.prompts, loop.model = rl, tok, "cpu", prompts, latent
+    loop.ref, loop.loss, loop.baseline = copy.deepcopy(latent), GRPOLoss(rl), 0.3
+    with torch.no_grad():                          # a reference unlike the policy: KL != 0
+        for p in loop.ref.lm.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    sid = sid_token_table(tok, 4, 4)[torch.arange(4), torch.as_tensor(codes)]   # (I, 4)
+    items = torch.tensor([[0, 1, 2], [3, 0, 1]])                                # B=2, G=3
+    answers = torch.cat([sid[items], torch.full((2, 3, 1), tok.eos_token_id)], -1)
+    roll = Rollout(items, torch.tensor([1, 3]), torch.zeros(2, 3),
+                   torch.tensor([[1.0, -0.5, -0.5], [-1.0, 0.5, 0.5]]), answers,
+                   extra={"n": torch.tensor([2, 3]), "r_group": torch.tensor([1.0, 0.0])})
+    out = {}
+    for name in ("policy", "kl", "terminal_kl", "reinforce"):
+        latent.zero_grad(set_to_none=True)
+        terms, _ = loop.terms(roll, np.arange(2), slice(0, 2))
+        terms[name].backward()
+        out[name] = tuple({n for n, p in mod.named_parameters()
+                           if p.grad is not None and p.grad.abs().sum() > 0}
+                          for mod in (latent.lm, latent.policy_head))
+    return out
+
+
+def test_reinforce_trains_only_the_policy_head_and_grpo_and_terminal_kl_only_the_lm():
+    """Section 2.4: REINFORCE on the Policy Head's choice of N updates phi alone (its input
+    h_0 is detached); the GRPO terms (Eq. 5) and the terminal KL train the LM and leave the
+    head alone (they are computed with N given)."""
+    grads = _rl_term_grads(detach_policy_input=True)
+    head = {"w1.weight", "w1.bias", "w2.weight", "w2.bias"}
+    lm_layers = {n for n, _ in latent_setup(seed=1)[0].lm.named_parameters() if "layers." in n}
+    assert grads["reinforce"] == (set(), head)
+    for term in ("policy", "kl", "terminal_kl"):
+        lm, ph = grads[term]
+        assert ph == set(), term
+        assert "model.layers.1.mlp.down_proj.weight" in lm and len(lm & lm_layers) > 10, term
+    assert "lm_head.weight" in grads["policy"][0]           # the answer tokens' log-probs
+    assert "lm_head.weight" not in grads["terminal_kl"][0]  # h_N only
+    # the check can fail: an undetached h_0 sends REINFORCE into the LM
+    assert len(_rl_term_grads(detach_policy_input=False)["reinforce"][0] & lm_layers) > 10

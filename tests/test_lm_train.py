@@ -1,17 +1,16 @@
-"""SFT crash/resume, DDP under `accelerate launch`, and the backbone sources."""
+"""SFT crash/resume, DDP under `accelerate launch`, and the backbone sources (resuming inside
+LASAR's and MiniOneRec's later stages: tests/test_resume.py)."""
 import json
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from benchmark.protocol.errors import BenchmarkError
 
-from .conftest import REPO, run_cli, write_dataset
+from .conftest import REPO, run_cli, with_sids, write_dataset
 
 SHORT = ("--set", "lcrec.sft.epochs=2", "--set", "lcrec.sft.eval_every=3", "--set", "threads=1")
 
@@ -20,19 +19,13 @@ def _curve(root):
     return json.loads((root / "lcrec" / "manifest.json").read_text())["fit_info"]["sft"]
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    d = tmp_path_factory.mktemp("lm")
-    write_dataset(d / "data", n_users=40, n_items=30)
-    # build the SIDs once; every run below copies this cache
-    r = run_cli("sids", "toy", "--profile", "smoke", "--data-dir", d / "data", "--out", d / "seed")
-    assert r.returncode == 0, r.stderr[-2000:]
-    return d
+@pytest.fixture
+def toy(lm_toy):
+    return lm_toy
 
 
 def _run(toy, out, *extra, env=None, launcher=None):
-    if not (out / "toy" / "_cache").exists():
-        shutil.copytree(toy / "seed" / "toy" / "_cache", out / "toy" / "_cache")
+    with_sids(toy, out)
     args = ("run", "toy", "--profile", "smoke", "--methods", "lcrec", "--data-dir",
             toy / "data", "--out", out, *SHORT, *extra)
     if launcher is None:
@@ -45,7 +38,7 @@ def _run(toy, out, *extra, env=None, launcher=None):
 def test_killed_sft_resumes_to_the_same_predictions(toy):
     a = _run(toy, toy / "a")
     assert a.returncode == 0, a.stderr[-3000:]
-    b = _run(toy, toy / "b", env={"LASAR_TEST_CRASH_AFTER_STEP": "6"})
+    b = _run(toy, toy / "b", env={"LASAR_TEST_CRASH_AFTER": "sft:6"})
     assert b.returncode == 3, b.stderr[-3000:]                      # died after step 6
     assert not (toy / "b" / "toy" / "smoke" / "lcrec").exists()     # nothing half-written
     b = _run(toy, toy / "b")
@@ -116,6 +109,15 @@ def test_local_folder_backbone_gets_sid_tokens_and_lora(tmp_path):
                              **CODES4)
     trainable = [n for n, p in lora.named_parameters() if p.requires_grad]
     assert any("lora_" in n for n in trainable) and any("embed_tokens" in n for n in trainable)
+    torch.rand(7)                                  # whatever ran before in the process
+    again, _ = build_backbone(lm(backbone=str(tmp_path / "hf"), lora=True), [], tmp_path,
+                              **CODES4)
+    other, _ = build_backbone(lm(backbone=str(tmp_path / "hf"), lora=True), [], tmp_path,
+                              **{**CODES4, "seed": 1})
+    same = [torch.equal(a, b) for a, b in zip(lora.state_dict().values(),
+                                              again.state_dict().values())]
+    assert all(same) and not all(torch.equal(a, b) for a, b in zip(
+        lora.state_dict().values(), other.state_dict().values()))   # LoRA's init: the seed's
     with pytest.raises(BenchmarkError, match="no config.json"):
         build_backbone(lm(backbone=str(tmp_path / "missing")), [], tmp_path, **CODES4)
 
@@ -155,36 +157,3 @@ def test_missing_backbone_folder_is_one_line_before_training(tmp_path):
     assert r.returncode != 0
     assert f"'lm.backbone' = '{tmp_path / 'nope'}': no config.json in the folder" in r.stderr
     assert not (tmp_path / "out" / "toy" / "smoke" / "lcrec").exists()
-
-
-def test_killed_lasar_rl_resumes_like_an_uninterrupted_run(toy):
-    """LASAR's RL killed after a checkpoint resumes with its reward baseline and the random
-    state of its sampled N: the same per-step log and predictions as an uninterrupted run."""
-    args = ("--methods", "lasar", "--set", "lasar.studies.enabled=false", "--set",
-            "minionerec.rl.enabled=false", "--set", "minionerec.sft.epochs=1", "--set",
-            "lasar.rl.eval_every=1", "--set", "threads=1", "--set", "scaling.enabled=false")
-
-    def run(out, env=None):
-        if not (out / "toy" / "_cache").exists():
-            shutil.copytree(toy / "seed" / "toy" / "_cache", out / "toy" / "_cache")
-        return run_cli("run", "toy", "--profile", "smoke", "--data-dir", toy / "data", "--out",
-                       out, *args, env=env)
-
-    def rl_log(out):
-        man = json.loads((out / "toy" / "smoke" / "lasar" / "manifest.json").read_text())
-        lines = (Path(man["fit_info"]["rl"]["folder"]) / "rl_log.jsonl").read_text()
-        return {r["step"]: r for r in map(json.loads, lines.splitlines())}   # last wins
-
-    a = run(toy / "rl_a")
-    assert a.returncode == 0, a.stderr[-3000:]
-    b = run(toy / "rl_b", env={"LASAR_TEST_CRASH_AFTER_RL_STEP": "1"})
-    assert b.returncode == 3, b.stderr[-3000:]
-    assert not (toy / "rl_b" / "toy" / "smoke" / "lasar").exists()
-    b = run(toy / "rl_b")
-    assert b.returncode == 0, b.stderr[-3000:]
-    assert "resuming RL" in b.stderr and "at step 1" in b.stderr
-    assert len(rl_log(toy / "rl_a")) == 2
-    assert rl_log(toy / "rl_a") == rl_log(toy / "rl_b")
-    pa, pb = ((toy / d / "toy" / "smoke" / "lasar" / "predictions.jsonl").read_text()
-              for d in ("rl_a", "rl_b"))
-    assert pa == pb

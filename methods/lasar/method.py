@@ -137,7 +137,7 @@ class Lasar(GenerativeMethod):
         def build(folder):
             v = rl_validation(ctx, self.config.stage2.valid_examples, rl)
             loop = LasarGRPO(ctx, latent, fitted.tok, rl, folder, self.config.eval_batch,
-                             self.decoder(ctx, fitted))
+                             self.decoder(ctx, fitted), art.kind)
             loop.setup_prompts(*rl_prompts(fitted.pool, rl, ctx.seed), self.prompts(fitted, v),
                                v.targets)
             return loop.run()

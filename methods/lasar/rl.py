@@ -12,10 +12,9 @@ latent loop gives G distinct candidates (`rollout`), and `terms` returns
   - REINFORCE (Eq. 6): -(R_group - b_EMA - lambda N) log pi(N | h_0) - eta H(pi), R_group the
     mean reward of the prompt's G candidates, b_EMA an exponential moving average of R_group.
 Each of the last two can be switched off (Table 3). `after_step` updates b_EMA and logs mean N,
-reward and each term per step to TensorBoard and (`log_step`) to rl_log.jsonl (Figure 5a).
+reward and each term per step to TensorBoard and (the core's `log_step`) to rl_log.jsonl
+(Figure 5a).
 """
-import json
-
 import numpy as np
 import torch
 
@@ -50,12 +49,11 @@ class LasarGRPO(GRPOLoop):
     """The core GRPO loop with LASAR's rollout (latent loop, sampled N) and extra terms.
     `decoder`: the method's decoding (`beam` for one batch, `decode` for many)."""
 
-    def __init__(self, ctx, latent, tok, cfg, folder, eval_batch, decoder):
-        super().__init__(ctx, latent, tok, cfg, folder, eval_batch)
+    def __init__(self, ctx, latent, tok, cfg, folder, eval_batch, decoder, stage):
+        super().__init__(ctx, latent, tok, cfg, folder, eval_batch, stage)
         self.decoder = decoder
         self.baseline = None
         self.gen = torch.Generator(device=self.dev).manual_seed(ctx.seed)
-        self.log_path = self.folder / "rl_log.jsonl"
 
     def batch(self, idx):
         return self.prompts.collate(idx, self.tok.pad_token_id).to(self.dev)
@@ -98,7 +96,7 @@ class LasarGRPO(GRPOLoop):
             rf, ent = reinforce_terms(pi_logits, n[sl], roll.extra["r_group"][sl], self.baseline,
                                       rl.step_penalty, rl.entropy_coef)
             terms["reinforce"] = rl.reinforce_coef * rf
-            logs["policy_entropy"] = float(ent)
+            logs["policy_entropy"] = float(ent.detach())
         return terms, logs
 
     def after_step(self, roll):
@@ -107,11 +105,7 @@ class LasarGRPO(GRPOLoop):
             float(r_group.mean())
         core = super().after_step(roll)
         return {"reward": core["reward"], "mean_n": float(n.float().mean()), "hit": core["hit"],
-                "baseline": self.baseline, "step": self.sched.last_epoch}
-
-    def log_step(self, logs):
-        with open(self.log_path, "a") as f:
-            f.write(json.dumps(logs) + "\n")
+                "baseline": self.baseline}
 
     def state(self):
         return {"baseline": self.baseline, "generator": self.gen.get_state()}

@@ -123,6 +123,7 @@ def build_backbone(lm, texts, cache_dir, *, levels, n_codes, seed, extra_special
     """-> (model, tokenizer) for the configured source, before any training."""
     src = lm.backbone
     dtype = getattr(torch, lm.dtype)
+    torch.manual_seed(seed)       # new SID rows and LoRA's init: whatever ran before in-process
     if src == "random":
         model, tok = _random(lm, texts, levels, n_codes, tuple(extra_special), seed)
     elif src == "smollm2":

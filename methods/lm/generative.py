@@ -63,7 +63,8 @@ def train_sft(ctx, art, model, tok, data, cfg, objective=None, what="SFT"):
                  " + ".join(f"{len(t)} {t.task}" for t in d.tasks), len(d.valid),
                  f"{n_parameters(model):,}")
         trainer = Trainer(model, tok, cfg, folder, ctx.device, seed=ctx.seed,
-                          mixed_precision=ctx.config.lm.mixed_precision, objective=objective)
+                          mixed_precision=ctx.config.lm.mixed_precision, objective=objective,
+                          stage=art.kind)
         info = trainer.fit(d.tasks, d.valid)
         return {**info, "seconds": round(time.perf_counter() - t0, 1),
                 "examples": {t.task: len(t) for t in d.tasks}, "valid_examples": len(d.valid),

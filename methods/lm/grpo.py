@@ -8,7 +8,10 @@ loss = -min(rho A, clip(rho, 1 - eps, 1 + eps) A) + beta KL(pi || pi_ref) per an
 One optimizer step (`GRPOLoop.step`) is written once. A method changes what it needs through
 hooks: `rollout` (how candidates are drawn: LASAR samples N and runs its latent loop), `terms`
 (the named loss terms of a micro-batch: LASAR adds terminal KL and REINFORCE to the GRPO
-terms), `after_step` (LASAR's reward baseline) and `log_step` (LASAR's per-step log).
+terms), `after_step` (LASAR's reward baseline) and `log_step` (each step's logs, appended to
+rl_log.jsonl). A checkpoint holds the model, optimizer, scheduler, torch's random state (LoRA
+dropout) and the hook `state` (LASAR's baseline and N sampler), so a killed run resumes to what
+an uninterrupted one computes (tests/test_resume.py, tests/test_lm_train.py).
 
 Why not TRL's GRPOTrainer: it produces rollouts by sampling from `generate` (or vLLM) and has
 no seam for a deterministic beam-search group of *distinct* catalog items; LASAR's RL adds a
@@ -16,9 +19,9 @@ latent loop inside the forward pass and two more loss terms. Overriding the trai
 and loss would replace most of it, so the loss is `GRPOLoss` and the loop is below.
 """
 import copy
+import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -33,10 +36,10 @@ from .decode import Catalog, beam_rank
 from .forward import collate, run_rows
 from benchmark.protocol.io import replace_dir
 
-from .sft import load_best, resume_state, save_model
+from .sft import (crash_point, load_best, own_rng, restore_rng, resume_state, rng_state,
+                  save_model)
 
 log = logging.getLogger(__name__)
-CRASH_ENV = "LASAR_TEST_CRASH_AFTER_RL_STEP"   # tests: die right after the checkpoint of step N
 
 
 def rule_ndcg_reward(items, targets):
@@ -124,10 +127,12 @@ def rl_validation(ctx, stage_examples, rl):
 class GRPOLoop:
     """GRPO from a trained model (`model`, kept as the reference `ref` too). The caller sets the
     prompts (`setup_prompts`); subclasses may override the hooks `batch`, `validate`,
-    `rollout`, `terms`, `after_step`, `log_step` and `state`/`load_state`. `run()` -> info."""
+    `rollout`, `terms`, `after_step`, `log_step` and `state`/`load_state`. `stage` names the
+    stage for `crash_point`. `run()` -> info."""
 
-    def __init__(self, ctx, model, tok, cfg, folder, eval_batch):
-        self.ctx, self.tok, self.cfg, self.folder = ctx, tok, cfg, folder
+    def __init__(self, ctx, model, tok, cfg, folder, eval_batch, stage):
+        self.ctx, self.tok, self.cfg, self.folder, self.stage = ctx, tok, cfg, folder, stage
+        self.log_path = self.folder / "rl_log.jsonl"
         self.dev = ctx.device
         self.model = model.to(self.dev)
         self.ref = copy.deepcopy(model).eval().requires_grad_(False)
@@ -202,12 +207,15 @@ class GRPOLoop:
         self.opt.step()
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
-        logs.update(self.after_step(roll))
+        logs.update(self.after_step(roll), step=self.sched.last_epoch)
         self.log_step(logs)
         return logs
 
     def log_step(self, logs):
-        """Hook: record one step's logs beyond TensorBoard (LASAR: rl_log.jsonl)."""
+        """Hook: record one step's logs beyond TensorBoard: a line of rl_log.jsonl (a step
+        logged again after a kill before its checkpoint: the later line counts)."""
+        with open(self.log_path, "a") as f:
+            f.write(json.dumps(logs) + "\n")
 
     # --- the loop -----------------------------------------------------------------------------
     def _save(self, step, best, curve, improved):
@@ -216,10 +224,9 @@ class GRPOLoop:
                         self.folder / "best")
         tmp = save_model(self.model, self.tok, self.folder / "last")
         torch.save({"step": step, "best": best, "curve": curve, "opt": self.opt.state_dict(),
-                    "sched": self.sched.state_dict(), **self.state()}, tmp / "trainer_state.pt")
+                    "sched": self.sched.state_dict(), **rng_state(), **self.state()}, tmp / "trainer_state.pt")
         replace_dir(tmp, self.folder / "last")
-        if os.environ.get(CRASH_ENV) == str(step):
-            os._exit(3)                       # simulated crash (tests only)
+        crash_point(self.stage, step)
 
     def state(self):
         """Extra loop state a resumed run needs (LASAR: its reward baseline)."""
@@ -229,6 +236,12 @@ class GRPOLoop:
         pass
 
     def run(self):
+        """GRPO to the end, resuming from `last/` when a killed run left it, on its own random
+        state (`own_rng`). -> info."""
+        with own_rng():
+            return self._run()
+
+    def _run(self):
         from torch.utils.tensorboard import SummaryWriter
         from transformers import get_cosine_schedule_with_warmup
         cfg, n = self.cfg, len(self.prompts)
@@ -245,10 +258,12 @@ class GRPOLoop:
         if st is not None:
             self.opt.load_state_dict(st["opt"])
             self.sched.load_state_dict(st["sched"])
+            restore_rng(st)
             self.load_state(st)
             step, best, curve = st["step"], st["best"], st["curve"]
             log.info("resuming RL from %s at step %d", state.parent, step)
         else:
+            torch.manual_seed(self.ctx.seed)  # inside own_rng: dropout's draws
             step, best, curve = 0, -1.0, [[0, self.validate()]]       # the SFT model, for info
             log.info("RL: validation NDCG@10 of the starting model %.4f", curve[0][1])
         writer = SummaryWriter(str(self.folder / "tensorboard"))
@@ -293,7 +308,7 @@ def run_grpo(method, ctx, model, tok, codec, sft_key):
         if rl.max_prompts and rl.max_prompts < len(train):
             train = train.subset(np.sort(rng.choice(len(train), rl.max_prompts, replace=False)))
         valid = rl_validation(ctx, method.config.sft.valid_examples, rl)
-        loop = GRPOLoop(ctx, model, tok, rl, folder, method.config.eval_batch)
+        loop = GRPOLoop(ctx, model, tok, rl, folder, method.config.eval_batch, art.kind)
         loop.setup_prompts(codec.seqrec(train), train.targets,
                            codec.seqrec(valid, with_answers=False), valid.targets)
         return loop.run()

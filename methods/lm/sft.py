@@ -8,8 +8,10 @@ examples every `eval_every` optimizer steps and at the end of each epoch; early 
 `patience` evaluations without improvement; `best/` holds the best model (save_pretrained).
 
 Crash safety: every evaluation writes `last/` (model + optimizer, scheduler, step, early-stop
-state) atomically. A rerun resumes from it. Batch order is a pure function of (seed, epoch), so
-a resumed run takes exactly the steps an uninterrupted one would (tests/test_lm_train.py).
+state, torch's random state) atomically. A rerun resumes from it. Batch order is a pure function
+of (seed, epoch) and torch's random state (LoRA dropout) the stage's own (`own_rng`), so a
+resumed run takes exactly the steps an uninterrupted one would, whatever ran before it in the
+process (tests/test_lm_train.py kills LC-Rec's SFT, tests/test_resume.py LASAR's Stage 2).
 TensorBoard scalars go to `<run>/tensorboard`.
 """
 import logging
@@ -29,7 +31,37 @@ from benchmark.protocol.progress import progress
 from .forward import AnswerCE, make_batch
 
 log = logging.getLogger(__name__)
-CRASH_ENV = "LASAR_TEST_CRASH_AFTER_STEP"   # tests: die right after the checkpoint of step N
+CRASH_ENV = "LASAR_TEST_CRASH_AFTER"
+
+
+def crash_point(stage, step):
+    """Tests only: end the process (exit code 3) right after the checkpoint of optimizer step
+    `step` of the training stage `stage` (the artifact kind it trains: sft, lasar-stage2,
+    lasar-mixed, cot-gream, rl, lasar-rl) when LASAR_TEST_CRASH_AFTER names both, as
+    "lasar-stage2:2". A deterministic kill inside exactly one stage."""
+    if os.environ.get(CRASH_ENV) == f"{stage}:{step}":
+        os._exit(3)
+
+
+def rng_state():
+    """torch's random state (what dropout draws from: the CPU's, and the GPUs' when present),
+    for a checkpoint."""
+    return {"torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def restore_rng(state):
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng"):
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+def own_rng():
+    """A training stage's own torch random state: the caller's is put back when the stage ends,
+    so a stage trained in this process and one loaded from its artifact leave what follows
+    (the initialisation of new token rows, the next stage) the same. Inside, the stage seeds it
+    at its first step or restores it from its checkpoint."""
+    return torch.random.fork_rng(devices=range(torch.cuda.device_count()))
 
 
 def epoch_batches(tasks, batch_size, seed, epoch):
@@ -102,12 +134,14 @@ def load_weights(model, folder):
 class Trainer:
     """SFT with an SFTConfig (methods/lm/config.py). `objective`: a module with the AnswerCE
     contract (forward(batch) -> (loss sum, answer tokens, aux sum, logs)); default
-    AnswerCE(model). `model` is what is saved and resumed; `seed` orders the batches."""
+    AnswerCE(model). `model` is what is saved and resumed; `seed` orders the batches; `stage`
+    names the stage for `crash_point`."""
 
     def __init__(self, model, tok, cfg, out_dir, device, *, seed, mixed_precision,
-                 objective=None):
+                 stage, objective=None):
         from accelerate import Accelerator
         self.tok, self.cfg, self.out, self.seed = tok, cfg, Path(out_dir), seed
+        self.stage = stage
         self.acc = Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision)
         self.model = model
         self.objective = objective if objective is not None else AnswerCE(model)
@@ -132,7 +166,7 @@ class Trainer:
     def _state(self, step, best, bad, curve):
         return {"step": step, "best": best, "bad": bad, "curve": curve,
                 "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                "torch_rng": torch.get_rng_state()}
+                **rng_state()}
 
     def _checkpoint(self, step, best, bad, curve, improved):
         if self.acc.is_main_process:
@@ -143,17 +177,17 @@ class Trainer:
             torch.save(self._state(step, best, bad, curve), tmp / "trainer_state.pt")
             replace_dir(tmp, self.out / "last")
         self.acc.wait_for_everyone()
-        if os.environ.get(CRASH_ENV) == str(step):
-            os._exit(3)                       # simulated crash (tests only)
+        crash_point(self.stage, step)
 
     def _resume(self):
         last = self.out / "last" / "trainer_state.pt"
         st = resume_state(self.model, last.parent, "SFT")
         if st is None:
+            torch.manual_seed(self.seed)      # inside own_rng: dropout's draws
             return 0, float("inf"), 0, []
         self.opt.load_state_dict(st["optimizer"])
         self.sched.load_state_dict(st["scheduler"])
-        torch.set_rng_state(st["torch_rng"])
+        restore_rng(st)
         log.info("resuming SFT from %s at step %d", last.parent, st["step"])
         return st["step"], st["best"], st["bad"], st["curve"]
 
@@ -197,6 +231,10 @@ class Trainer:
     def fit(self, tasks, valid):
         """Train on `tasks` (list of Encoded), early-stop on `valid` (Encoded seqrec).
         -> fit info (validation curve, best step, steps run, stopped early)."""
+        with own_rng():
+            return self._fit(tasks, valid)
+
+    def _fit(self, tasks, valid):
         from torch.utils.tensorboard import SummaryWriter
         from transformers import get_cosine_schedule_with_warmup
         cfg, acc = self.cfg, self.acc

@@ -1,0 +1,122 @@
+"""Resuming inside each later training stage: a run killed right after one stage's checkpoint
+(LASAR_TEST_CRASH_AFTER="<artifact kind>:<step>", methods/lm/sft.py crash_point) and started
+again ends where an uninterrupted run ends: the same predictions, validation curves and per-step
+RL logs. LC-Rec's (MiniOneRec's) SFT: tests/test_lm_train.py."""
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_cli, with_sids
+
+SMOKE = ("--profile", "smoke", "--set", "threads=1", "--set", "scaling.enabled=false")
+# LASAR on a one-epoch Stage 1, with checkpoints every 2 Stage-2 steps and every RL step
+LASAR = ("--methods", "lasar", "--set", "lasar.studies.enabled=false", "--set",
+         "minionerec.rl.enabled=false", "--set", "minionerec.sft.epochs=1", "--set",
+         "lasar.stage2.eval_every=2", "--set", "lasar.rl.eval_every=1")
+# MiniOneRec's GRPO: 3 steps (96 prompts, 32 a step), a checkpoint after each; LoRA, so its
+# dropout draws from torch's random state; a rate at which every step moves the predictions
+MINIONEREC = ("--methods", "minionerec", "--set", "minionerec.sft.epochs=1", "--set",
+              "lm.lora=true", "--set", "minionerec.rl.max_prompts=96", "--set",
+              "minionerec.rl.eval_every=1", "--set", "minionerec.rl.lr=1.0e-3")
+
+
+def _run(toy, out, args, crash=None):
+    with_sids(toy, out)
+    return run_cli("run", "toy", *SMOKE, "--data-dir", toy / "data", "--out", out, *args,
+                   env={"LASAR_TEST_CRASH_AFTER": crash} if crash else None)
+
+
+def _root(out, method):
+    return out / "toy" / "smoke" / method
+
+
+def _fit_info(out, method):
+    return json.loads((_root(out, method) / "manifest.json").read_text())["fit_info"]
+
+
+def _rl_log(out, method):
+    """The per-step RL log: {step: logs} (a step logged twice: the later line)."""
+    lines = (Path(_fit_info(out, method)["rl"]["folder"]) / "rl_log.jsonl").read_text()
+    return {r["step"]: r for r in map(json.loads, lines.splitlines())}
+
+
+def _predictions(out, method):
+    return (_root(out, method) / "predictions.jsonl").read_text()
+
+
+def _killed_then_resumed(toy, out, args, method, crash):
+    """Run until `crash` kills it, check it left no results, run again. -> stderr of the rerun."""
+    r = _run(toy, out, args, crash)
+    assert r.returncode == 3, r.stderr[-3000:]                 # died at the crash point
+    assert not _root(out, method).exists()                    # nothing half-written
+    r = _run(toy, out, args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stderr
+
+
+def _reuse(src, dst, *kinds):
+    """Copy the finished artifacts of `kinds` from run folder `src`'s _work/ into `dst`'s (what
+    the resumed stage starts from: trained once, by the uninterrupted run)."""
+    for kind in kinds:
+        for d in (src / "toy" / "smoke" / "_work").glob(f"{kind}-*"):
+            assert (d / "done.json").is_file(), d
+            shutil.copytree(d, dst / "toy" / "smoke" / "_work" / d.name)
+
+
+@pytest.fixture(scope="module")
+def lasar_run(lm_toy):
+    """An uninterrupted LASAR run (Stage 1, pool, Stage 2, RL)."""
+    out = lm_toy / "lasar_whole"
+    r = _run(lm_toy, out, LASAR)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+def test_killed_lasar_stage2_resumes_to_the_uninterrupted_predictions(lm_toy, lasar_run):
+    """Killed after Stage 2's checkpoint at step 2 of 4 (Stage 1 and the pool reused, RL still
+    to come): the resumed Stage 2 restores weights, Policy Head, optimizer, schedule and early
+    stopping, so its validation curve, the RL after it and the predictions are the same."""
+    out = lm_toy / "lasar_s2"
+    _reuse(lasar_run, with_sids(lm_toy, out, lasar_run / "toy" / "_cache"), "sft", "anchors")
+    err = _killed_then_resumed(lm_toy, out, LASAR, "lasar", "lasar-stage2:2")
+    assert re.search(r"resuming SFT from \S*/_work/lasar-stage2-\w+\.partial/last at step 2", err)
+    assert re.search(r"reusing \S*/_work/sft-", err)                       # Stage 1 reused
+    whole, resumed = _fit_info(lasar_run, "lasar"), _fit_info(out, "lasar")
+    assert whole["stage2"]["steps_run"] == 4
+    assert resumed["stage2"]["valid_loss_curve"] == whole["stage2"]["valid_loss_curve"]
+    assert _rl_log(out, "lasar") == _rl_log(lasar_run, "lasar")
+    assert _predictions(out, "lasar") == _predictions(lasar_run, "lasar")
+
+
+def test_killed_lasar_rl_resumes_like_an_uninterrupted_run(lm_toy, lasar_run):
+    """LASAR's RL killed after a checkpoint resumes with its reward baseline and the random
+    state of its sampled N: the same per-step log and predictions as an uninterrupted run."""
+    out = lm_toy / "lasar_rl"
+    _reuse(lasar_run, with_sids(lm_toy, out, lasar_run / "toy" / "_cache"), "sft", "anchors",
+           "lasar-stage2")
+    err = _killed_then_resumed(lm_toy, out, LASAR, "lasar", "lasar-rl:1")
+    assert "resuming RL" in err and "at step 1" in err
+    assert len(_rl_log(lasar_run, "lasar")) == 2
+    assert _rl_log(out, "lasar") == _rl_log(lasar_run, "lasar")
+    assert _predictions(out, "lasar") == _predictions(lasar_run, "lasar")
+
+
+def test_killed_minionerec_grpo_resumes_like_an_uninterrupted_run(lm_toy):
+    """MiniOneRec's GRPO killed after its checkpoint at step 1 of 3 (its SFT model reused)
+    resumes with optimizer, schedule and torch's random state (LoRA dropout): the same
+    per-step rewards and losses, validation curve and predictions."""
+    whole, out = lm_toy / "mor_whole", lm_toy / "mor_rl"
+    r = _run(lm_toy, whole, MINIONEREC)
+    assert r.returncode == 0, r.stderr[-3000:]
+    _reuse(whole, with_sids(lm_toy, out), "sft")
+    err = _killed_then_resumed(lm_toy, out, MINIONEREC, "minionerec", "rl:1")
+    assert "resuming RL" in err and "at step 1" in err
+    log = _rl_log(whole, "minionerec")
+    assert sorted(log) == [1, 2, 3] and {"policy", "kl", "reward", "hit"} <= set(log[1])
+    assert _rl_log(out, "minionerec") == log
+    assert _fit_info(out, "minionerec")["rl"]["valid_ndcg10_curve"] == \
+        _fit_info(whole, "minionerec")["rl"]["valid_ndcg10_curve"]
+    assert _predictions(out, "minionerec") == _predictions(whole, "minionerec")
