@@ -148,7 +148,7 @@ class Plan:
         if spec.kind == "generative":
             out.update(s.generative_inputs())
         if spec.depends_on:
-            out["depends_on"] = {d: to_dict(self.method_cfgs[d]) for d in spec.depends_on}
+            out["depends_on"] = {d: self.method(d).dependents_read() for d in spec.depends_on}
         return out
 
     def key(self, method):

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from benchmark.protocol.schema import to_dict
+
 
 @dataclass
 class FitRecord:
@@ -49,6 +51,11 @@ class Method:
         """Before any work: raise BenchmarkError (one line naming the key to change; a value
         out of range: schema.out_of_range with the dotted key) when this method cannot run
         with these shared settings in `processes` processes on a catalog of `n_items`."""
+
+    def dependents_read(self):
+        """What a method that depends on this one (registry `depends_on`) reads of its
+        configuration: part of the dependents' results key. Default: all of it."""
+        return to_dict(self.config)
 
     def fit(self, ctx):
         """Train. -> FitRecord."""

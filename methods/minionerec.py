@@ -25,6 +25,11 @@ class MiniOneRec(GenerativeMethod):
         add_tokens(model, tok)
         return model, tok, codec, self.sft_artifact(ctx).key, info
 
+    def dependents_read(self):
+        """Its SFT settings only: LASAR and Explicit CoT start from its SFT model, never from
+        its RL model, so its RL settings leave their results as they are."""
+        return self.sft_inputs()
+
     def after_sft(self, ctx, model, tok, codec, info):
         if not self.config.rl.enabled or not is_main_process():
             return model                       # RL runs in one process (README)

@@ -78,6 +78,10 @@ def test_a_stage1_setting_makes_lasar_and_explicit_cot_stale(data):
     # another method's settings
     ("sasrec.epochs=9", {"sasrec"}),
     ("lcrec.sft.lr=1.0e-3", {"lcrec"}),
+    # MiniOneRec's RL and ranking: LASAR and Explicit CoT read its SFT model only
+    ("minionerec.rl.lr=2.0e-5", {"minionerec"}),
+    ("minionerec.rl.enabled=false", {"minionerec"}),
+    ("minionerec.eval_batch=8", {"minionerec"}),
     ("rearec.reason_steps=3", {"rearec"}),
     ("cot_gream.sft.epochs=3", {"cot_gream"}),
 ], ids=lambda v: v if isinstance(v, str) else "")

@@ -94,13 +94,16 @@ class GenerativeMethod(Method):
                                     extra_special=self.extra_special, seed=ctx.seed)
         return model, tok, Codec(tok, sids, texts, self.config.max_text_tokens)
 
-    def sft_artifact(self, ctx):
+    def sft_inputs(self):
+        """The settings the SFT model is trained with (its artifact's configuration inputs)."""
         c = self.config
-        return ctx.artifact("sft", {
-            **ctx.data_inputs(), **ctx.config.generative_inputs(), "tasks": list(c.tasks),
-            "max_text_tokens": c.max_text_tokens, "max_align_items": c.max_align_items,
-            "extra_special": list(self.extra_special), "sft": to_dict(c.sft)},
-            resumable=True, collective=True)
+        return {"tasks": list(c.tasks), "max_text_tokens": c.max_text_tokens,
+                "max_align_items": c.max_align_items, "extra_special": list(self.extra_special),
+                "sft": to_dict(c.sft)}
+
+    def sft_artifact(self, ctx):
+        return ctx.artifact("sft", {**ctx.data_inputs(), **ctx.config.generative_inputs(),
+                                    **self.sft_inputs()}, resumable=True, collective=True)
 
     # --- training ------------------------------------------------------------------------
     def run_sft(self, ctx, model, tok, codec):
