@@ -102,7 +102,7 @@ class Plan:
             for m in self.methods:
                 self.method(m).check(s, world_size(), n)
         except ConfigKeyError as e:
-            raise ConfigKeyError(e.key, f"{self.cfg.source(e.key)}: {e}") from None
+            raise self.cfg.located(e) from None
 
     def _typed(self, name):
         """The method's resolved configuration as its config dataclass (checked)."""

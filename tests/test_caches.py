@@ -58,13 +58,18 @@ def test_an_unreadable_done_json_is_built_again(tmp_path, caplog):
 
 
 def test_a_loader_that_fails_on_a_fresh_build_raises_and_bad_input_is_not_retried(tmp_path):
+    """Only a reused artifact is rebuilt when unreadable: a loader failing on what was just
+    built is a bug, raised at once (no second build: training is not paid twice)."""
     art = Artifact(tmp_path, "thing", {"a": 1})
     build, calls = _counting()
 
     def broken(path, info):
         raise ValueError("a bug in the loader")
-    with pytest.raises(ValueError, match="a bug in the loader"):     # once rebuilt, no loop
+    with pytest.raises(ValueError, match="a bug in the loader"):
         art.get(build, broken)
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="a bug in the loader"):     # reused: rebuilt once,
+        art.get(build, broken)                                        # then raised, no loop
     assert len(calls) == 2
 
     def bad_input(path, info):

@@ -104,17 +104,18 @@ class Artifact:
         rec = self.record()
         if rec is None and self.path.exists():
             log.warning("%s: done.json is unreadable; building it again", self.path)
-        if refresh or not self._finished(rec):
-            rec = self._make(build, refresh)
-        else:
+        reused = not refresh and self._finished(rec)
+        if reused:
             log.info("reusing %s", self.path)
+        else:
+            rec = self._make(build, refresh)
         try:
             return load(self.path, rec["info"])
-        except BenchmarkError:
-            raise
-        except Exception as e:                # truncated or corrupt on disk
+        except Exception as e:
+            if not reused or isinstance(e, BenchmarkError):
+                raise                         # a loader that fails on what was just built
             log.warning("%s is unreadable (%s); building it again from scratch", self.path,
-                        brief(e))
+                        brief(e))             # truncated or corrupt on disk
         if self.collective:
             barrier()                         # every process has failed to read it
         return load(self.path, self._make(build, refresh=True, clean=True)["info"])

@@ -102,14 +102,15 @@ class Config:
         cli = parse_overrides(overrides)
         self._method_defaults = method_defaults
         self._method_files = dict(method_files or {})
-        self.sources = {}                    # dotted key -> the profile file that set it
+        self._profile_sources = {}           # dotted key -> the profile file that set it
         self._cli_sources = {pair.split("=", 1)[0].strip(): f"--set {pair}"
                              for pair in overrides or []}   # --set wins over the profile
         known = set(self._method_defaults)
         # method sections are checked against each method's own YAML
         self._prof_methods = self._split_methods(prof, known, PROFILE_DIR / f"{profile}.yaml")
         self._cli_methods = self._split_methods(cli, known, "--set")
-        shared = merge(defaults, prof, PROFILE_DIR / f"{profile}.yaml", sources=self.sources)
+        shared = merge(defaults, prof, PROFILE_DIR / f"{profile}.yaml",
+                       sources=self._profile_sources)
         self.shared = merge(shared, cli, "--set")
         self.shared.pop("methods", None)                 # the per-method sections, split out
         self.settings = self.build(Settings, self.shared)   # typed, checked
@@ -133,33 +134,41 @@ class Config:
         base = self._method_defaults[name]
         src = PROFILE_DIR / f"{self.profile}.yaml"
         cfg = merge(base, self._prof_methods.get(name, {}), f"{src} (methods.{name})",
-                    f"{name}.", self.sources)
+                    f"{name}.", self._profile_sources)
         return merge(cfg, self._cli_methods.get(name, {}), f"--set {name}.*")
 
-    def source(self, key):
-        """Where the value of the dotted `key` came from: the --set pair, the profile file or
-        the defaults file (a key inside a mapping set whole is the mapping's)."""
+    def _set_by(self, key):
+        """The --set pair or profile file that set the dotted `key` (or a mapping holding it,
+        set whole), else None (a defaults file)."""
         parts = key.split("[")[0].split(".")
-        for layer in (self._cli_sources, self.sources):
+        for layer in (self._cli_sources, self._profile_sources):
             for i in range(len(parts), 0, -1):
                 if ".".join(parts[:i]) in layer:
                     return layer[".".join(parts[:i])]
-        if parts[0] in self._method_defaults:
-            return str(self._method_files.get(parts[0], f"the defaults of '{parts[0]}'"))
-        return str(PROFILE_DIR / "defaults.yaml")
+        return None
+
+    def source(self, key):
+        """Where the value of the dotted `key` came from: the --set pair, the profile file or
+        the defaults file."""
+        top = key.split(".")[0]
+        return self._set_by(key) or str(
+            self._method_files.get(top, f"the defaults of '{top}'")
+            if top in self._method_defaults else PROFILE_DIR / "defaults.yaml")
 
     def explicit(self, key):
         """Whether a profile or --set gave `key` its value (not a defaults file)."""
-        parts = key.split(".")
-        return any(".".join(parts[:i]) in layer for layer in (self._cli_sources, self.sources)
-                   for i in range(1, len(parts) + 1))
+        return self._set_by(key) is not None
+
+    def located(self, error):
+        """The ConfigKeyError `error`, its line starting with where the bad value came from."""
+        return ConfigKeyError(error.key, f"{self.source(error.key)}: {error}")
 
     def build(self, cls, section, where=""):
         """schema.build, a bad value's error naming the file or --set it came from."""
         try:
             return build(cls, section, where)
         except ConfigKeyError as e:
-            raise ConfigKeyError(e.key, f"{self.source(e.key)}: {e}") from None
+            raise self.located(e) from None
 
     def typed(self, name, cls):
         """Method `name`'s resolved configuration as its dataclass `cls` (checked)."""

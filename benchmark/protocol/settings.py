@@ -6,9 +6,9 @@ results; `threads`, `jobs`, `enabled`, `scaling` and `bench_cot` steer the orche
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from .schema import PosInt, Prob, Seed, out_of_range
+from .schema import PosInt, Prob, Range, Seed, out_of_range
 
 
 @dataclass(frozen=True)
@@ -22,15 +22,11 @@ class EvalConfig:
 class SidsConfig:
     embedder: str                    # 'minilm' or a local sentence-transformers folder
     levels: PosInt
-    codes: PosInt
+    codes: Annotated[int, Range(2)]  # codes per level
     kmeans_iters: PosInt
     kmeans_restarts: PosInt
     seed: Seed
     embed_batch_size: PosInt
-
-    def __post_init__(self):
-        if self.codes < 2:
-            raise out_of_range("codes", self.codes, "at least 2 (codes per level)")
 
 
 @dataclass(frozen=True)

@@ -133,11 +133,8 @@ def local_cots(examples, recs, cfg, device, cache_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from ..lm.backbone import smollm2_folder
     path = cfg.local_model
-    if path == "smollm2":
+    if path == "smollm2":                  # a folder is checked before any work: check_teacher
         path = smollm2_folder(cache_dir)
-    if not (Path(path) / "config.json").is_file():
-        raise BenchmarkError(f"teacher.local_model {path}: no config.json; pass a local Hugging "
-                             "Face instruct-model folder or 'smollm2'")
     tok = AutoTokenizer.from_pretrained(path, padding_side="left")
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -163,10 +160,9 @@ def local_cots(examples, recs, cfg, device, cache_dir):
 
 # --- import teacher ------------------------------------------------------------------------
 def imported_cots(examples, dataset, path):
+    """The CoTs of `examples` from the JSONL file `path` (its existence is checked before any
+    work: check_teacher)."""
     path = Path(path)
-    if not path.is_file():
-        raise BenchmarkError(f"teacher.import_path {path}: no such file; give a JSONL file of "
-                             '{"user", "target", "cot"} lines')
     table = {}
     for k, line in text_lines(path):
         try:

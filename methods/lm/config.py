@@ -4,9 +4,9 @@ Each YAML section maps to one of these dataclasses (benchmark/protocol/schema.py
 so the keys and their defaults are written once, in the YAML.
 """
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-from benchmark.protocol.schema import (NonNegFloat, NonNegInt, PosFloat, PosInt, Prob,
+from benchmark.protocol.schema import (NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, Range,
                                        out_of_range)
 
 Task = Literal["seqrec", "item2sid", "sid2item", "fusion"]
@@ -38,8 +38,9 @@ class GRPOConfig:
     enabled: bool
     lr: PosFloat
     epochs: PosInt
-    group_size: PosInt              # G candidates per prompt from the constrained beam search
-                                    # (a beam of width G: at most the catalog, plan.py checks)
+    group_size: Annotated[int, Range(2)]  # G candidates per prompt from the constrained beam
+                                    # search (a beam of width G: at most the catalog, plan.py
+                                    # checks); at least 2: GRPO normalises within a group
     batch_size: PosInt              # prompts per optimizer step
     micro_batch: PosInt             # prompts per forward pass
     beta: NonNegFloat               # KL penalty to the frozen reference (k3 estimator)
@@ -51,9 +52,6 @@ class GRPOConfig:
     valid_examples: PosInt | None   # validation users for choosing the best RL checkpoint
 
     def __post_init__(self):
-        if self.group_size < 2:
-            raise out_of_range("group_size", self.group_size,
-                               "at least 2 (GRPO normalises rewards within a group)")
         if self.micro_batch > self.batch_size:
             raise out_of_range("micro_batch", self.micro_batch,
                                f"at most batch_size ({self.batch_size})")

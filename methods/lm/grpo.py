@@ -36,8 +36,7 @@ from .decode import Catalog, beam_rank
 from .forward import collate, run_rows
 from benchmark.protocol.io import replace_dir
 
-from .sft import (crash_point, load_best, own_rng, restore_rng, resume_state, rng_state,
-                  save_model)
+from .sft import crash_point, load_best, own_rng, resume, save_checkpoint, save_model
 
 log = logging.getLogger(__name__)
 
@@ -222,10 +221,8 @@ class GRPOLoop:
         if improved:
             replace_dir(save_model(self.model, self.tok, self.folder / "best"),
                         self.folder / "best")
-        tmp = save_model(self.model, self.tok, self.folder / "last")
-        torch.save({"step": step, "best": best, "curve": curve, "opt": self.opt.state_dict(),
-                    "sched": self.sched.state_dict(), **rng_state(), **self.state()}, tmp / "trainer_state.pt")
-        replace_dir(tmp, self.folder / "last")
+        save_checkpoint(self.model, self.tok, self.folder / "last", self.opt, self.sched,
+                        step=step, best=best, curve=curve, **self.state())
         crash_point(self.stage, step)
 
     def state(self):
@@ -252,18 +249,12 @@ class GRPOLoop:
                                      lr=cfg.lr)
         self.sched = get_cosine_schedule_with_warmup(
             self.opt, math.ceil(cfg.warmup_ratio * total), total)
-        state = self.folder / "last" / "trainer_state.pt"
         t0 = time.perf_counter()
-        st = resume_state(self.model, state.parent, "RL")
+        st = resume(self.model, self.folder / "last", self.opt, self.sched, self.ctx.seed, "RL")
         if st is not None:
-            self.opt.load_state_dict(st["opt"])
-            self.sched.load_state_dict(st["sched"])
-            restore_rng(st)
             self.load_state(st)
             step, best, curve = st["step"], st["best"], st["curve"]
-            log.info("resuming RL from %s at step %d", state.parent, step)
         else:
-            torch.manual_seed(self.ctx.seed)  # inside own_rng: dropout's draws
             step, best, curve = 0, -1.0, [[0, self.validate()]]       # the SFT model, for info
             log.info("RL: validation NDCG@10 of the starting model %.4f", curve[0][1])
         writer = SummaryWriter(str(self.folder / "tensorboard"))

@@ -95,11 +95,35 @@ def load_best(model):
     return load
 
 
+def save_checkpoint(model, tok, folder, opt, sched, **loop):
+    """The checkpoint `folder` (`last/`), replaced whole: weights, optimizer, scheduler, torch's
+    random state and the loop's own state `loop` (step, best, curve, ...)."""
+    tmp = save_model(model, tok, folder)
+    torch.save({**loop, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                **rng_state()}, tmp / "trainer_state.pt")
+    replace_dir(tmp, folder)
+
+
+def resume(model, folder, opt, sched, seed, what):
+    """The loop state saved by save_checkpoint in `folder`, with weights, optimizer, scheduler
+    and random state restored; None when there is none (or it is unreadable): torch's random
+    state is then seeded with `seed`, as a fresh stage starts (inside `own_rng`)."""
+    st = resume_state(model, folder, what)
+    if st is None:
+        torch.manual_seed(seed)
+        return None
+    opt.load_state_dict(st["optimizer"])
+    sched.load_state_dict(st["scheduler"])
+    restore_rng(st)
+    log.info("resuming %s from %s at step %d", what, folder, st["step"])
+    return st
+
+
 def resume_state(model, folder, what):
     """The trainer state saved in the checkpoint `folder` (`last/`), its weights loaded into
     `model`; None when there is none. An unreadable checkpoint (truncated, corrupt) is one
     logged line and removed, and `model` keeps its weights: training starts from the
-    beginning (tests/test_artifact.py::test_an_unreadable_checkpoint_is_trained_again)."""
+    beginning (tests/test_caches.py::test_an_unreadable_checkpoint_is_trained_again)."""
     path = Path(folder) / "trainer_state.pt"
     if not path.is_file():
         return None
@@ -163,32 +187,20 @@ class Trainer:
         return float(tot[0] / tot[1])
 
     # --- checkpoints -------------------------------------------------------------------
-    def _state(self, step, best, bad, curve):
-        return {"step": step, "best": best, "bad": bad, "curve": curve,
-                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                **rng_state()}
-
     def _checkpoint(self, step, best, bad, curve, improved):
         if self.acc.is_main_process:
             model = self.acc.unwrap_model(self.ddp).model
             if improved:
                 replace_dir(save_model(model, self.tok, self.out / "best"), self.out / "best")
-            tmp = save_model(model, self.tok, self.out / "last")
-            torch.save(self._state(step, best, bad, curve), tmp / "trainer_state.pt")
-            replace_dir(tmp, self.out / "last")
+            save_checkpoint(model, self.tok, self.out / "last", self.opt, self.sched,
+                            step=step, best=best, bad=bad, curve=curve)
         self.acc.wait_for_everyone()
         crash_point(self.stage, step)
 
     def _resume(self):
-        last = self.out / "last" / "trainer_state.pt"
-        st = resume_state(self.model, last.parent, "SFT")
+        st = resume(self.model, self.out / "last", self.opt, self.sched, self.seed, "SFT")
         if st is None:
-            torch.manual_seed(self.seed)      # inside own_rng: dropout's draws
             return 0, float("inf"), 0, []
-        self.opt.load_state_dict(st["optimizer"])
-        self.sched.load_state_dict(st["scheduler"])
-        restore_rng(st)
-        log.info("resuming SFT from %s at step %d", last.parent, st["step"])
         return st["step"], st["best"], st["bad"], st["curve"]
 
     # --- the loop ----------------------------------------------------------------------
