@@ -20,7 +20,8 @@ def _common(p, profile=True):
 def _config(args):
     import methods
     from .protocol.config import Config
-    return Config(args.profile, args.overrides, methods.all_default_configs(),
+    backbone = [f"lm.backbone={args.backbone}"] if getattr(args, "backbone", None) else []
+    return Config(args.profile, backbone + args.overrides, methods.all_default_configs(),
                   methods.default_files())
 
 
@@ -81,9 +82,10 @@ def cmd_run(args):
 def cmd_tables(args):
     from reports.build import write_reports
 
-    from .plan import results_root
-    root = results_root(args.out) / args.dataset / args.profile
-    for p in write_reports(root, _config(args).settings.eval):
+    from .plan import profile_folder, results_root
+    cfg = _config(args)
+    root = results_root(args.out) / args.dataset / profile_folder(cfg)
+    for p in write_reports(root, cfg.settings.eval):
         print(f"wrote {p}")
 
 
@@ -205,6 +207,8 @@ def parser():
     t = sub.add_parser("tables", help="write the tables, figures and report from results/ only")
     t.add_argument("dataset")
     t.add_argument("--out", help="results root (default: results/)")
+    t.add_argument("--backbone", help="the run's --backbone (its results folder is "
+                                      "<profile>@<backbone name>)")
     _common(t)
     t.set_defaults(func=cmd_tables)
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 
 import methods as registry
 
-from .plan import Plan, RunRequest
+from .plan import Plan, RunRequest, claim_folder
 from .protocol.dist import is_main_process
 from .protocol.manifest import hardware
 from .runlock import hold
@@ -156,6 +156,8 @@ def run(req, only_reports=False):
         reports_step(main)
         return 0
     with hold(main.profile_dir):          # one run per results folder (benchmark/runlock.py)
+        if is_main_process():
+            claim_folder(main)
         runlog = RunLog(main, t0)
         try:
             with sigterm_as_interrupt():

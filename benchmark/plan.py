@@ -26,6 +26,36 @@ def results_root(out=None):
     return Path(out or REPO / "results").resolve()
 
 
+def profile_folder(cfg):
+    """The results folder's name under results/<dataset>/: the profile, and `@<backbone>`
+    when --backbone (or --set lm.backbone) replaces the profile's own backbone (paper@Qwen3-0.6B,
+    cpu@smollm2), so results of two backbones never share a folder. Two backbone folders of
+    the same name are told apart by backbone.json there (`claim_folder`)."""
+    lm = cfg.settings.lm
+    if lm.backbone == cfg.profile_value("lm.backbone"):
+        return cfg.profile
+    tag = lm.backbone if lm.backbone in ("random", "smollm2") else Path(lm.backbone_id()).name
+    return f"{cfg.profile}@{tag}"
+
+
+def claim_folder(plan):
+    """Record the backbone of a results folder (backbone.json) on its first run; a later run
+    with another backbone of the same folder name stops with one line. Call under the run
+    lock."""
+    if plan.settings.lm.backbone == "random":
+        return
+    path = plan.profile_dir / "backbone.json"
+    mine = plan.settings.lm.backbone_id()
+    held = json.loads(path.read_text())["backbone"] if path.is_file() else None
+    if held is not None and held != mine:
+        raise BenchmarkError(f"{plan.profile_dir} holds results of the backbone {held}, not "
+                             f"{mine}; give this run another --out (or rename the folder)")
+    if held is None:
+        from .protocol.io import atomic_write_json
+        plan.profile_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, {"backbone": mine})
+
+
 @dataclass
 class RunRequest:
     """What a command line asks for; plain data, so a parallel run hands it to its children."""
@@ -80,7 +110,7 @@ class Plan:
         self.split = make_split(self.dataset, s.history_len, users)
         self.profile = profile
         self.git_commit = mf.git_commit()          # the code that runs is the code read now
-        self.profile_dir = results_root(out) / dataset / profile
+        self.profile_dir = results_root(out) / dataset / profile_folder(self.cfg)
         self.results_dir = (self.profile_dir / "_scaling" / s.scaling.label if scaling
                             else self.profile_dir)
 
@@ -91,8 +121,19 @@ class Plan:
         catalog whole (RunContext.topk); a topk written in a profile or --set must fit. A bad
         value: one line naming its key and the file or --set it came from."""
         n, s = self.dataset.n_items, self.settings
+        generative = any(sp.kind == "generative" for sp in self.specs.values())
+        if s.device == "cuda":
+            import torch
+            if not torch.cuda.is_available():
+                raise BenchmarkError(f"profile '{self.request.profile}' runs on a CUDA GPU and "
+                                     "none is visible; run it on a GPU machine, or on this "
+                                     "one with --set device=cpu (slow), or use --profile cpu")
+        if generative and s.pretrained_backbone and s.lm.backbone == "random":
+            raise BenchmarkError(f"profile '{self.request.profile}' needs a pretrained backbone: "
+                                 "pass --backbone PATH to a local Hugging Face causal-LM folder "
+                                 "(the paper's: Qwen3-0.6B) or --backbone smollm2")
         try:
-            if any(sp.kind == "generative" for sp in self.specs.values()):
+            if generative:
                 self._check_backbones(scaling)
                 if self.dataset.published_sids is None:
                     embedder_path(s.sids.embedder)

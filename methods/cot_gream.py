@@ -31,6 +31,7 @@ from benchmark.protocol.schema import PosInt, to_dict
 from .lasar.config import TeacherConfig
 from .lasar.pool import pool_examples
 from .lasar.teacher import check_teacher, cot_artifact, teacher_cots
+from .lm.backbone import new_token_init
 from .lm.config import SFTConfig
 from .lm.decode import Catalog, prompt_batches
 from .lm.generative import (GenerativeFit, GenerativeMethod, SFTData, train_sft,
@@ -71,7 +72,8 @@ def add_think_tokens(model, tok):
     missing = [t for t in (THINK, END_THINK) if t not in tok.get_vocab()]
     if missing:
         tok.add_tokens(missing, special_tokens=True)
-        model.resize_token_embeddings(len(tok), mean_resizing=True)
+        from .lm.backbone import resize_vocab
+        resize_vocab(model, len(tok))
     return model
 
 
@@ -159,6 +161,7 @@ class ExplicitCoT(GenerativeMethod):
         model, info = train_sft(ctx, art, model, tok, data, c.sft, what="cot_gream: CoT SFT")
         return GenerativeFit(model.eval(), tok, codec,
                              info={"stage1": {"key": s1_key, "folder": s1_info.get("folder")},
+                                   "new_token_init": new_token_init(ctx.config.lm),
                                    "cot_sft": info})
 
     # --- CoT-generation mode -------------------------------------------------------------

@@ -92,3 +92,32 @@ def with_sids(toy, out, cache=None):
     if not (out / "toy" / "_cache").exists():
         shutil.copytree(cache or toy / "seed" / "toy" / "_cache", out / "toy" / "_cache")
     return out
+
+
+def save_tiny_qwen_folder(path, texts=(), seed=0, generation=None):
+    """A tiny pretrained-style backbone folder: a 2-layer Qwen3 (hidden 32, untied head) and a
+    byte-level BPE tokenizer trained on the prompt template and `texts`, without SID tokens
+    (the backbone code adds them, as to Qwen3-0.6B). `generation`: generation_config keys
+    saved with it. -> path"""
+    import torch
+    from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
+    from methods.lm.tokenizer import build_tokenizer
+    tok = build_tokenizer(list(texts), vocab_size=400, levels=0, n_codes=0)
+    torch.manual_seed(seed)
+    cfg = Qwen3Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      head_dim=8, max_position_embeddings=512, tie_word_embeddings=False,
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    model = Qwen3ForCausalLM(cfg)
+    if generation:
+        model.generation_config = GenerationConfig(**generation)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_folder(tmp_path_factory):
+    """A saved tiny Qwen3 folder (save_tiny_qwen_folder), once per session."""
+    return save_tiny_qwen_folder(tmp_path_factory.mktemp("tiny-qwen") / "Qwen3-tiny",
+                                 ["outdoors gear model", "fitness camping cycling"])

@@ -111,6 +111,7 @@ class Config:
         self._cli_methods = self._split_methods(cli, known, "--set")
         shared = merge(defaults, prof, PROFILE_DIR / f"{profile}.yaml",
                        sources=self._profile_sources)
+        self._before_cli = shared
         self.shared = merge(shared, cli, "--set")
         self.shared.pop("methods", None)                 # the per-method sections, split out
         self.settings = self.build(Settings, self.shared)   # typed, checked
@@ -154,6 +155,13 @@ class Config:
         return self._set_by(key) or str(
             self._method_files.get(top, f"the defaults of '{top}'")
             if top in self._method_defaults else PROFILE_DIR / "defaults.yaml")
+
+    def profile_value(self, key):
+        """The value of the dotted shared `key` before --set: the profile's (or defaults')."""
+        node = self._before_cli
+        for part in key.split("."):
+            node = node[part]
+        return node
 
     def explicit(self, key):
         """Whether a profile or --set gave `key` its value (not a defaults file)."""

@@ -50,6 +50,10 @@ class LMConfig:
     def __post_init__(self):
         if self.backbone != "random":            # the sizes shape the random backbone only
             return
+        if self.lora:
+            raise out_of_range("lora", self.lora, "false with the random backbone: LoRA "
+                               "freezes the base weights, and a random base knows nothing; "
+                               "give a pretrained one (--backbone PATH or smollm2)")
         if self.hidden_size % self.num_heads:
             raise out_of_range("hidden_size", self.hidden_size,
                                f"a multiple of num_heads ({self.num_heads})")
@@ -94,6 +98,7 @@ class Settings:
     threads: PosInt | None
     jobs: PosInt
     device: Literal["cpu", "cuda"]
+    pretrained_backbone: bool        # the profile needs lm.backbone != random (smol, paper)
     enabled: list[str]
     eval: EvalConfig
     sids: SidsConfig

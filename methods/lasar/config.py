@@ -13,11 +13,21 @@ Alignment = Literal["kl", "cosine", "mse", "none"]
 @dataclass(frozen=True)
 class TeacherConfig:
     """Where the teacher CoTs come from (PROTOCOL 6; methods/lasar/teacher.py)."""
-    kind: Literal["template", "import", "local"]
+    kind: Literal["template", "import", "local", "auto"]
     import_path: str | None           # JSONL of {"user", "target", "cot"} (kind: import)
-    local_model: str                  # local instruct model folder or 'smollm2' (kind: local)
+    local_model: str | None           # local instruct model folder or 'smollm2' (kind: local)
     local_batch: PosInt
     local_max_new_tokens: PosInt
+
+    def resolved(self):
+        """The teacher that runs: `auto` (the smol and paper profiles) is `local` when
+        `local_model` names a model, else `template`; the others are themselves. The CoT
+        artifact is keyed by the resolved teacher, so `auto` shares the CoTs of what it
+        resolves to."""
+        if self.kind != "auto":
+            return self
+        from dataclasses import replace
+        return replace(self, kind="local" if self.local_model else "template")
 
 
 @dataclass(frozen=True)

