@@ -92,8 +92,9 @@ def test_killed_lasar_stage2_resumes_to_the_uninterrupted_predictions(lm_toy, la
 
 
 def test_killed_lasar_rl_resumes_like_an_uninterrupted_run(lm_toy, lasar_run):
-    """LASAR's RL killed after a checkpoint resumes with its reward baseline and the random
-    state of its sampled N: the same per-step log and predictions as an uninterrupted run."""
+    """LASAR's RL killed after a checkpoint resumes with its reward baseline (its sampled N
+    needs no state: seed, step and row fix it): the same per-step log and predictions as an
+    uninterrupted run."""
     out = lm_toy / "lasar_rl"
     _reuse(lasar_run, with_sids(lm_toy, out, lasar_run / "toy" / "_cache"), "sft", "anchors",
            "lasar-stage2")

@@ -119,3 +119,22 @@ def all_reduce_grads(params):
         flat = all_reduce_sum(_flatten_dense_tensors(grads))
         for g, r in zip(grads, _unflatten_dense_tensors(flat, grads)):
             g.copy_(r)
+
+
+def my_rows(n):
+    """This process's part of one batch of n rows cut into contiguous parts as equal as
+    possible (sizes differ by at most one; a part is empty when n < world_size()). -> slice
+    (slice(0, n) in one process). RL splits each optimizer step's global batch so."""
+    p, w = process_index(), world_size()
+    return slice(p * n // w, (p + 1) * n // w)
+
+
+def sum_over_processes(values):
+    """{name: number} summed over every process; a name missing on a process counts 0. Every
+    process adds the same floats in the same order (process 0 first), so all get the same
+    result. -> {name: float} ({name: float(value)} in one process)."""
+    out = {}
+    for part in gather_object(values):
+        for k, v in part.items():
+            out[k] = out.get(k, 0.0) + float(v)
+    return out

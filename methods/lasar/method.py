@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from benchmark.protocol.beam import BeamResult, recommend
-from benchmark.protocol.dist import is_main_process
+from benchmark.protocol import dist
 from benchmark.protocol.errors import BenchmarkError
 from benchmark.protocol.schema import replace, to_dict
 from benchmark.protocol.sids import embedder_path
@@ -126,12 +126,15 @@ class Lasar(GenerativeMethod):
     # --- RL ----------------------------------------------------------------------------------
     def rl_phase(self, ctx, fitted, rl=None):
         """RL (a LasarRLConfig `rl`; default the configured one) from the record's Stage-2
-        model. -> (LatentLM with the best RL weights, info)."""
+        model, built by every process of a distributed run together (a study's variant runs in
+        a single-process run only: `check`). -> (LatentLM with the best RL weights, info)."""
         rl = rl or self.config.rl
+        dist.init(ctx.device)    # the process group, also when Stage 2 was reused from the cache
         art = ctx.artifact("lasar-rl", {
             "stage2": fitted.stage2_key, "rl": to_dict(rl),
             "validation": {"topk": ctx.topk, "eval_batch": self.config.eval_batch,
-                           "inference": to_dict(self.config.inference)}}, resumable=True)
+                           "inference": to_dict(self.config.inference)}},
+            resumable=True, collective=True)
         latent = copy.deepcopy(fitted.stage2)
 
         def build(folder):
@@ -158,7 +161,7 @@ class Lasar(GenerativeMethod):
                           generator, info={
                               "parameters": sum(p.numel() for p in stage2.parameters()),
                               "stage1": s1_info, "pool": pool.info, "stage2": s2_info})
-        if c.rl.enabled and is_main_process():
+        if c.rl.enabled:                           # in every process of a distributed run
             fitted.model, fitted.info["rl"] = self.rl_phase(ctx, fitted)
         fitted.model.eval()
         return fitted

@@ -14,6 +14,15 @@ latent loop gives G distinct candidates (`rollout`), and `terms` returns
 Each of the last two can be switched off (Table 3). `after_step` updates b_EMA and logs mean N,
 reward and each term per step to TensorBoard and (the core's `log_step`) to rl_log.jsonl
 (Figure 5a).
+
+Across processes (the core's docstring): each process rolls out its contiguous shard of the
+step's global batch. b_EMA (and its first value, the first batch's mean R_group) is updated
+from the global batch's mean R_group, summed over processes, so it is the same everywhere and
+what one process computes; the REINFORCE and terminal-KL terms are micro-batch means weighted
+by the core like the GRPO terms. The sampled N does not depend on the split: each step draws
+one uniform per prompt of the *global* batch from a stream fixed by (seed, step)
+(`step_uniforms`), and a prompt's N is the inverse CDF of the Policy Head's probabilities at
+its uniform (`sample_n`), in one process as in several; a resumed run needs no sampler state.
 """
 import numpy as np
 import torch
@@ -36,6 +45,22 @@ def latent_candidate_logps(latent, batch, answers, n):
     return torch.cat([lp0, lp], 1).view(B, G, A), out.policy_logits, out.states
 
 
+def step_uniforms(seed, step, size):
+    """One uniform in [0, 1) per prompt of optimizer step `step`'s global batch of `size`
+    prompts: a stream of its own per (seed, step), the same on every process. -> (size,)
+    float64 array."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(step,))).random(size)
+
+
+def sample_n(pi_logits, u):
+    """N ~ pi(. | h_0) by the inverse CDF: the smallest N whose cumulative probability exceeds
+    the prompt's uniform. pi_logits (B, N_max); u (B,) uniforms in [0, 1). -> (B,) in
+    1..N_max."""
+    cdf = torch.softmax(pi_logits.double(), -1).cumsum(-1)                 # (B, N_max)
+    below = (cdf <= u.to(cdf)[:, None]).sum(-1)
+    return (below + 1).clamp_max(pi_logits.shape[-1])     # u >= cdf[-1] (rounding): N_max
+
+
 def reinforce_terms(pi_logits, n, r_group, baseline, step_penalty, entropy_coef):
     """Eq. 6 per prompt, averaged. -> (loss, entropy mean)."""
     logp = torch.log_softmax(pi_logits.float(), -1)                       # (B, N_max)
@@ -53,7 +78,7 @@ class LasarGRPO(GRPOLoop):
         super().__init__(ctx, latent, tok, cfg, folder, eval_batch, stage)
         self.decoder = decoder
         self.baseline = None
-        self.gen = torch.Generator(device=self.dev).manual_seed(ctx.seed)
+        self.seed = ctx.seed
 
     def batch(self, idx):
         return self.prompts.collate(idx, self.tok.pad_token_id).to(self.dev)
@@ -63,23 +88,31 @@ class LasarGRPO(GRPOLoop):
         self.model.train()
         return valid_ndcg10(items, self.valid_targets)
 
-    def rollout(self, idx):
-        latent, G = self.model, self.cfg.group_size
+    def rollout(self, shard):
+        latent, G, idx = self.model, self.cfg.group_size, shard.idx
         b = self.batch(idx)
+        u = torch.as_tensor(step_uniforms(self.seed, shard.step, shard.size)[shard.rows],
+                            device=self.dev)
         latent.eval()
         with torch.no_grad():                      # N ~ pi(. | h_0), then the G-beam rollout
             h0, _ = latent.encode(b)
-            n = latent.choose_n(latent.policy_logits(h0), "sample", generator=self.gen)
+            n = sample_n(latent.policy_logits(h0), u)
             items = self.decoder.beam(latent, b, G, n=n).items                # (B, G)
         latent.train()
         targets = self.targets[torch.as_tensor(idx, device=self.dev)]
         rewards = rule_ndcg_reward(items, targets)                            # (B, G)
-        adv = group_advantages(rewards)
-        r_group = rewards.mean(1)
+        return Rollout(items, targets, rewards, group_advantages(rewards),
+                       self.catalog.item_tokens[items.clamp_min(0)],
+                       extra={"n": n, "r_group": rewards.mean(1)})
+
+    def rollout_sums(self, roll):
+        return {**super().rollout_sums(roll), "n": float(roll.extra["n"].sum())}
+
+    def after_rollout(self, means):
+        """The first step's baseline: the global batch's mean R_group (the core's mean reward:
+        R_group is a prompt's mean reward)."""
         if self.baseline is None:
-            self.baseline = float(r_group.mean())
-        return Rollout(items, targets, rewards, adv, self.catalog.item_tokens[items.clamp_min(0)],
-                       extra={"n": n, "r_group": r_group})
+            self.baseline = means["reward"]
 
     def terms(self, roll, idx, sl):
         rl, n = self.cfg, roll.extra["n"]
@@ -99,21 +132,18 @@ class LasarGRPO(GRPOLoop):
             logs["policy_entropy"] = float(ent.detach())
         return terms, logs
 
-    def after_step(self, roll):
-        r_group, n = roll.extra["r_group"], roll.extra["n"]
+    def after_step(self, means):
+        """b_EMA <- decay b_EMA + (1 - decay) mean R_group over the global batch."""
         self.baseline = self.cfg.ema_decay * self.baseline + (1 - self.cfg.ema_decay) * \
-            float(r_group.mean())
-        core = super().after_step(roll)
-        return {"reward": core["reward"], "mean_n": float(n.float().mean()), "hit": core["hit"],
+            means["reward"]
+        return {"reward": means["reward"], "mean_n": means["n"], "hit": means["hit"],
                 "baseline": self.baseline}
 
     def state(self):
-        return {"baseline": self.baseline, "generator": self.gen.get_state()}
+        return {"baseline": self.baseline}
 
     def load_state(self, state):
-        self.baseline = state.get("baseline")
-        if state.get("generator") is not None:
-            self.gen.set_state(state["generator"])
+        self.baseline = state["baseline"]
 
 
 def rl_prompts(pool, cfg, seed):

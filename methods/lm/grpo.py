@@ -1,17 +1,39 @@
 """GRPO over trie-constrained beam-search rollouts (paper Eq. 5, Appendix E.5; PROTOCOL 5).
 
 Per prompt, G distinct candidates come from the constrained beam search (width G, rank
-ordered). Reward r = r_rule + r_NDCG; advantage = (r - mean) / (std + 1e-4) within the group;
-loss = -min(rho A, clip(rho, 1 - eps, 1 + eps) A) + beta KL(pi || pi_ref) per answer token
-(k3 estimator), averaged over a candidate's tokens, then over candidates.
+ordered). Reward r = r_rule + r_NDCG (Eq. 9, 10); advantage = (r - mean) / (std + 1e-4) within
+the group; loss = -min(rho A, clip(rho, 1 - eps, 1 + eps) A) + beta KL(pi || pi_ref) per answer
+token (k3 estimator), averaged over a candidate's tokens, then over candidates.
 
 One optimizer step (`GRPOLoop.step`) is written once. A method changes what it needs through
-hooks: `rollout` (how candidates are drawn: LASAR samples N and runs its latent loop), `terms`
-(the named loss terms of a micro-batch: LASAR adds terminal KL and REINFORCE to the GRPO
-terms), `after_step` (LASAR's reward baseline) and `log_step` (each step's logs, appended to
-rl_log.jsonl). A checkpoint holds the model, optimizer, scheduler, torch's random state (LoRA
-dropout) and the hook `state` (LASAR's baseline and N sampler), so a killed run resumes to what
-an uninterrupted one computes (tests/test_resume.py, tests/test_lm_train.py).
+hooks: `rollout` (how candidates are drawn: LASAR samples N and runs its latent loop),
+`rollout_sums` (per-prompt statistics of a rollout, summed), `after_rollout` (LASAR's first
+reward baseline), `terms` (the named loss terms of a micro-batch: LASAR adds terminal KL and
+REINFORCE to the GRPO terms), `after_step` (LASAR's reward baseline) and `log_step` (each
+step's logs, appended to rl_log.jsonl). A checkpoint holds the model, optimizer, scheduler,
+torch's random state (LoRA dropout) and the hook `state` (LASAR's baseline), so a killed run
+resumes to what an uninterrupted one computes (tests/test_resume.py, tests/test_lm_train.py).
+
+Across processes (`accelerate launch --num_processes N`): every process runs the loop in step.
+The prompt order is a function of (seed, epoch), so each optimizer step's global batch is the
+same everywhere; process p takes its contiguous part of it (`dist.my_rows`: parts as equal as
+possible), rolls it out and computes its loss terms over micro-batches, each weighted by its
+prompts / the *global* batch's prompts. A prompt's G candidates, rewards and advantages (the
+group statistics) all live in the process that owns the prompt, so they are what one process
+computes. A process's loss is thus its share of the global batch's loss, and the gradients
+summed over processes (`dist.all_reduce_grads`, before clipping) are the gradient one process
+accumulates over all the micro-batches; every process clips them and takes the same optimizer
+step, so the weights stay equal. Step statistics (reward, hit, each term) are summed over
+processes (`dist.sum_over_processes`) into global means, the same on every process; LASAR's
+reward baseline is updated from them, and its sampled N does not depend on the split (rl.py).
+Only the main process writes checkpoints (the others wait for it), rl_log.jsonl and
+TensorBoard; a resumed run loads the same `last/` in every process. Why the curves agree with
+one process: the same global batch, the same rollouts and the same summed gradient give the
+same optimizer steps; what differs is float rounding (rollouts and forwards run on smaller
+batches, padded otherwise) and dropout (LoRA's), whose masks each process draws from its own
+random state, so with dropout the runs agree in distribution only (and a resumed run of several
+processes restores the main process's random state in all). tests/test_distributed_rl.py
+compares per-step logs and validation curves of 1 and 2 processes.
 
 Why not TRL's GRPOTrainer: it produces rollouts by sampling from `generate` (or vLLM) and has
 no seam for a deterministic beam-search group of *distinct* catalog items; LASAR's RL adds a
@@ -28,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from benchmark.protocol import dist
 from benchmark.protocol.beam import recommend
 from benchmark.protocol.metrics import summarize, target_ranks
 from benchmark.protocol.progress import progress
@@ -108,6 +131,16 @@ class Rollout:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass
+class Shard:
+    """This process's part of one optimizer step's global batch: its prompts `idx` are the rows
+    `rows` (a slice) of the `size` prompts of step `step` (0-based)."""
+    idx: np.ndarray
+    rows: slice
+    size: int
+    step: int
+
+
 def valid_ndcg10(items, targets):
     """NDCG@10 of ranked item lists (n, k) against their targets (n,)."""
     return summarize(target_ranks(items, targets), [10])["NDCG@10"]
@@ -126,8 +159,9 @@ def rl_validation(ctx, stage_examples, rl):
 class GRPOLoop:
     """GRPO from a trained model (`model`, kept as the reference `ref` too). The caller sets the
     prompts (`setup_prompts`); subclasses may override the hooks `batch`, `validate`,
-    `rollout`, `terms`, `after_step`, `log_step` and `state`/`load_state`. `stage` names the
-    stage for `crash_point`. `run()` -> info."""
+    `rollout`, `rollout_sums`, `after_rollout`, `terms`, `after_step`, `log_step` and
+    `state`/`load_state`. `stage` names the stage for `crash_point`. Under `accelerate launch`
+    every process runs it together (the module docstring). `run()` -> info."""
 
     def __init__(self, ctx, model, tok, cfg, folder, eval_batch, stage):
         self.ctx, self.tok, self.cfg, self.folder, self.stage = ctx, tok, cfg, folder, stage
@@ -157,8 +191,10 @@ class GRPOLoop:
         self.model.train()
         return valid_ndcg10(items, self.valid_targets)
 
-    def rollout(self, idx):
-        """G distinct candidates per prompt from the constrained beam search. -> Rollout."""
+    def rollout(self, shard):
+        """G distinct candidates per prompt of this process's `shard` (a Shard) from the
+        constrained beam search. -> Rollout."""
+        idx = shard.idx
         b = self.batch(idx)
         self.model.eval()
         with torch.no_grad():
@@ -171,58 +207,98 @@ class GRPOLoop:
         return Rollout(items, targets, rewards, group_advantages(rewards),
                        self.catalog.item_tokens[items.clamp_min(0)])
 
+    def rollout_sums(self, roll):
+        """Per-prompt statistics of a rollout, summed over its prompts (the loop sums them over
+        processes and divides by the global batch size). -> {name: float}."""
+        return {"reward": float(roll.rewards.mean(1).sum()),
+                "hit": float((roll.items == roll.targets[:, None]).any(1).float().sum())}
+
+    def after_rollout(self, means):
+        """Hook: the global batch's mean rollout statistics (`rollout_sums` / prompts), the same
+        on every process, before the loss terms."""
+
     def terms(self, roll, idx, sl):
-        """Named loss terms of the micro-batch `sl` of a rollout. -> (terms, extra logs)."""
+        """Named loss terms of the micro-batch `sl` of a rollout of the prompts `idx` (this
+        process's shard). Each is a mean over the micro-batch (the loop weights it by the
+        micro-batch's share of the global batch). -> (terms, extra logs: micro-batch means)."""
         mb = self.batch(idx[sl])
         with torch.no_grad():
             ref = candidate_token_logps(self.ref, mb, roll.answers[sl])
         logp = candidate_token_logps(self.model, mb, roll.answers[sl])
         return self.loss.terms(logp, logp.detach(), ref, roll.adv[sl]), {}
 
-    def after_step(self, roll):
-        """Logs of the step after the optimizer update. -> dict."""
-        return {"reward": float(roll.rewards.mean()),
-                "hit": float((roll.items == roll.targets[:, None]).any(1).float().mean())}
+    def after_step(self, means):
+        """Logs of the step after the optimizer update, from the global batch's mean rollout
+        statistics `means`. -> dict."""
+        return {"reward": means["reward"], "hit": means["hit"]}
 
     # --- one optimizer step -----------------------------------------------------------------
-    def step(self, idx):
-        """Rollout, then the summed loss terms over micro-batches, one optimizer step.
+    def step(self, idx, step):
+        """Optimizer step `step` (0-based) on the global batch `idx` (the same on every
+        process): this process's shard rolled out, its loss terms summed over micro-batches
+        (each weighted by its share of the global batch), the gradients summed over processes,
+        one optimizer step. -> the step's logs (global means).
 
         The importance ratio is 1 (old_logp = logp.detach()): one on-policy update per
         rollout, as in MiniOneRec's code, so the clip never binds and the gradient is the
         plain policy gradient of the advantage-weighted log-likelihood."""
-        roll = self.rollout(idx)
+        rows = dist.my_rows(len(idx))
+        shard = Shard(idx[rows], rows, len(idx), step)
+        mine = shard.idx           # empty when the batch has fewer prompts than processes
+        roll = self.rollout(shard) if len(mine) else None
+        sums = dist.sum_over_processes(self.rollout_sums(roll) if roll is not None else {})
+        means = {k: v / len(idx) for k, v in sums.items()}
+        self.after_rollout(means)
         logs = {}
-        for j in range(0, len(idx), self.cfg.micro_batch):
+        for j in range(0, len(mine), self.cfg.micro_batch):
             sl = slice(j, j + self.cfg.micro_batch)
-            share = len(idx[sl]) / len(idx)
-            terms, extra = self.terms(roll, idx, sl)
+            share = len(mine[sl]) / len(idx)
+            terms, extra = self.terms(roll, mine, sl)
             for k, v in extra.items():
                 logs[k] = logs.get(k, 0.0) + v * share
             (sum(terms.values()) * share).backward()
             for k, v in terms.items():
                 logs[k] = logs.get(k, 0.0) + float(v.detach()) * share
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        self._sum_grads()
+        torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
         self.opt.step()
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
-        logs.update(self.after_step(roll), step=self.sched.last_epoch)
-        self.log_step(logs)
+        logs = dist.sum_over_processes(logs)
+        logs.update(self.after_step(means), step=self.sched.last_epoch)
+        if dist.is_main_process():
+            self.log_step(logs)
         return logs
 
+    def _sum_grads(self):
+        """Sum the gradients over processes (each process's loss is its share of the global
+        batch's loss, so the sum is the global batch's gradient). A parameter no process gave a
+        gradient (LASAR's Policy Head with REINFORCE off) keeps none, as in one process: AdamW
+        skips it, where a zero gradient would still decay its weights."""
+        if not dist.distributed():
+            return
+        used = [any(g) for g in zip(*dist.gather_object([p.grad is not None
+                                                          for p in self.params]))]
+        dist.all_reduce_grads([p for p, u in zip(self.params, used) if u])
+
     def log_step(self, logs):
-        """Hook: record one step's logs beyond TensorBoard: a line of rl_log.jsonl (a step
-        logged again after a kill before its checkpoint: the later line counts)."""
+        """Hook (main process only): record one step's logs beyond TensorBoard: a line of
+        rl_log.jsonl (a step logged again after a kill before its checkpoint: the later line
+        counts)."""
         with open(self.log_path, "a") as f:
             f.write(json.dumps(logs) + "\n")
 
     # --- the loop -----------------------------------------------------------------------------
     def _save(self, step, best, curve, improved):
-        if improved:
-            replace_dir(save_model(self.model, self.tok, self.folder / "best"),
-                        self.folder / "best")
-        save_checkpoint(self.model, self.tok, self.folder / "last", self.opt, self.sched,
-                        step=step, best=best, curve=curve, **self.state())
+        """`best/` (when improved) and `last/`, written by the main process; every process
+        waits for them (the weights and loop state are the same in all)."""
+        if dist.is_main_process():
+            if improved:
+                replace_dir(save_model(self.model, self.tok, self.folder / "best"),
+                            self.folder / "best")
+            save_checkpoint(self.model, self.tok, self.folder / "last", self.opt, self.sched,
+                            step=step, best=best, curve=curve, **self.state())
+        dist.barrier()
         crash_point(self.stage, step)
 
     def state(self):
@@ -234,7 +310,8 @@ class GRPOLoop:
 
     def run(self):
         """GRPO to the end, resuming from `last/` when a killed run left it, on its own random
-        state (`own_rng`). -> info."""
+        state (`own_rng`); in every process of a distributed run together (the caller has
+        called `dist.init`). -> info."""
         with own_rng():
             return self._run()
 
@@ -245,8 +322,8 @@ class GRPOLoop:
         per_epoch = math.ceil(n / cfg.batch_size)
         total = per_epoch * cfg.epochs
         every = cfg.eval_every or per_epoch
-        self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
-                                     lr=cfg.lr)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr)
         self.sched = get_cosine_schedule_with_warmup(
             self.opt, math.ceil(cfg.warmup_ratio * total), total)
         t0 = time.perf_counter()
@@ -257,41 +334,48 @@ class GRPOLoop:
         else:
             step, best, curve = 0, -1.0, [[0, self.validate()]]       # the SFT model, for info
             log.info("RL: validation NDCG@10 of the starting model %.4f", curve[0][1])
-        writer = SummaryWriter(str(self.folder / "tensorboard"))
-        bar = progress(total=total, initial=step, desc="GRPO", unit="step")
+        main = dist.is_main_process()
+        writer = SummaryWriter(str(self.folder / "tensorboard")) if main else None
+        bar = progress(total=total, initial=step, desc="GRPO", unit="step", disable=not main)
         self.model.train()
         while step < total:
             epoch, start = divmod(step, per_epoch)
             perm = np.random.default_rng([self.ctx.seed, epoch]).permutation(n)
             for k in range(start, per_epoch):
-                logs = self.step(perm[k * cfg.batch_size:(k + 1) * cfg.batch_size])
+                logs = self.step(perm[k * cfg.batch_size:(k + 1) * cfg.batch_size], step)
                 step += 1
                 bar.update(1)
                 bar.set_postfix(reward=f"{logs['reward']:.3f}", hit=f"{logs['hit']:.2f}")
-                for key, v in logs.items():
-                    writer.add_scalar(f"rl/{key}", v, step)
+                if writer:
+                    for key, v in logs.items():
+                        writer.add_scalar(f"rl/{key}", v, step)
                 if step % every == 0 or step == total:
                     v = self.validate()
                     curve.append([step, v])
-                    writer.add_scalar("rl/valid_ndcg10", v, step)
+                    if writer:
+                        writer.add_scalar("rl/valid_ndcg10", v, step)
                     log.info("RL step %d/%d: valid NDCG@10 %.4f", step, total, v)
                     self._save(step, max(best, v), curve, v > best)
                     best = max(best, v)
         bar.close()
-        writer.close()
+        if writer:
+            writer.close()
         return {"valid_ndcg10_curve": curve, "sft_valid_ndcg10": curve[0][1],
                 "best_step": max(curve[1:], key=lambda c: c[1])[0], "steps_run": step,
                 "prompts": n, "group_size": cfg.group_size, "valid_examples": len(self.valid),
-                "seconds": round(time.perf_counter() - t0, 1)}
+                "processes": dist.world_size(), "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def run_grpo(method, ctx, model, tok, codec, sft_key):
     """MiniOneRec's GRPO from its SFT model on training prompts: an artifact keyed by the SFT
-    model and the RL settings. -> (model with the best RL weights, info)."""
+    model and the RL settings, built by every process of a distributed run together.
+    -> (model with the best RL weights, info)."""
     from benchmark.protocol.schema import to_dict
     rl = method.config.rl
+    dist.init(ctx.device)        # the process group, also when SFT was reused from the cache
     art = ctx.artifact("rl", {"sft": sft_key, "rl": to_dict(rl), "validation": {
-        "topk": ctx.topk, "eval_batch": method.config.eval_batch}}, resumable=True)
+        "topk": ctx.topk, "eval_batch": method.config.eval_batch}}, resumable=True,
+        collective=True)
 
     def build(folder):
         rng = np.random.default_rng(ctx.seed)
