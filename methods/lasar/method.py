@@ -21,6 +21,7 @@ from benchmark.protocol.schema import replace, to_dict
 from benchmark.protocol.sids import embedder_path
 
 from ..base import FitRecord, Ranking
+from ..lm.backbone import new_token_init
 from ..lm.decode import Catalog, beam_rank, prompt_batches
 from ..lm.generative import GenerativeMethod, SFTData, train_sft, valid_subsample
 from ..lm.grpo import rl_validation
@@ -160,6 +161,7 @@ class Lasar(GenerativeMethod):
         fitted = LasarFit(stage2, stage2, base, tok, codec, pool, valid, s2_key, catalog,
                           generator, info={
                               "parameters": sum(p.numel() for p in stage2.parameters()),
+                              "new_token_init": new_token_init(ctx.config.lm),
                               "stage1": s1_info, "pool": pool.info, "stage2": s2_info})
         if c.rl.enabled:                           # in every process of a distributed run
             fitted.model, fitted.info["rl"] = self.rl_phase(ctx, fitted)
