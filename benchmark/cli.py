@@ -96,8 +96,11 @@ def _plan(args, methods):
 
 
 def _print(args, res, text):
-    """The result as one JSON object (--json), else as the lines `text(res)` gives."""
-    print(json.dumps(res) if args.json else "\n".join(text(res)))
+    """The result as one JSON object (--json), else as the lines `text(res)` gives; by the
+    main process only under `accelerate launch` (the others decoded their share with it)."""
+    from .protocol.dist import is_main_process
+    if is_main_process():
+        print(json.dumps(res) if args.json else "\n".join(text(res)))
 
 
 def _beam_text(res):
@@ -158,7 +161,8 @@ def _sft_text(res):
 
 def _lasar_text(res):
     yield (f"{res['users']} test users, {res['repeats']} repeats (median), {res['device']}, "
-           f"{res['threads']} threads, mean latent steps {res['mean_latent_steps']:.2f}")
+           f"{res['processes']} process(es) of {res['threads']} threads, mean latent steps "
+           f"{res['mean_latent_steps']:.2f}")
     yield f"  plain decoding (MiniOneRec's)  {res['plain_ms_per_user']:8.3f} ms/user"
     yield f"  LASAR (latent loop + beam)     {res['lasar_ms_per_user']:8.3f} ms/user"
     yield f"  LASAR / plain                  {res['lasar_over_plain']:8.3f}x"
@@ -167,7 +171,8 @@ def _lasar_text(res):
 def _cot_text(res):
     ms = res["ms_per_user"]
     yield (f"{res['users']} test users of {res['dataset']} ({res['profile']}), "
-           f"{res['repeats']} repeat(s) (median), {res['device']}, {res['threads']} threads; "
+           f"{res['repeats']} repeat(s) (median), {res['device']}, {res['processes']} "
+           f"process(es) of {res['threads']} threads; "
            f"mean latent steps {res['mean_latent_steps']:.2f}, mean CoT reasoning tokens "
            f"{res['mean_reasoning_tokens']:.1f} (cap {res['cot_max_new_tokens']})")
     for k, label in (("plain", "plain decoding (MiniOneRec's)"), ("lasar", "LASAR"),

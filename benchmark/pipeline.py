@@ -10,8 +10,9 @@
   report.md written last, so it states this invocation's own wall time
 
 Every step skips what is already up to date, so a killed run started again redoes only the
-unfinished work. Under `accelerate launch` the extra processes take part in the SFT-loop
-stages (DDP) and write nothing.
+unfinished work. Under `accelerate launch` the extra processes take part in every stage of
+train and bench (training: DDP; decoding: each process its share of the batches) and write
+nothing; reports are the main process's.
 """
 import json
 import logging
@@ -31,7 +32,9 @@ log = logging.getLogger(__name__)
 
 
 def say(msg):
-    print(msg, file=sys.stderr, flush=True)
+    """One line to stderr (by the main process only under `accelerate launch`)."""
+    if is_main_process():
+        print(msg, file=sys.stderr, flush=True)
 
 
 # --- plan ---------------------------------------------------------------------------------
@@ -161,13 +164,13 @@ def run(req, only_reports=False):
         runlog = RunLog(main, t0)
         try:
             with sigterm_as_interrupt():
-                results, *scaled = train(plans)
-                if not is_main_process():
-                    return 0
+                results, *scaled = train(plans)     # the same in every process
                 runlog.failed = [m for m, r in results.items() if r is None]
                 runlog.failed += [f"{m} (larger backbone)" for r in scaled
                                   for m, x in r.items() if x is None]
-                bench_step(main, results)
+                bench_step(main, results)               # in every process (collective)
+                if not is_main_process():
+                    return 0
                 reports_step(main, report_md=False)        # report.md after run_log.jsonl
                 runlog.completed = True
         finally:

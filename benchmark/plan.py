@@ -108,6 +108,7 @@ class Plan:
         self._check_against_data(scaling)
         users = sample_users(self.dataset.n_users, s.max_users, s.seed)
         self.split = make_split(self.dataset, s.history_len, users)
+        self._check_processes()
         self.profile = profile
         self.git_commit = mf.git_commit()          # the code that runs is the code read now
         self.profile_dir = results_root(out) / dataset / profile_folder(self.cfg)
@@ -148,6 +149,14 @@ class Plan:
                 self.method(m).check(s, world_size(), n)
         except ConfigKeyError as e:
             raise self.cfg.located(e) from None
+
+    def _check_processes(self):
+        """A run of several processes (`accelerate launch`) shares the test users out among
+        them by whole batches: more processes than test users is a mistake (one line)."""
+        n, users = world_size(), len(self.split.test)
+        if n > users:
+            raise BenchmarkError(f"{n} processes (accelerate launch) for {users} test users "
+                                 f"of '{self.dataset.name}': launch at most {users} processes")
 
     def _typed(self, name):
         """The method's resolved configuration as its config dataclass (checked)."""

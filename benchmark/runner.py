@@ -4,6 +4,10 @@ results/<dataset>/<profile>/<method>/{predictions.jsonl, metrics.json, manifest.
 
 Each method's folder appears whole or not at all. A method whose manifest already records the
 same key (benchmark/plan.py: a hash of the named inputs of its results) is skipped.
+
+Under `accelerate launch` every process fits, ranks the test users (a generative method's
+batches are shared out among the processes and gathered back: methods/lm/decode.py) and runs
+the studies; only the main process writes the folder.
 """
 import json
 import logging
@@ -18,7 +22,7 @@ import numpy as np
 import methods as registry
 
 from .protocol import manifest as mf
-from .protocol.dist import is_main_process
+from .protocol import dist
 from .protocol.errors import BenchmarkError
 from .protocol.io import atomic_write_json, jsonl_text, staged_dir
 from .protocol.metrics import summarize, target_ranks
@@ -81,22 +85,23 @@ def log_skipped(name, dep):
 
 
 def fit_and_rank(method, ctx):
-    """Train, then rank every test user. -> (fit record, Ranking, timings); the ranking is
-    None in the helper processes of a distributed run."""
+    """Train, then rank every test user (in every process of a distributed run, each ranking
+    its share and getting all rows; times are the group's wall time: dist.clock).
+    -> (fit record, Ranking, timings)."""
     test = ctx.split.test
     t0 = time.perf_counter()
     log.info("%s: training on %d examples (%d users)", method.name, len(ctx.split.train),
              len(test))
+    dist.init(ctx.device)         # before the first collective (an artifact built together)
     fitted = method.fit(ctx)
-    if not is_main_process():
-        return fitted, None, {}
-    t1 = time.perf_counter()
+    t1 = dist.clock()
     with progress(total=len(test), desc=f"{method.name} rank test users", unit="user") as bar:
         ranking = check_ranking(method.rank(ctx, fitted, test, progress=bar), len(test),
                                 ctx.topk, ctx.dataset.n_items, method.name)
-    t2 = time.perf_counter()
+    t2 = dist.clock()
     return fitted, ranking, {"fit_s": round(t1 - t0, 2), "rank_s": round(t2 - t1, 2),
-                             "rank_ms_per_user": round(1000 * (t2 - t1) / len(test), 4)}
+                             "rank_ms_per_user": round(1000 * (t2 - t1) / len(test), 4),
+                             "processes": dist.world_size()}
 
 
 def write_results(folder, ctx, ranking, metrics, manifest, extra_dir=None):
@@ -117,8 +122,9 @@ def write_results(folder, ctx, ranking, metrics, manifest, extra_dir=None):
 
 
 def run_method(plan, name):
-    """Fit, rank every test user, run the method's studies, write the contract files.
-    -> the metrics dict ({} in a distributed run's helper processes)."""
+    """Fit, rank every test user, run the method's studies, write the contract files (the
+    main process of a distributed run; the others fit, rank and run the studies with it).
+    -> the metrics dict."""
     key = plan.key(name)
     folder = plan.results_dir / name
     done = done_metrics(folder, key)
@@ -129,10 +135,11 @@ def run_method(plan, name):
     method = plan.method(name)
     started = mf.now()
     fitted, ranking, timings = fit_and_rank(method, ctx)
-    if ranking is None:                      # a helper process under DDP: nothing to write
-        return {}
     ds, test = plan.dataset, plan.split.test
     metrics = summarize(target_ranks(ranking.items, test.targets), ctx.config.eval.ks)
+    if not dist.is_main_process():          # the studies' decoding and training are shared
+        method.studies(ctx, fitted, ranking, None)
+        return metrics
     log.info("%s: %s", name, "  ".join(f"{m} {v:.4f}" for m, v in metrics.items()
                                        if m != "n_users"))
     plan.results_dir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +170,9 @@ def run_method(plan, name):
 def run(plan):
     """Run every planned method in this process, each after the methods it depends on; a
     failing method is reported loudly and the others go on, but not the methods that depend on
-    it (skipped, no results). -> {method: metrics or None}."""
+    it (skipped, no results). Under `accelerate launch` a failure ends the launch instead (the
+    other processes would wait for this one in a collective forever).
+    -> {method: metrics or None}."""
     import torch
     threads = plan.settings.threads
     if threads:
@@ -184,6 +193,8 @@ def run(plan):
         except BenchmarkError:
             raise
         except Exception as e:  # one method's crash must not hide the others' results
+            if dist.distributed():
+                raise           # but under accelerate launch the other processes would wait
             log.error("METHOD FAILED: %s: %s: %s\n%s", name, type(e).__name__, e,
                       traceback.format_exc())
             results[name] = None

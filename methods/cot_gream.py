@@ -14,15 +14,17 @@ CoT generation (Table 4): after the prompt, `<think>` and greedy reasoning text,
        forced), followed by the constrained beam search for the answer on the same cache.
        `studies` measures its accuracy and time per user against direct mode on the same test
        users; `python -m benchmark bench cot` adds LASAR and plain decoding in one process.
+       Under `accelerate launch` both modes share their batches out among the processes
+       (methods/lm/decode.py), times are the group's wall time and the main process writes.
 """
 import logging
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from benchmark.protocol.beam import recommend
+from benchmark.protocol.dist import clock, is_main_process
 from benchmark.protocol.io import atomic_write_json
 from benchmark.protocol.metrics import summarize, target_ranks
 from benchmark.protocol.progress import progress as progress_bar
@@ -33,7 +35,7 @@ from .lasar.pool import pool_examples
 from .lasar.teacher import check_teacher, cot_artifact, teacher_cots
 from .lm.backbone import new_token_init
 from .lm.config import SFTConfig
-from .lm.decode import Catalog, prompt_batches
+from .lm.decode import Catalog, sharded_decode
 from .lm.generative import (GenerativeFit, GenerativeMethod, SFTData, train_sft,
                             valid_subsample)
 from .lm.tasks import Encoded
@@ -167,7 +169,8 @@ class ExplicitCoT(GenerativeMethod):
     # --- CoT-generation mode -------------------------------------------------------------
     @torch.no_grad()
     def decode_cot(self, ctx, fitted, examples, progress=None, max_new_tokens=None):
-        """CoT generation then the constrained answer. -> ((n, k) items, (n,) reasoning
+        """CoT generation then the constrained answer, the batches shared out among the
+        processes of a distributed run (sharded_decode). -> ((n, k) items, (n,) reasoning
         tokens generated, list of (n,) token-id arrays of the reasoning)."""
         dev, k, tok = ctx.device, ctx.topk, fitted.tok
         g = self.config.cot_generation
@@ -176,24 +179,19 @@ class ExplicitCoT(GenerativeMethod):
         gen = CotGenerator(tok, model.get_input_embeddings().weight.shape[0], catalog.sid_ids,
                            max_new_tokens or g.max_new_tokens, dev)
         enc = fitted.codec.seqrec(examples, with_answers=False)
-        items = np.empty((len(examples), k), dtype=np.int64)
-        lengths = np.empty(len(examples), dtype=np.int64)
-        texts = [None] * len(examples)
-        for idx, b in prompt_batches(enc, tok.pad_token_id, g.batch, dev):
+
+        def step(number, b):
             res = recommend(model, b.ids, b.mask, catalog.trie, catalog.sid_ids, width=k, k=k,
                             prefix_hook=gen, head=b.head)
-            items[idx] = res.items.cpu().numpy()
-            lengths[idx] = gen.lengths.cpu().numpy()
-            toks = gen.tokens.cpu().numpy()
-            for j, r in enumerate(idx):
-                texts[r] = toks[j, :lengths[r]]
-            if progress is not None:
-                progress.update(len(idx))
-        return items, lengths, texts
+            return {"items": res.items, "lengths": gen.lengths, "tokens": gen.tokens}
+        out = sharded_decode(model, enc, tok.pad_token_id, g.batch, dev, step, progress)
+        lengths = out["lengths"]
+        return out["items"], lengths, [t[:m] for t, m in zip(out["tokens"], lengths)]
 
     def studies(self, ctx, fitted, ranking, out_dir):
         """Direct mode vs CoT generation on the same fixed test users: accuracy, time per user,
-        reasoning length (Table 4's CoT row and its accuracy)."""
+        reasoning length (Table 4's CoT row and its accuracy). In every process of a
+        distributed run; the main one writes studies.json to `out_dir` (None in the others)."""
         st = self.config.studies
         if not st.enabled:
             return {}
@@ -203,11 +201,11 @@ class ExplicitCoT(GenerativeMethod):
         ex, ks = test.subset(idx), ctx.config.eval.ks
         cap = self.config.cot_generation.max_new_tokens
         with progress_bar(total=2 * n, unit="user", desc="cot_gream studies") as bar:
-            t0 = time.perf_counter()
+            t0 = clock()
             direct = self.rank(ctx, fitted, ex, progress=bar).items
-            t1 = time.perf_counter()
+            t1 = clock()
             items, lengths, toks = self.decode_cot(ctx, fitted, ex, progress=bar)
-            t2 = time.perf_counter()
+            t2 = clock()
         valid_items = bool((items >= 0).all() and (items < ctx.dataset.n_items).all())
         res = {"eval_users": n, "eval_user_ids": [ctx.dataset.user_ids[u] for u in ex.users],
                "direct": {**summarize(target_ranks(direct, ex.targets), ks),
@@ -226,7 +224,8 @@ class ExplicitCoT(GenerativeMethod):
                             for j in range(min(5, n))]}
         # the direct-mode rows on this subset equal the main run's on the same users
         res["direct"]["equals_main_run"] = bool(np.array_equal(direct, ranking.items[idx]))
-        atomic_write_json(out_dir / "studies.json", res, indent=1)
+        if is_main_process():
+            atomic_write_json(out_dir / "studies.json", res, indent=1)
         log.info("cot_gream studies (%d users): direct N@10 %.4f %.1f ms/user; CoT generation "
                  "N@10 %.4f %.1f ms/user, %.1f reasoning tokens", n, res["direct"]["NDCG@10"],
                  res["direct"]["ms_per_user"], res["cot_generation"]["NDCG@10"],

@@ -1,9 +1,10 @@
 """Table 4 (inference efficiency) and Table 5 (model scaling), from results/ only.
 
 Table 4 reads bench/cot.json (`bench cot`: MiniOneRec's plain decoding, LASAR and Explicit CoT's
-CoT generation timed on the same test users in one process) and the manifests' full test-set
-ranking times. Table 5 reads the main run's rows and the larger-backbone rows under
-_scaling/<label>/ (run by ./run_all.sh when the profile enables `scaling`).
+CoT generation timed on the same test users in the same process or processes) and the
+manifests' full test-set ranking times. Table 5 reads the main run's rows and the
+larger-backbone rows under _scaling/<label>/ (run by ./run_all.sh when the profile enables
+`scaling`).
 """
 import json
 from pathlib import Path
@@ -19,6 +20,13 @@ def _duration(seconds):
     if seconds >= 60:
         return f"{seconds / 60:.1f} min"
     return f"{seconds:.1f} s"
+
+
+def _processes(bench):
+    """Where `bench cot` ran: one process, or the batches shared out among several (a
+    bench/cot.json from before `processes` was recorded was measured in one)."""
+    n = bench.get("processes", 1)
+    return "in one process" if n == 1 else f"each decoder's batches shared out among {n} processes"
 
 
 def table4_data(root):
@@ -70,9 +78,9 @@ def write_table4(root):
                         f"{r['NDCG@10']:.4f}", f"{r['HR@10']:.4f}"])
         return out
     notes = [f"{ds}, {prof} profile. Time/Sample: `bench cot` on {b['users']} fixed test users, "
-             f"beam width 50, the three decoders alternating in one process ({b['device']}, "
-             f"{b['threads']} thread(s), median of {b['repeats']} repeat(s)); N@10 and HR@10 on "
-             "those users. MiniOneRec's time is plain decoding by its SFT model (RL does not "
+             f"beam width 50, the three decoders alternating, {_processes(b)} ({b['device']}, "
+             f"{b['threads']} thread(s) a process, median of {b['repeats']} repeat(s)); N@10 "
+             "and HR@10 on those users. MiniOneRec's time is plain decoding by its SFT model (RL does not "
              "change decoding).",
              f"Total Time: the measured ranking time of all {d['test_users']} test users from the "
              "method's run; † = Time/Sample x test users (CoT generation is not run on every "

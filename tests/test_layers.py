@@ -11,7 +11,8 @@ from .conftest import REPO, write_dataset
 
 PACKAGES = {"benchmark": REPO / "benchmark", "methods": REPO / "methods",
             "reports": REPO / "reports", "recdata": REPO / "datasets" / "recdata"}
-LEAF = {"benchmark.protocol.errors", "benchmark.protocol.io", "benchmark.protocol.progress"}
+LEAF = {"benchmark.protocol.errors", "benchmark.protocol.io", "benchmark.protocol.progress",
+        "benchmark.protocol.dist"}
 
 
 def layer(mod):

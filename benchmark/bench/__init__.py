@@ -39,12 +39,16 @@ def bench_users(test, n):
 
 def fitted(plan, name):
     """(method, RunContext, fit record) of a planned method, trained through its own fit
-    (every artifact is reused from results/, or trained there)."""
+    (every artifact is reused from results/, or trained there); in every process of a
+    distributed run, whose process group it makes first (collective artifacts, timers)."""
     import torch
+
+    from ..protocol.dist import init
     if plan.settings.threads:
         torch.set_num_threads(plan.settings.threads)
     ctx = plan.context(name)
     method = plan.method(name)
+    init(ctx.device)
     return method, ctx, method.fit(ctx)
 
 

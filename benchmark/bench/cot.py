@@ -1,20 +1,22 @@
 """`python -m benchmark bench cot`: time per test user of Explicit CoT's two inference modes
 (CoT generation, direct answer), LASAR and plain decoding (MiniOneRec's: the Stage-1 model, the
 same beam search), on the same test users in one process, alternating, repeated (paper Table 4:
-CoT generation about 20x LASAR's time). Also the accuracy of each on those users.
+CoT generation about 20x LASAR's time). Also the accuracy of each on those users. Under
+`accelerate launch` every process decodes its share of each decoder's batches (the times are
+the group's wall time: dist.clock; `processes` says how many) and the main one writes.
 
 It loads the trained models through the methods' own fit (every artifact is reused from
 results/; run `./run_all.sh DATASET --methods lasar,cot_gream` first, or it trains them). The
 result is an artifact (`_work/bench-cot-<key>/`, keyed by both methods' result keys and the
-settings) published to results/<dataset>/<profile>/bench/cot.json for the reports.
+settings; collective) published to results/<dataset>/<profile>/bench/cot.json for the reports.
 """
 import json
 import statistics
-import time
 
 import numpy as np
 
 from ..protocol.artifact import Artifact
+from ..protocol.dist import clock, is_main_process, world_size
 from ..protocol.io import atomic_write_json
 from ..protocol.metrics import summarize, target_ranks
 from . import bench_users, fitted
@@ -24,20 +26,23 @@ MODES = ("plain", "lasar", "cot_direct", "cot_generation")
 
 def bench_cot(plan, users, repeats, refresh=False):
     """Measure (or reuse the finished measurement of) Table 4's timing, publish it to
-    bench/cot.json. -> (result dict, True when measured now)."""
+    bench/cot.json; in every process of a distributed run (the main one writes).
+    -> (result dict, True when measured now)."""
     art = Artifact(plan.results_dir / "_work", "bench-cot",
                    {"lasar": plan.key("lasar"), "cot_gream": plan.key("cot_gream"),
-                    "users": users, "repeats": repeats})
+                    "users": users, "repeats": repeats}, resumable=True, collective=True)
     fresh = refresh or not art.done
 
     def build(folder):
         res = {"key": art.key, **measure(plan, users, repeats)}
-        atomic_write_json(folder / "cot.json", res)
+        if is_main_process():
+            atomic_write_json(folder / "cot.json", res)
         return {"seconds": sum(sum(v) for v in res["seconds"].values())}
 
     res = art.get(build, lambda path, info: json.loads((path / "cot.json").read_text()),
                   refresh=refresh)
-    atomic_write_json(plan.results_dir / "bench" / "cot.json", res)
+    if is_main_process():
+        atomic_write_json(plan.results_dir / "bench" / "cot.json", res)
     return res, fresh
 
 
@@ -52,15 +57,15 @@ def measure(plan, users, repeats):
     def run_all(e, enc_):
         """One pass of every decoder; -> {mode: (seconds, output)}."""
         out = {}
-        t0 = time.perf_counter()
+        t0 = clock()
         out["plain"] = lasar.plain_decode(lctx, lfit, e)
-        t1 = time.perf_counter()
+        t1 = clock()
         out["lasar"] = decoder.decode(lfit.model, enc_)
-        t2 = time.perf_counter()
+        t2 = clock()
         out["cot_direct"] = cot.rank(cctx, cfit, e).items
-        t3 = time.perf_counter()
+        t3 = clock()
         out["cot_generation"] = cot.decode_cot(cctx, cfit, e)
-        t4 = time.perf_counter()
+        t4 = clock()
         return out, dict(zip(MODES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)))
 
     w = ex.subset(np.arange(min(16, len(ex))))   # warm-up: trie, tables, first allocations
@@ -77,6 +82,7 @@ def measure(plan, users, repeats):
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"dataset": plan.request.dataset, "profile": plan.profile, "users": n,
             "repeats": repeats, "device": lctx.device, "threads": torch.get_num_threads(),
+            "processes": world_size(),
             "mean_latent_steps": float(np.mean(ns)),
             "mean_reasoning_tokens": float(np.mean(lengths)),
             "cot_max_new_tokens": cot.config.cot_generation.max_new_tokens,

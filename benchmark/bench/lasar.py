@@ -1,15 +1,17 @@
 """`python -m benchmark bench lasar`: LASAR's decoding time against plain decoding (what
 MiniOneRec does: the same backbone, the same beam search, no latent loop), on the same test
-users in the same process, alternating, repeated (paper Table 4 reports 1.07-1.16x).
+users in the same process, alternating, repeated (paper Table 4 reports 1.07-1.16x). Under
+`accelerate launch` every process decodes its share of the batches and the times are the
+group's wall time (dist.clock; `processes` says how many).
 
 It loads the trained models through LASAR's own fit (every artifact is reused from results/;
 run `./run_all.sh DATASET --methods lasar` first, or it trains them).
 """
 import statistics
-import time
 
 import numpy as np
 
+from ..protocol.dist import clock, world_size
 from . import bench_users, fitted
 
 
@@ -21,15 +23,16 @@ def bench_lasar(plan, users, repeats):
     enc, decoder = lasar.prompts(fit, ex), lasar.decoder(ctx, fit)
     plain, latent = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         lasar.plain_decode(ctx, fit, ex)
-        plain.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        plain.append(clock() - t0)
+        t0 = clock()
         _, ns = decoder.decode(fit.model, enc)
-        latent.append(time.perf_counter() - t0)
+        latent.append(clock() - t0)
     p, lt = statistics.median(plain), statistics.median(latent)
     return {"users": len(ex), "repeats": repeats, "device": ctx.device,
-            "threads": torch.get_num_threads(), "mean_latent_steps": float(np.mean(ns)),
+            "threads": torch.get_num_threads(), "processes": world_size(),
+            "mean_latent_steps": float(np.mean(ns)),
             "plain_ms_per_user": round(1000 * p / len(ex), 3),
             "lasar_ms_per_user": round(1000 * lt / len(ex), 3),
             "lasar_over_plain": round(lt / p, 3),

@@ -30,7 +30,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from .dist import barrier, is_main_process
+from .dist import barrier, gather_object, is_main_process
 from .errors import BenchmarkError, brief
 from .io import atomic_write_json, replace_dir
 
@@ -65,8 +65,10 @@ class Artifact:
         """resumable: the builder continues from what a killed build left in the partial
         folder (training), instead of starting from an empty one; a finished one whose
         continuable inputs changed is reopened there. collective: every process of a
-        distributed run builds it together (DDP training; it must be resumable); only the
-        main one marks it done, and all wait for that before loading. A refreshed or changed
+        distributed run builds it together (DDP training, sharded decoding; it must be
+        resumable); the main process decides whether it is built (all follow, so none skips
+        the others' collectives), only it marks it done, and all wait for that before
+        loading (the process group must exist: dist.init). A refreshed or changed
         non-resumable artifact is built anew beside the finished one, which it replaces only
         once complete."""
         if collective and not resumable:
@@ -105,6 +107,8 @@ class Artifact:
         if rec is None and self.path.exists():
             log.warning("%s: done.json is unreadable; building it again", self.path)
         reused = not refresh and self._finished(rec)
+        if self.collective:
+            reused = gather_object(reused)[0]          # the main process's view
         if reused:
             log.info("reusing %s", self.path)
         else:
@@ -130,7 +134,10 @@ class Artifact:
                     shutil.rmtree(self.partial, ignore_errors=True)
                 if self.collective:
                     barrier()                 # nothing is created before the removal
-            if refresh or not self.done:
+            todo = refresh or not self.done
+            if self.collective:
+                todo = gather_object(todo)[0]          # decided under the main one's lock
+            if todo:
                 self._build(build)
         if self.collective:
             barrier()                         # the main process has marked it done

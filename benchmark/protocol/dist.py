@@ -46,11 +46,21 @@ def init(device="cpu"):
 
 
 def barrier():
-    """Wait for every process (a no-op in a single process)."""
+    """Wait for every process (a no-op in a single process). The process group must exist
+    (`init`): without it the processes would not wait for each other."""
     if distributed():
         import torch.distributed as td
-        if td.is_available() and td.is_initialized():
-            td.barrier()
+        if not (td.is_available() and td.is_initialized()):
+            raise RuntimeError("dist.barrier before dist.init: no process group to wait on")
+        td.barrier()
+
+
+def clock():
+    """time.perf_counter() once every process has come here (barrier): timings taken with it
+    are the wall time of the whole group, not of one process."""
+    import time
+    barrier()
+    return time.perf_counter()
 
 
 def my_batches(n_batches):

@@ -1,8 +1,8 @@
 """CoT anchors (PROTOCOL section 6; paper Section 2.3, Appendix E.3): every segment of every
 teacher CoT encoded alone by the Stage-1 backbone; the last token's last-layer hidden state is
-the anchor h_t^cot. Computed once, offline, stored as float16 on the CPU
-(an artifact: `results/<dataset>/<profile>/_work/anchors-<key>/anchors.pt`), and moved to the
-device per batch.
+the anchor h_t^cot. Computed once, offline (by every process of a distributed run together),
+stored as float16 on the CPU (an artifact: `results/<dataset>/<profile>/_work/anchors-<key>/
+anchors.pt`), and moved to the device per batch.
 """
 from dataclasses import dataclass
 
@@ -10,6 +10,8 @@ import numpy as np
 import torch
 
 from benchmark.protocol.progress import progress
+
+from ..lm.decode import batch_order, sharded_rows
 
 
 @dataclass
@@ -36,32 +38,32 @@ class Anchors:
 
 @torch.no_grad()
 def encode_segments(model, tok, segments, device, max_tokens=64, batch_size=64):
-    """segments: list (per example) of lists of texts -> Anchors."""
+    """segments: list (per example) of lists of texts -> Anchors. Batches of segments of
+    similar length, shared out among the processes of a distributed run, every process
+    getting every anchor (methods/lm/decode.py sharded_rows)."""
     flat = [s for ss in segments for s in ss]
     ids = [tok(s, add_special_tokens=False)["input_ids"][-max_tokens:] or [tok.eos_token_id]
            for s in flat]
-    order = np.argsort([len(x) for x in ids], kind="stable")
-    D = model.config.hidden_size
-    out = torch.empty((len(flat), D), dtype=torch.float16)
     model = model.to(device).eval()
+
+    def step(number, sel):
+        L = max(len(ids[k]) for k in sel)
+        x = torch.full((len(sel), L), tok.pad_token_id, dtype=torch.long)
+        m = torch.zeros((len(sel), L), dtype=torch.long)
+        for r, k in enumerate(sel):                                        # left padding
+            x[r, L - len(ids[k]):] = torch.tensor(ids[k])
+            m[r, L - len(ids[k]):] = 1
+        pos = (m.cumsum(1) - 1).clamp_min(0)
+        h = model(input_ids=x.to(device), attention_mask=m.to(device),
+                  position_ids=pos.to(device), output_hidden_states=True,
+                  logits_to_keep=1).hidden_states[-1][:, -1]
+        return {"h": h.float().cpu().half()}
     with progress(total=len(flat), desc="anchors", unit="segment") as bar:
-        for i in range(0, len(order), batch_size):
-            sel = order[i:i + batch_size]
-            L = max(len(ids[k]) for k in sel)
-            x = torch.full((len(sel), L), tok.pad_token_id, dtype=torch.long)
-            m = torch.zeros((len(sel), L), dtype=torch.long)
-            for r, k in enumerate(sel):                                    # left padding
-                x[r, L - len(ids[k]):] = torch.tensor(ids[k])
-                m[r, L - len(ids[k]):] = 1
-            pos = (m.cumsum(1) - 1).clamp_min(0)
-            h = model(input_ids=x.to(device), attention_mask=m.to(device),
-                      position_ids=pos.to(device), output_hidden_states=True,
-                      logits_to_keep=1).hidden_states[-1][:, -1]
-            out[torch.as_tensor(sel)] = h.float().cpu().half()
-            bar.update(len(sel))
+        out = sharded_rows(batch_order([len(x) for x in ids], batch_size), step, len(flat),
+                           device, bar)["h"]
     offsets = torch.tensor(np.concatenate([[0], np.cumsum([len(ss) for ss in segments])]),
                            dtype=torch.long)
-    return Anchors(out, offsets)
+    return Anchors(torch.from_numpy(out), offsets)
 
 
 def save_anchors(anchors, path):

@@ -16,13 +16,12 @@ import torch
 
 from benchmark.protocol.beam import BeamResult, recommend
 from benchmark.protocol import dist
-from benchmark.protocol.errors import BenchmarkError
 from benchmark.protocol.schema import replace, to_dict
 from benchmark.protocol.sids import embedder_path
 
 from ..base import FitRecord, Ranking
 from ..lm.backbone import new_token_init
-from ..lm.decode import Catalog, beam_rank, prompt_batches
+from ..lm.decode import Catalog, beam_rank, sharded_decode
 from ..lm.generative import GenerativeMethod, SFTData, train_sft, valid_subsample
 from ..lm.grpo import rl_validation
 from ..lm.sft import load_best
@@ -42,7 +41,7 @@ class LasarFit(FitRecord):
     off); stage2: the LatentLM after Stage 2 (the RL ablation starts from it); base: the Stage-1
     model with the latent tokens (Pure SFT's decoder, the anchors' encoder); pool: the CoT pool;
     valid: Stage 2's validation prompts; catalog: the trie the beam search walks; generator:
-    the random source of sampled N at inference (n_mode: sample)."""
+    its seed seeds each decoding batch's sampled N at inference (n_mode: sample; Decoder)."""
     model: LatentLM
     stage2: LatentLM
     base: object
@@ -62,13 +61,6 @@ class Lasar(GenerativeMethod):
         super().check(settings, processes, n_items)
         check_teacher(self.config.teacher, "lasar.teacher")
         embedder_path(self.config.segmentation.embedder, "lasar.segmentation.embedder")
-        st = self.config.studies
-        if processes > 1 and st.enabled and (set(st.alignments) - {self.config.stage2.align}
-                                             or st.mixed or st.rl_ablation):
-            raise BenchmarkError(
-                "lasar.studies.enabled: the studies train further models in the main process "
-                f"only, which a run of {processes} processes cannot; set --set "
-                "lasar.studies.enabled=false there (a later single-process run adds them)")
 
     # --- Stage 2 (and the single-stage 'mixed' variant) -------------------------------------
     def new_latent(self, ctx, base, tok):
@@ -85,19 +77,19 @@ class Lasar(GenerativeMethod):
         return train_sft(ctx, art, latent, tok, data, s, objective=objective,
                          what=f"lasar: {art.kind} (alignment {s.align})")
 
-    def stage2_artifact(self, ctx, pool, s, collective):
+    def stage2_artifact(self, ctx, pool, s):
         c = self.config
         return ctx.artifact("lasar-stage2", {"pool": pool.key, "n_max": c.n_max,
                                              "stage2": to_dict(s),
                                              "policy": [c.policy_hidden, c.detach_policy_input]},
-                            resumable=True, collective=collective)
+                            resumable=True, collective=True)
 
     def stage2(self, ctx, base, tok, pool, valid, s=None):
-        """Stage 2 with settings `s` (default: the configured ones, trained by every process of
-        a distributed run; a study's variant of `align` is trained by the main process only).
+        """Stage 2 with settings `s` (default: the configured ones; a study's variant of
+        `align`), trained by every process of a distributed run together (DDP).
         -> (LatentLM, info, artifact key)."""
-        collective, s = s is None, s or self.config.stage2
-        art = self.stage2_artifact(ctx, pool, s, collective)
+        s = s or self.config.stage2
+        art = self.stage2_artifact(ctx, pool, s)
         latent, info = self.train_latent(ctx, art, base, tok,
                                          lambda: SFTData([pool.task], valid), s)
         return latent, info, art.key
@@ -120,15 +112,15 @@ class Lasar(GenerativeMethod):
         art = ctx.artifact("lasar-mixed", {
             "pool": fitted.pool.key, "n_max": c.n_max, "mixed": to_dict(s),
             "policy": [c.policy_hidden, c.detach_policy_input], "items": [len(t) for t in items]},
-            resumable=True)                            # studies: the main process only
+            resumable=True, collective=True)           # every process of a run trains it (DDP)
         return self.train_latent(ctx, art, untrained, tok0,
                                  lambda: SFTData([fitted.pool.task] + items, fitted.valid), s)
 
     # --- RL ----------------------------------------------------------------------------------
     def rl_phase(self, ctx, fitted, rl=None):
         """RL (a LasarRLConfig `rl`; default the configured one) from the record's Stage-2
-        model, built by every process of a distributed run together (a study's variant runs in
-        a single-process run only: `check`). -> (LatentLM with the best RL weights, info)."""
+        model, built by every process of a distributed run together (a study's variant too).
+        -> (LatentLM with the best RL weights, info)."""
         rl = rl or self.config.rl
         dist.init(ctx.device)    # the process group, also when Stage 2 was reused from the cache
         art = ctx.artifact("lasar-rl", {
@@ -205,20 +197,27 @@ class LatentBeam(BeamResult):
 
 class Decoder:
     """LASAR's decoding: the beam search (width k) with the latent loop in its prefix hook,
-    for one batch (`beam`) or for every prompt of a LatentTask (`decode`). `inference`: the
-    InferenceConfig (N from the head's argmax, sampled with `generator`, or forced)."""
+    for one batch (`beam`) or for every prompt of a LatentTask (`decode`, its batches shared
+    out among the processes of a distributed run). `inference`: the InferenceConfig (N from
+    the head's argmax, sampled, or forced). A sampled N is drawn, batch by batch, from a
+    generator seeded with (`generator`'s seed, the batch's number), so it does not depend on
+    how the batches are shared out, nor on what was decoded before."""
 
     def __init__(self, tok, catalog, generator, device, k, inference, eval_batch):
         self.tok, self.catalog, self.generator = tok, catalog, generator
         self.dev, self.k, self.inference, self.eval_batch = device, k, inference, eval_batch
 
-    def beam(self, latent, b, width, n=None, n_mode="argmax", force_n=None):
-        """Beam search for one batch with the latent loop in the prefix hook. -> LatentBeam."""
+    def beam(self, latent, b, width, n=None, n_mode="argmax", force_n=None, generator=None):
+        """Beam search for one batch with the latent loop in the prefix hook; N given (`n`),
+        else chosen by the head (a sample draws on `generator`, default the Decoder's).
+        -> LatentBeam."""
         record = {}
+
+        gen = generator if generator is not None else self.generator
 
         def hook(stepper, h0):
             steps = n if n is not None else latent.choose_n(latent.policy_logits(h0), n_mode,
-                                                            force_n, self.generator)
+                                                            force_n, gen)
             latent.latent_loop(stepper, h0, steps)
             record["n"] = steps
             return latent.end_logp(stepper)
@@ -227,17 +226,25 @@ class Decoder:
                         width=width, k=width, prefix_hook=hook, head=b.head)
         return LatentBeam(res.items, res.scores, record["n"])
 
+    def batch_generator(self, number):
+        """The generator of batch `number`'s sampled N: seeded with (the Decoder's generator's
+        seed, number)."""
+        seed = np.random.SeedSequence([self.generator.initial_seed(), number])
+        return torch.Generator(device=self.generator.device).manual_seed(
+            int(seed.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+
     @torch.no_grad()
     def decode(self, latent, enc, n_mode=None, force_n=None, progress=None):
-        """Top-k items and N of every prompt of a LatentTask. -> ((n, k) items, (n,) N)."""
+        """Top-k items and N of every prompt of a LatentTask (sharded_decode: every process of
+        a distributed run decodes its batches and gets all rows). -> ((n, k) items, (n,) N)."""
         n_mode = n_mode or self.inference.n_mode
         force_n = force_n if force_n is not None else self.inference.force_n
         latent = latent.to(self.dev).eval()
-        items = np.empty((len(enc), self.k), dtype=np.int64)
-        ns = np.empty(len(enc), dtype=np.int64)
-        for idx, b in prompt_batches(enc, self.tok.pad_token_id, self.eval_batch, self.dev):
-            res = self.beam(latent, b, self.k, n_mode=n_mode, force_n=force_n)
-            items[idx], ns[idx] = res.items.cpu().numpy(), res.n.cpu().numpy()
-            if progress is not None:
-                progress.update(len(idx))
-        return items, ns
+
+        def step(number, b):
+            g = self.batch_generator(number) if n_mode == "sample" else None
+            res = self.beam(latent, b, self.k, n_mode=n_mode, force_n=force_n, generator=g)
+            return {"items": res.items, "n": res.n}
+        out = sharded_decode(latent, enc, self.tok.pad_token_id, self.eval_batch, self.dev, step,
+                             progress)
+        return out["items"], out["n"]

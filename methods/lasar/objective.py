@@ -56,7 +56,9 @@ def latent_task(codec, examples, start_id, anchors=None, n_max=8, with_answers=T
 
 class LatentSFT(torch.nn.Module):
     """The objective (AnswerCE's contract). Batches that are not latent (the Stage-1 item tasks
-    mixed in by the single-stage variant) get the plain answer CE."""
+    mixed in by the single-stage variant) get the plain answer CE: their steps leave the
+    Policy Head without a gradient (`skips_parameters`, for DDP: methods/lm/sft.py Trainer)."""
+    skips_parameters = True
 
     def __init__(self, latent, align="kl", align_weight=0.1, policy_weight=0.1):
         super().__init__()

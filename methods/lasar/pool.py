@@ -5,6 +5,9 @@ its prompts from it. Three artifacts, each reused on its own:
   cot-<key>       (dataset _cache/) teacher CoTs of the pool's examples       teacher.py
   segments-<key>  (dataset _cache/) the CoTs cut into segments                segment.py
   anchors-<key>   (profile _work/)  each segment encoded by the Stage-1 model  anchors.py
+
+The CoTs and the anchors are built by every process of a distributed run together (collective
+artifacts: each process computes its share of the batches, the main one writes the files).
 """
 import json
 import time
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from benchmark.protocol.dist import is_main_process
 from benchmark.protocol.schema import to_dict
 
 from .anchors import encode_segments, load_anchors, save_anchors
@@ -75,13 +79,16 @@ def build_pool(ctx, cfg, base, tok, codec, stage1_key):
     examples = pool_examples(ctx.split.train, cfg.pool_examples, ctx.seed)
     seg_art, segments_and_cots = _segments(ctx, examples, cfg)
     art = ctx.artifact("anchors", {"stage1": stage1_key, "segments": seg_art.key,
-                                   "max_tokens": cfg.anchor_max_tokens})
+                                   "max_tokens": cfg.anchor_max_tokens},
+                       resumable=True, collective=True)
 
     def build(folder):
         segments, cots, seconds = segments_and_cots()
         t0 = time.perf_counter()
-        save_anchors(encode_segments(base, tok, segments, ctx.device, cfg.anchor_max_tokens,
-                                     batch_size=64), folder / "anchors.pt")
+        anchors = encode_segments(base, tok, segments, ctx.device, cfg.anchor_max_tokens,
+                                  batch_size=64)
+        if is_main_process():
+            save_anchors(anchors, folder / "anchors.pt")
         return {"cot_example": cots[0], "segments_example": segments[0],
                 "seconds": {**seconds, "anchors": round(time.perf_counter() - t0, 1)}}
 

@@ -5,14 +5,19 @@ for the report generators.
 Ablation and sweep rows are evaluated on a fixed-seed subsample of test users
 (`studies.eval_users`; all users when null), all on the same users; per-N metrics and the
 after-RL N distribution use the main row's full test set.
+
+Under `accelerate launch` the studies run in every process: each decoding is shared out by
+whole batches (methods/lm/decode.py), the extra trainings (Stage-2 variants, the mixed
+variant, the RL ablation) are collective artifacts every process trains (DDP), times are the
+group's wall time (dist.clock), and only the main process writes studies.json.
 """
 import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmark.protocol.dist import clock, is_main_process
 from benchmark.protocol.io import atomic_write_json
 from benchmark.protocol.metrics import summarize, target_ranks
 from benchmark.protocol.progress import progress
@@ -45,7 +50,9 @@ def study_users(ctx, k):
 
 
 def run_studies(method, ctx, fitted, ranking, out_dir):
-    """Every study on the LasarFit `fitted` and the main row's Ranking. -> manifest summary."""
+    """Every study on the LasarFit `fitted` and the main row's Ranking, in every process of a
+    distributed run; the main one writes studies.json to `out_dir` (None in the others).
+    -> manifest summary."""
     cfg, st = method.config, method.config.studies
     if not st.enabled:
         return {}
@@ -60,10 +67,10 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
     bar = progress(total=plan * len(ex), desc="lasar studies", unit="user")
 
     def evaluate(name, latent, **kw):
-        t0 = time.perf_counter()
+        t0 = clock()
         items, ns = decoder.decode(latent, enc, progress=bar, **kw)
         row = {**summarize(target_ranks(items, ex.targets), ks),
-               "seconds": round(time.perf_counter() - t0, 2),
+               "seconds": round(clock() - t0, 2),
                "n_dist": n_distribution(ns, n_max)}
         out["rows"][name] = row
         log.info("lasar study %s: NDCG@10 %.4f HR@10 %.4f mean N %.2f", name, row["NDCG@10"],
@@ -71,10 +78,10 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
         return row
 
     # Pure SFT = the Stage-1 model (MiniOneRec's SFT), plain decoding; also the time baseline
-    t0 = time.perf_counter()
+    t0 = clock()
     items = method.plain_decode(ctx, fitted, ex, progress=bar)
     out["rows"]["pure_sft"] = {**summarize(target_ranks(items, ex.targets), ks),
-                               "seconds": round(time.perf_counter() - t0, 2)}
+                               "seconds": round(clock() - t0, 2)}
 
     # Table 2 / 9: alignment ablation after Stage 2 (no RL)
     main_align = cfg.stage2.align
@@ -131,8 +138,9 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
     out["table8"] = fi["pool"]["table8"]
     if "rl" in fi:
         out["rl_log"] = _read_rl_log(fi["rl"].get("folder"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "studies.json", out)
+    if is_main_process():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out_dir / "studies.json", out)
     return {"time_ratio_vs_plain": out["time_ratio_vs_plain"],
             "rows": {k: {m: v.get(m) for m in ("NDCG@10", "HR@10")} for k, v in out["rows"].items()}}
 

@@ -9,10 +9,12 @@
             per line. A user never repeats an item (datasets README), so (user, target) names
             one training position.
   local     a local instruct model (a Hugging Face folder, or 'smollm2') writes the chain from a
-            GREAM-style prompt; greedy, batched, `max_new_tokens` capped.
+            GREAM-style prompt; greedy, batched, `max_new_tokens` capped; its batches are
+            shared out among the processes of a distributed run.
 
 The CoTs of one dataset, teacher and set of examples are an artifact under
-results/<dataset>/_cache/ (cot-<key>/cots.jsonl).
+results/<dataset>/_cache/ (cot-<key>/cots.jsonl), built by every process of a distributed run
+together (collective; the main one writes the file).
 """
 import hashlib
 import json
@@ -21,6 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchmark.protocol.artifact import digest
+from benchmark.protocol.dist import is_main_process
 from benchmark.protocol.errors import BenchmarkError
 from benchmark.protocol.io import jsonl_text, text_lines
 from benchmark.protocol.schema import ConfigKeyError
@@ -133,10 +136,14 @@ def check_teacher(cfg, key):
 
 
 def local_cots(examples, recs, cfg, device, cache_dir):
-    """CoTs from a local instruct model, greedy, batched (KV-cached `generate`)."""
+    """CoTs from a local instruct model, greedy, batched (KV-cached `generate`), in the
+    examples' order; the batches are shared out among the processes of a distributed run and
+    every process gets every CoT (methods/lm/decode.py sharded_rows)."""
+    import numpy as np
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from ..lm.backbone import smollm2_folder
+    from ..lm.decode import sharded_rows
     path = cfg.local_model
     if path == "smollm2":                  # a folder is checked before any work: check_teacher
         path = smollm2_folder(cache_dir)
@@ -152,15 +159,18 @@ def local_cots(examples, recs, cfg, device, cache_dir):
             msg = tok.apply_chat_template([{"role": "user", "content": msg}], tokenize=False,
                                           add_generation_prompt=True)
         texts.append(msg)
-    out, bs = [], cfg.local_batch
-    for i in range(0, len(texts), bs):
-        enc = tok(texts[i:i + bs], return_tensors="pt", padding=True).to(device)
+    bs = cfg.local_batch
+
+    def step(number, idx):
+        enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True).to(device)
         with torch.no_grad():
             gen = model.generate(**enc, max_new_tokens=cfg.local_max_new_tokens,
                                  do_sample=False, num_beams=1, top_k=None, top_p=None,
                                  temperature=None, pad_token_id=tok.pad_token_id)
-        out += tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    return [o.strip() or "No reasoning." for o in out]
+        out = tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        return {"cot": np.array([o.strip() or "No reasoning." for o in out], dtype=object)}
+    batches = [np.arange(i, min(i + bs, len(texts))) for i in range(0, len(texts), bs)]
+    return sharded_rows(batches, step, len(texts), device)["cot"].tolist()
 
 
 # --- import teacher ------------------------------------------------------------------------
@@ -212,14 +222,17 @@ def teacher_inputs(cfg):
 
 
 def cot_artifact(ctx, examples, cfg):
-    """The artifact of the CoTs of `examples` by the teacher `cfg` (a TeacherConfig)."""
+    """The artifact of the CoTs of `examples` by the teacher `cfg` (a TeacherConfig), built by
+    every process of a distributed run together (the local teacher's batches are shared out)."""
     return ctx.artifact("cot", {"teacher": teacher_inputs(cfg), "data": ctx.dataset.fingerprint,
-                                "examples": examples_id(examples)}, shared=True)
+                                "examples": examples_id(examples)}, shared=True,
+                        resumable=True, collective=True)
 
 
 def teacher_cots(ctx, art, examples, cfg):
     """One CoT text per example by the teacher `cfg`, as the artifact `art`
-    (`cot_artifact(ctx, examples, cfg)`)."""
+    (`cot_artifact(ctx, examples, cfg)`; called by every process of a distributed run, the
+    main one writes cots.jsonl)."""
     ds = ctx.dataset
     cfg = cfg.resolved()
 
@@ -232,9 +245,10 @@ def teacher_cots(ctx, art, examples, cfg):
             cots = imported_cots(examples, ds, cfg.import_path)
         else:
             cots = local_cots(examples, recs, cfg, ctx.device, ctx.cache_dir)
-        (folder / "cots.jsonl").write_text(jsonl_text(
-            {"user": ds.user_ids[u], "target": ds.item_ids[t], "cot": c}
-            for u, t, c in zip(examples.users, examples.targets, cots)))
+        if is_main_process():
+            (folder / "cots.jsonl").write_text(jsonl_text(
+                {"user": ds.user_ids[u], "target": ds.item_ids[t], "cot": c}
+                for u, t, c in zip(examples.users, examples.targets, cots)))
         log.info("teacher '%s': %d CoTs", cfg.kind, len(cots))
         return {"cots": len(cots), "teacher": cfg.kind,
                 "local_model": cfg.local_model if cfg.kind == "local" else None}

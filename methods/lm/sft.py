@@ -158,17 +158,22 @@ def load_weights(model, folder):
 class Trainer:
     """SFT with an SFTConfig (methods/lm/config.py). `objective`: a module with the AnswerCE
     contract (forward(batch) -> (loss sum, answer tokens, aux sum, logs)); default
-    AnswerCE(model). `model` is what is saved and resumed; `seed` orders the batches; `stage`
-    names the stage for `crash_point`."""
+    AnswerCE(model); one whose `skips_parameters` is true may leave some parameters out of a
+    step's loss (DDP is then told to look for them; they get no gradient, as in one process).
+    `model` is what is saved and resumed; `seed` orders the batches; `stage` names the stage
+    for `crash_point`."""
 
     def __init__(self, model, tok, cfg, out_dir, device, *, seed, mixed_precision,
                  stage, objective=None):
-        from accelerate import Accelerator
+        from accelerate import Accelerator, DistributedDataParallelKwargs
         self.tok, self.cfg, self.out, self.seed = tok, cfg, Path(out_dir), seed
         self.stage = stage
-        self.acc = Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision)
         self.model = model
         self.objective = objective if objective is not None else AnswerCE(model)
+        unused = getattr(self.objective, "skips_parameters", False)
+        self.acc = Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision,
+                               kwargs_handlers=[DistributedDataParallelKwargs(
+                                   find_unused_parameters=True)] if unused else None)
 
     # --- evaluation --------------------------------------------------------------------
     @torch.no_grad()
