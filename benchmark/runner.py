@@ -96,8 +96,9 @@ def fit_and_rank(method, ctx):
     fitted = method.fit(ctx)
     t1 = dist.clock()
     with progress(total=len(test), desc=f"{method.name} rank test users", unit="user") as bar:
-        ranking = check_ranking(method.rank(ctx, fitted, test, progress=bar), len(test),
-                                ctx.topk, ctx.dataset.n_items, method.name)
+        with method.precision(ctx):
+            ranking = check_ranking(method.rank(ctx, fitted, test, progress=bar), len(test),
+                                    ctx.topk, ctx.dataset.n_items, method.name)
     t2 = dist.clock()
     return fitted, ranking, {"fit_s": round(t1 - t0, 2), "rank_s": round(t2 - t1, 2),
                              "rank_ms_per_user": round(1000 * (t2 - t1) / len(test), 4),
@@ -138,7 +139,8 @@ def run_method(plan, name):
     ds, test = plan.dataset, plan.split.test
     metrics = summarize(target_ranks(ranking.items, test.targets), ctx.config.eval.ks)
     if not dist.is_main_process():          # the studies' decoding and training are shared
-        method.studies(ctx, fitted, ranking, None)
+        with method.precision(ctx):
+            method.studies(ctx, fitted, ranking, None)
         return metrics
     log.info("%s: %s", name, "  ".join(f"{m} {v:.4f}" for m, v in metrics.items()
                                        if m != "n_users"))
@@ -148,7 +150,8 @@ def run_method(plan, name):
     studies_dir = Path(tempfile.mkdtemp(dir=plan.results_dir, prefix=f".{name}.studies-"))
     try:
         t0 = time.perf_counter()
-        studies = method.studies(ctx, fitted, ranking, studies_dir)
+        with method.precision(ctx):
+            studies = method.studies(ctx, fitted, ranking, studies_dir)
         if studies:
             timings["studies_s"] = round(time.perf_counter() - t0, 2)
         manifest = mf.build(
@@ -177,6 +180,9 @@ def run(plan):
     threads = plan.settings.threads
     if threads:
         torch.set_num_threads(threads)
+    if plan.settings.device == "cuda":    # float32 matmuls (SASRec, GRU4Rec, ...) on tensor cores
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     if plan.settings.device == "cuda" and not torch.cuda.is_available():
         raise BenchmarkError(f"profile '{plan.profile}' needs a CUDA GPU and none is visible "
                              "(run a CPU profile: --profile cpu or smoke)")

@@ -66,6 +66,13 @@ class Method:
         `progress.update(m)` after every m examples when given."""
         raise NotImplementedError
 
+    def precision(self, ctx):
+        """The context `rank` and `studies` run in (the runner and the benchmarks enter it).
+        Default: none; the generative methods autocast to bf16 on a GPU when the profile asks
+        (methods/lm/backbone.py autocast)."""
+        from contextlib import nullcontext
+        return nullcontext()
+
     def studies(self, ctx, fitted, ranking, out_dir):
         """Optional extra evaluations after the main row (LASAR's ablations and sweeps). Files
         written to out_dir land in the method's results folder, the returned dict in its

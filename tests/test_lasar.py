@@ -230,6 +230,31 @@ def test_local_teacher_generates_one_capped_cot_per_example(tmp_path):
     assert any(len(b) > len(a) for a, b in zip(cots, longer))
 
 
+def test_local_teacher_prompt_and_the_auto_teacher():
+    """The local teacher asks for GREAM's headed chain (Appendix E.2) from the item text of the
+    history and the target; `auto` is `local` with a model, else `template`, and shares the
+    CoT key of what it resolves to; another kind's settings leave that key alone."""
+    from benchmark.protocol.schema import replace
+    from methods.lasar.config import TeacherConfig
+    from methods.lasar.teacher import teacher_inputs, teacher_prompt
+    recs = [{"keywords": f"thing {i}", "attributes": [f"Brand{i}", "Sports", f"Cat{i}"]}
+            for i in range(4)]
+    text = teacher_prompt([0, 2], 3, recs)
+    for needle in ("thing 0", "Cat0", "Brand0", "thing 2", "Cat2", "thing 3", "Brand3",
+                   "Step 1: Extraction of Behavioral Evidence", "Step 2: Modeling of Latent",
+                   "Step 3: Inference of User Intent", "Recommendation:"):
+        assert needle in text, needle
+    assert text.index("thing 0") < text.index("thing 2") < text.index("thing 3")
+    auto = TeacherConfig("auto", None, "smollm2", 8, 160)
+    assert auto.resolved().kind == "local"
+    assert replace(auto, local_model=None).resolved().kind == "template"
+    assert teacher_inputs(auto) == teacher_inputs(replace(auto, kind="local"))
+    template = TeacherConfig("template", None, "smollm2", 8, 160)
+    assert teacher_inputs(replace(auto, local_model=None)) == teacher_inputs(template) == \
+        teacher_inputs(replace(template, local_batch=2, local_model="/elsewhere"))
+    assert "prompt" in teacher_inputs(auto)
+
+
 def _rl_term_grads(detach_policy_input):
     """Each of RL's loss terms (Section 2.4: L_GRPO + gamma_KL L_terminalKL + gamma_RF
     L_REINFORCE) from LasarGRPO.terms on a tiny LatentLM, backpropagated alone.

@@ -55,7 +55,12 @@ def measure(plan, users, repeats):
     enc, decoder = lasar.prompts(lfit, ex), lasar.decoder(lctx, lfit)
 
     def run_all(e, enc_):
-        """One pass of every decoder; -> {mode: (seconds, output)}."""
+        """One pass of every decoder, in the methods' precision (bf16 autocast on a GPU when
+        the profile asks); -> {mode: (seconds, output)}."""
+        with lasar.precision(lctx):
+            return _run_all(e, enc_)
+
+    def _run_all(e, enc_):
         out = {}
         t0 = clock()
         out["plain"] = lasar.plain_decode(lctx, lfit, e)

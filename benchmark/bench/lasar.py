@@ -22,13 +22,14 @@ def bench_lasar(plan, users, repeats):
     ex = bench_users(ctx.split.test, users)
     enc, decoder = lasar.prompts(fit, ex), lasar.decoder(ctx, fit)
     plain, latent = [], []
-    for _ in range(repeats):
-        t0 = clock()
-        lasar.plain_decode(ctx, fit, ex)
-        plain.append(clock() - t0)
-        t0 = clock()
-        _, ns = decoder.decode(fit.model, enc)
-        latent.append(clock() - t0)
+    with lasar.precision(ctx):                # the methods' precision (bf16 on a GPU if asked)
+        for _ in range(repeats):
+            t0 = clock()
+            lasar.plain_decode(ctx, fit, ex)
+            plain.append(clock() - t0)
+            t0 = clock()
+            _, ns = decoder.decode(fit.model, enc)
+            latent.append(clock() - t0)
     p, lt = statistics.median(plain), statistics.median(latent)
     return {"users": len(ex), "repeats": repeats, "device": ctx.device,
             "threads": torch.get_num_threads(), "processes": world_size(),

@@ -18,6 +18,7 @@ import numpy as np
 from benchmark.protocol.dist import is_main_process
 from benchmark.protocol.schema import to_dict
 
+from ..lm.backbone import autocast
 from .anchors import encode_segments, load_anchors, save_anchors
 from .latent import START
 from .objective import latent_task
@@ -85,8 +86,9 @@ def build_pool(ctx, cfg, base, tok, codec, stage1_key):
     def build(folder):
         segments, cots, seconds = segments_and_cots()
         t0 = time.perf_counter()
-        anchors = encode_segments(base, tok, segments, ctx.device, cfg.anchor_max_tokens,
-                                  batch_size=64)
+        with autocast(ctx.device, ctx.config.lm):
+            anchors = encode_segments(base, tok, segments, ctx.device, cfg.anchor_max_tokens,
+                                      batch_size=64)
         if is_main_process():
             save_anchors(anchors, folder / "anchors.pt")
         return {"cot_example": cots[0], "segments_example": segments[0],

@@ -114,9 +114,33 @@ def template_cot(history, target, recs, max_groups=6):
 
 
 # --- local teacher -------------------------------------------------------------------------
-GREAM_PROMPT = ("A user bought these items in order: {history}. The next item they bought is "
-                "{target}. Explain step by step why: Step 1, the behavioral evidence; Step 2, "
-                "the latent preferences; Step 3, the user's intent; then the recommendation.")
+# GREAM's chain as the paper's teacher writes it (Appendix E.2: three headed steps, then the
+# recommendation), asked of an instruct model from the item text of the history and the target
+GREAM_PROMPT = ("A user bought these items, oldest first:\n{history}\n"
+                "The next item the user bought:\n{target}\n"
+                "Explain why, in exactly this structure, one short paragraph each:\n"
+                "Step 1: Extraction of Behavioral Evidence (product types, brands, needs in the "
+                "history)\n"
+                "Step 2: Modeling of Latent Preferences\n"
+                "Step 3: Inference of User Intent and Goal Formulation\n"
+                "Recommendation: why the next item fits.")
+
+
+def item_line(rec, recs=()):
+    """One item as the local teacher reads it: its name, leaf category and brand."""
+    parts = [item_name(rec)]
+    cat, brand = item_category(rec), item_brand(rec, recs)
+    if cat:
+        parts.append(f"category: {cat}")
+    if brand:
+        parts.append(f"brand: {brand}")
+    return "- " + "; ".join(parts)
+
+
+def teacher_prompt(history, target, recs):
+    """The local teacher's request for one example (before its chat template)."""
+    return GREAM_PROMPT.format(history="\n".join(item_line(recs[i], recs) for i in history),
+                               target=item_line(recs[target], recs))
 
 
 def check_teacher(cfg, key):
@@ -153,9 +177,9 @@ def local_cots(examples, recs, cfg, device, cache_dir):
     model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
     texts = []
     for h, t in zip(examples.histories(), examples.targets):
-        msg = GREAM_PROMPT.format(history="; ".join(item_name(recs[i]) for i in h),
-                                  target=item_name(recs[t]))
-        if tok.chat_template:
+        msg = teacher_prompt(h, t, recs)
+        if tok.chat_template:              # an instruct model's own format (the teacher only;
+                                           # the recommender's prompt never gets one)
             msg = tok.apply_chat_template([{"role": "user", "content": msg}], tokenize=False,
                                           add_generation_prompt=True)
         texts.append(msg)
@@ -218,7 +242,8 @@ def teacher_inputs(cfg):
     model = cfg.local_model if cfg.local_model == "smollm2" else \
         str(Path(cfg.local_model).expanduser().resolve())
     return {"kind": "local", "local_model": model, "local_batch": cfg.local_batch,
-            "local_max_new_tokens": cfg.local_max_new_tokens}
+            "local_max_new_tokens": cfg.local_max_new_tokens,
+            "prompt": digest([GREAM_PROMPT, item_line.__doc__])}
 
 
 def cot_artifact(ctx, examples, cfg):
@@ -244,7 +269,9 @@ def teacher_cots(ctx, art, examples, cfg):
         elif cfg.kind == "import":
             cots = imported_cots(examples, ds, cfg.import_path)
         else:
-            cots = local_cots(examples, recs, cfg, ctx.device, ctx.cache_dir)
+            from ..lm.backbone import autocast
+            with autocast(ctx.device, ctx.config.lm):
+                cots = local_cots(examples, recs, cfg, ctx.device, ctx.cache_dir)
         if is_main_process():
             (folder / "cots.jsonl").write_text(jsonl_text(
                 {"user": ds.user_ids[u], "target": ds.item_ids[t], "cot": c}

@@ -279,6 +279,17 @@ def check_model_source(src, key):
                              "decoder-only LM folder such as Qwen3-0.6B")
 
 
+def autocast(device, lm):
+    """The precision of every stage outside the SFT trainer (which autocasts through
+    accelerate): bf16 autocast of the forward passes on a GPU when `lm.mixed_precision` is
+    bf16 (the smol and paper profiles: RL rollouts and losses, anchors, the local teacher,
+    ranking, studies, benchmarks), else nothing (the CPU profiles compute in float32)."""
+    from contextlib import nullcontext
+    if device == "cuda" and lm.mixed_precision == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
 def check_device(device):
     if device == "cuda" and not torch.cuda.is_available():
         raise BenchmarkError("this profile needs a CUDA GPU and none is visible "

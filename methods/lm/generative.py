@@ -16,7 +16,7 @@ from benchmark.protocol.schema import out_of_range, to_dict
 from benchmark.protocol.sids import item_text
 
 from ..base import FitRecord, Method, Ranking
-from .backbone import build_backbone, check_device, n_parameters, new_token_init
+from .backbone import autocast, build_backbone, check_device, n_parameters, new_token_init
 from .config import GenerativeConfig
 from .decode import Catalog, beam_rank
 from .sft import Trainer, load_best
@@ -130,6 +130,9 @@ class GenerativeMethod(Method):
         return model
 
     # --- decoding ------------------------------------------------------------------------
+    def precision(self, ctx):
+        return autocast(ctx.device, ctx.config.lm)
+
     def rank(self, ctx, fitted, examples, progress=None):
         """Trie-constrained beam search, width = k = ctx.topk (PROTOCOL 4), prompts sorted by
         length so a batch carries little padding. -> Ranking (n, k)."""

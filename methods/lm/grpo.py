@@ -55,6 +55,7 @@ from benchmark.protocol.beam import recommend
 from benchmark.protocol.metrics import summarize, target_ranks
 from benchmark.protocol.progress import progress
 
+from .backbone import autocast
 from .decode import Catalog, beam_rank
 from .forward import collate, run_rows
 from benchmark.protocol.io import replace_dir
@@ -172,6 +173,7 @@ class GRPOLoop:
         self.loss = GRPOLoss(cfg)
         self.catalog = Catalog.build(ctx, tok, self.dev)
         self.eval_batch = eval_batch
+        self.amp = lambda: autocast(ctx.device, ctx.config.lm)   # forward passes only
 
     def setup_prompts(self, prompts, targets, valid, valid_targets):
         """prompts: an encoded task (its `collate` or the plain one gives batches); targets
@@ -245,7 +247,8 @@ class GRPOLoop:
         rows = dist.my_rows(len(idx))
         shard = Shard(idx[rows], rows, len(idx), step)
         mine = shard.idx           # empty when the batch has fewer prompts than processes
-        roll = self.rollout(shard) if len(mine) else None
+        with self.amp():
+            roll = self.rollout(shard) if len(mine) else None
         sums = dist.sum_over_processes(self.rollout_sums(roll) if roll is not None else {})
         means = {k: v / len(idx) for k, v in sums.items()}
         self.after_rollout(means)
@@ -253,7 +256,8 @@ class GRPOLoop:
         for j in range(0, len(mine), self.cfg.micro_batch):
             sl = slice(j, j + self.cfg.micro_batch)
             share = len(mine[sl]) / len(idx)
-            terms, extra = self.terms(roll, mine, sl)
+            with self.amp():
+                terms, extra = self.terms(roll, mine, sl)
             for k, v in extra.items():
                 logs[k] = logs.get(k, 0.0) + v * share
             (sum(terms.values()) * share).backward()
@@ -332,7 +336,9 @@ class GRPOLoop:
             self.load_state(st)
             step, best, curve = st["step"], st["best"], st["curve"]
         else:
-            step, best, curve = 0, -1.0, [[0, self.validate()]]       # the SFT model, for info
+            with self.amp():
+                v0 = self.validate()
+            step, best, curve = 0, -1.0, [[0, v0]]       # the SFT model, for info
             log.info("RL: validation NDCG@10 of the starting model %.4f", curve[0][1])
         main = dist.is_main_process()
         writer = SummaryWriter(str(self.folder / "tensorboard")) if main else None
@@ -350,7 +356,8 @@ class GRPOLoop:
                     for key, v in logs.items():
                         writer.add_scalar(f"rl/{key}", v, step)
                 if step % every == 0 or step == total:
-                    v = self.validate()
+                    with self.amp():
+                        v = self.validate()
                     curve.append([step, v])
                     if writer:
                         writer.add_scalar("rl/valid_ndcg10", v, step)
