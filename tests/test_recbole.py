@@ -82,9 +82,8 @@ def test_a_failing_method_writes_nothing_and_others_go_on(tmp_path, caplog, monk
 def test_gpu_profile_without_gpu_is_one_clear_error(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    plan = _plan(tmp_path, device="cuda")
-    with pytest.raises(BenchmarkError, match="needs a CUDA GPU"):
-        run(plan)
+    with pytest.raises(BenchmarkError, match="runs on a CUDA GPU and none is visible"):
+        _plan(tmp_path, device="cuda")                 # before any work: in the plan
 
 
 def test_raised_cap_resumes_and_equals_an_uninterrupted_run(tmp_path, caplog):
