@@ -317,8 +317,9 @@ def test_smol_profile_on_real_sports_with_smollm2(smoke_run, tmp_path):
     assert mor["parameters"] > 134_000_000                      # SmolLM2's 134.5 M + SID rows
     lasar = json.loads((root / "lasar" / "manifest.json").read_text())["fit_info"]
     assert lasar["pool"]["cot_example"] and "rl" in lasar
-    cots = next((out / "sports" / "_cache").glob("cot-*/done.json"))
-    assert json.loads(cots.read_text())["info"]["teacher"] == "local"
+    teachers = {json.loads(p.read_text())["info"].get("teacher")      # the smoke run's CoTs
+                for p in (out / "sports" / "_cache").glob("cot-*/done.json")}  # are template
+    assert "local" in teachers, teachers
     studies = json.loads((root / "lasar" / "studies.json").read_text())
     assert {"pure_sft", "sft_align_none", "sft_align_kl", "force_1", "force_2"} <= \
         set(studies["rows"])
