@@ -69,6 +69,15 @@ class ReaRec(SequentialRecommender):
         """Input of reasoning step k (0-based): h_k + step embedding k. h (R, H)."""
         return self.dropout(self.LayerNorm(h + self.reason_embedding.weight[k]))
 
+    def _noisy_reason_input(self, h, k, noise):
+        """The clean and the noised input of reasoning step k for the two branches, (2R, H):
+        the noise N(0, noise^2) is added to h_k + step embedding k *before* the LayerNorm and
+        the dropout, and the two halves get their own dropout masks (TangJiakai/ReaRec,
+        src/utils/layers.py, ReaRecAutoRegressiveWrapper.forward: the noised inputs are
+        concatenated to the clean ones, then LayerNorm and dropout run on the doubled batch)."""
+        x = h + self.reason_embedding.weight[k]
+        return self.dropout(self.LayerNorm(torch.cat([x, x + noise * torch.randn_like(x)])))
+
     def _split(self, att, x):
         B, T, _ = x.shape
         return x.view(B, T, att.num_attention_heads, att.attention_head_size).transpose(1, 2)
@@ -111,22 +120,25 @@ class ReaRec(SequentialRecommender):
         return h[:, 0], new, key_mask
 
     def states(self, item_seq, item_seq_len, noise=0.0):
-        """h_0..h_K (B, K+1, H), and with noise > 0 also the noised branch's h_1..h_K
-        (B, K, H): every reasoning input perturbed by N(0, noise^2), on its own copy of
-        the cache."""
+        """h_0..h_K (B, K+1, H), and with noise > 0 also the noised branch's h_0..h_K
+        (B, K+1, H). The noised branch is the reference's: the whole batch is run twice
+        (TangJiakai/ReaRec, src/utils/layers.py, ReaRecAutoRegressiveWrapper.forward repeats
+        the input batch twice when noise is on), so the second copy has its own dropout pass
+        over the history and over every reasoning step, and its own cache; its step-k input is the
+        *clean* branch's h_k + step embedding k + N(0, noise^2), as in the reference."""
+        B = len(item_seq)
+        if noise > 0:
+            item_seq, item_seq_len = item_seq.repeat(2, 1), item_seq_len.repeat(2)
         out, cache, key_mask = self.encode(item_seq)
-        h = self.gather_indexes(out, item_seq_len - 1)
-        hs, noisy = [h], []
-        n_cache, n_mask = cache, key_mask
+        h = self.gather_indexes(out, item_seq_len - 1)         # (B or 2B, H)
+        hs, noisy = [h[:B]], [h[B:]]
         for k in range(self.K):
-            x = self._reason_input(hs[-1], k)
-            if noise > 0:
-                y, n_cache, n_mask = self.step(x + noise * torch.randn_like(x), n_cache,
-                                               n_mask)
-                noisy.append(y)
+            x = (self._noisy_reason_input(hs[-1], k, noise) if noise > 0
+                 else self._reason_input(hs[-1], k))
             y, cache, key_mask = self.step(x, cache, key_mask)
-            hs.append(y)
-        return torch.stack(hs, 1), (torch.stack(noisy, 1) if noisy else None)
+            hs.append(y[:B])
+            noisy.append(y[B:])
+        return torch.stack(hs, 1), (torch.stack(noisy, 1) if noise > 0 else None)
 
     def states_without_cache(self, item_seq, item_seq_len):
         """The same h_0..h_K by re-running RecBole's own encoder on the whole sequence
@@ -186,10 +198,16 @@ class ReaRec(SequentialRecommender):
             temps = self.tau * self.temp_scale ** torch.arange(T, 0, -1, device=S.device,
                                                                  dtype=S.dtype)
             logits = early @ E.T / temps[None, :, None]
+            # The MEAN over the B x K rows, i.e. the mean over the K earlier steps of each
+            # step's batch-mean CE, not their sum: the authors' code reduces the stacked
+            # (B*K, N) logits with one `nn.CrossEntropyLoss` (default reduction "mean")
+            # (TangJiakai/ReaRec, src/models/PRL.py, PRL.loss: pl_loss is that loss over the
+            # (B*T, N) scaled logits and the repeated labels); at K = 2 a sum would double
+            # this term. We follow the code (methods/README.md, ReaRec).
             out["progressive"] = self.pl_weight * F.cross_entropy(
                 logits.reshape(-1, E.shape[0]), target.repeat_interleave(T))
         if noisy is not None:
-            clean = S[:, 1:]                                           # h_1..h_K
+            clean, noisy = S[:, 1:], noisy[:, 1:]                      # h_1..h_K
             sim = torch.einsum("btd,ktd->btk", noisy, clean) / self.tau  # (B, K, B)
             labels = torch.arange(len(S), device=S.device)[:, None].expand(-1, self.K)
             out["contrastive"] = self.cl_weight * F.cross_entropy(sim.permute(0, 2, 1),

@@ -14,7 +14,10 @@ a per-layer key/value cache. K steps give K + 1 states h_0..h_K (../shared/REFER
       L = CE(h_K E^T / tau) + w_pl * mean_{k<K} CE(h_k E^T / (tau * alpha^(K-k)))
           + w_cl * InfoNCE(noised h_k, clean h_k; in-batch negatives, k = 1..K),
       alpha = 5 (earlier steps softer), noise N(0, 0.01^2) added to each reasoning input, the
-      contrastive term switched on after a 2-epoch warm-up.
+      contrastive term switched on after a 2-epoch warm-up. The progressive term is a MEAN over
+      the earlier steps as in the authors' code (TangJiakai/ReaRec src/models/PRL.py: one
+      default-mean CrossEntropyLoss over the B*K rows); the noised view is a second run of the
+      whole batch with its own dropout masks (src/utils/layers.py, ReaRecAutoRegressiveWrapper).
 Defaults are the authors' (hidden 256, inner 300, 2 layers, 2 heads, dropout 0.5, tau 0.07,
 input dropout 0.2). The method trains every listed variant and ranks with the one with the
 better validation NDCG@10; `studies` reports every variant on the test users.

@@ -125,12 +125,78 @@ def test_prl_loss_by_hand():
     terms = m.losses(seq, lens, y, epoch=2)
     torch.manual_seed(5)
     S, noisy = m.states(seq, lens, noise=0.3)
-    sim = torch.einsum("btd,ktd->btk", noisy, S[:, 1:]) / tau         # (B, K, B)
+    sim = torch.einsum("btd,ktd->btk", noisy[:, 1:], S[:, 1:]) / tau   # (B, K, B)
     want = np.mean([-torch.log_softmax(sim[b, t], -1)[b].item()
                     for b in range(4) for t in range(2)])
     assert terms["contrastive"].item() == pytest.approx(want, rel=1e-5)
-    assert (noisy - S[:, 1:]).abs().max() > 1e-4                    # the noise is there
+    assert (noisy[:, 1:] - S[:, 1:]).abs().max() > 1e-4              # the noise is there
     assert math.isfinite(sum(terms.values()).item())
+
+
+def _ce_by_hand(h, E, temp, y):
+    """Batch-mean cross-entropy of (h E^T / temp) against y, one row at a time."""
+    rows = []
+    for b in range(len(y)):
+        z = (h[b] @ E.T) / temp
+        rows.append(torch.logsumexp(z, 0) - z[y[b]])
+    return torch.stack(rows).mean()
+
+
+@pytest.mark.parametrize("K", [2, 3])
+def test_prl_total_loss_by_hand(K):
+    """The whole PRL training loss, term by term from the model's own states (float64, so
+    1e-6 is a real bound): CE(h_K / tau) + w_pl * the MEAN over the K earlier steps of
+    CE(h_k / (tau * alpha^(K-k))) -- the authors' code reduces the stacked (B*K) rows with
+    one mean -- + w_cl * InfoNCE(noised h_k vs clean h_k, in-batch negatives). Dropout on:
+    the two runs replay the same random numbers from one seed."""
+    tau, alpha, w_pl, w_cl = 0.5, 5.0, 0.7, 0.3
+    m = tiny("prl", K=K, prl_pl_weight=w_pl, prl_cl_weight=w_cl, prl_noise=0.05).double()
+    m.train()
+    seq, lens, y = batch()
+    m.epoch = 2                                           # past the 2-epoch warm-up
+    with torch.no_grad():
+        torch.manual_seed(11)
+        loss = m.calculate_loss({m.ITEM_SEQ: seq, m.ITEM_SEQ_LEN: lens, m.POS_ITEM_ID: y})
+        torch.manual_seed(11)
+        terms = m.losses(seq, lens, y)
+    torch.manual_seed(11)
+    with torch.no_grad():
+        S, noisy = m.states(seq, lens, noise=0.05)
+    E = m.item_embedding.weight
+    ce = _ce_by_hand(S[:, K], E, tau, y)
+    steps = [_ce_by_hand(S[:, k], E, tau * alpha ** (K - k), y) for k in range(K)]
+    pl = sum(steps) / K                                   # mean over the earlier steps
+    cl = torch.stack([torch.logsumexp(noisy[b, t] @ S[:, t].T / tau, 0)
+                      - noisy[b, t] @ S[b, t] / tau
+                      for b in range(4) for t in range(1, K + 1)]).mean()
+    assert set(terms) == {"ce", "progressive", "contrastive"}
+    assert abs(terms["ce"].item() - ce.item()) < 1e-6
+    assert abs(terms["progressive"].item() - w_pl * pl.item()) < 1e-6
+    assert abs(terms["contrastive"].item() - w_cl * cl.item()) < 1e-6
+    assert abs(loss.item() - (ce + w_pl * pl + w_cl * cl).item()) < 1e-6
+    # a summed progressive term is K times the mean: distinguishable at this tolerance
+    assert abs(w_pl * sum(steps).item() - terms["progressive"].item()) > 1e-3
+
+
+def test_prl_noisy_branch_has_its_own_dropout_pass():
+    """The noised (contrastive) view reruns the whole batch, history included, with its own
+    dropout masks, as the reference does; with dropout off and a negligible noise it is the
+    clean view."""
+    seq, lens, _ = batch()
+    m = tiny("prl").double().eval()
+    with torch.no_grad():
+        clean, _ = m.states(seq, lens)
+        S, noisy = m.states(seq, lens, noise=1e-9)
+    assert noisy.shape == S.shape == (4, 3, 16)
+    torch.testing.assert_close(S, clean, rtol=0, atol=1e-12)      # the clean view is untouched
+    torch.testing.assert_close(noisy, S, rtol=0, atol=1e-6)       # no dropout: same states
+    m.train()                                                     # dropout 0.5 / input 0.2
+    torch.manual_seed(3)
+    with torch.no_grad():
+        S, noisy = m.states(seq, lens, noise=1e-9)
+    # the history state h_0 already differs: the noisy view had its own history pass
+    assert (noisy[:, 0] - S[:, 0]).abs().max() > 1e-2
+    assert (noisy[:, 1:] - S[:, 1:]).abs().max() > 1e-2
 
 
 def test_rearec_end_to_end_toy(tmp_path):
