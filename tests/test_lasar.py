@@ -223,7 +223,8 @@ def test_anchors_equal_encoding_each_segment_alone():
     assert a.info["segments"] == 5 and a.info["longest"] == max(lengths)
     for k, text in enumerate(flat):
         h = _alone(latent.lm, tok(text, add_special_tokens=False)["input_ids"])
-        assert torch.allclose(a.vectors[k].float(), h, atol=2e-2 * h.abs().max().item()), k
+        # float16 storage (half an ulp: 1e-3 at |h| < 4) is the only difference measured
+        assert torch.allclose(a.vectors[k].float(), h, atol=2e-3 * h.abs().max().item()), k
     # one batch of all five (more padding) gives the same anchors up to float noise
     b = encode_segments(latent.lm, tok, segs, "cpu", max_tokens=512, batch_size=64)
     assert torch.allclose(a.vectors.float(), b.vectors.float(), atol=1e-2)
