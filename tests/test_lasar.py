@@ -197,20 +197,62 @@ def test_segment_boundaries_where_similarity_drops():
     assert boundaries(e[:1], 0.5) == [0]
 
 
+def _alone(lm, ids):
+    """The last token's last-layer state of `ids` encoded alone (no padding, no mask)."""
+    with torch.no_grad():
+        return lm(input_ids=torch.tensor(ids)[None],
+                  output_hidden_states=True).hidden_states[-1][0, -1]
+
+
 def test_anchors_equal_encoding_each_segment_alone():
+    """Whole segments (here up to ~180 tokens, past the old 64-token cut), batched with
+    shorter ones (left padding, own position ids) under a token budget: each anchor is the
+    segment encoded alone, whole, up to float16 noise; nothing is cut under a 512 cap."""
     from methods.lasar.anchors import encode_segments
     latent, codec, tok, _ = latent_setup()
-    segs = [["Step 1, the user likes tents.", "Camping again."], ["Bike pump next."]]
-    a = encode_segments(latent.lm, tok, segs, "cpu", max_tokens=64, batch_size=3)
-    assert a.vectors.dtype == torch.float16 and a.counts().tolist() == [2, 1]
-    for k, text in enumerate(s for ss in segs for s in ss):
-        ids = torch.tensor(tok(text, add_special_tokens=False)["input_ids"])[None]
-        with torch.no_grad():
-            h = latent.lm(input_ids=ids, output_hidden_states=True).hidden_states[-1][0, -1]
-        assert torch.allclose(a.vectors[k].float(), h, atol=2e-2 * h.abs().max().item())
+    segs = [["Step 1, the user likes tents.", "Camping again.",
+             "Step 1, the user likes tents. " * 6],
+            ["Bike pump next.", "Camping again, then cycling gear and a fitness mat. " * 5]]
+    flat = [s for ss in segs for s in ss]
+    lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in flat]
+    assert max(lengths) > 150 and sorted(lengths)[-2] > 100
+    a = encode_segments(latent.lm, tok, segs, "cpu", max_tokens=512, batch_size=3,
+                        token_budget=400)
+    assert a.vectors.dtype == torch.float16 and a.counts().tolist() == [3, 2]
+    assert a.info["cut"] == 0 and a.info["cut_share"] == 0.0
+    assert a.info["segments"] == 5 and a.info["longest"] == max(lengths)
+    for k, text in enumerate(flat):
+        h = _alone(latent.lm, tok(text, add_special_tokens=False)["input_ids"])
+        # float16 storage (half an ulp: 1e-3 at |h| < 4) is the only difference measured
+        assert torch.allclose(a.vectors[k].float(), h, atol=2e-3 * h.abs().max().item()), k
+    # one batch of all five (more padding) gives the same anchors up to float noise
+    b = encode_segments(latent.lm, tok, segs, "cpu", max_tokens=512, batch_size=64)
+    assert torch.allclose(a.vectors.float(), b.vectors.float(), atol=1e-2)
     steps, counts, last = a.batch([1, 0], n_max=8)
-    assert steps.shape == (2, 2, latent.config.hidden_size) and counts.tolist() == [1, 2]
-    assert torch.equal(last[1], a.vectors[1].float()) and torch.equal(last[0], a.vectors[2].float())
+    assert steps.shape == (2, 3, latent.config.hidden_size) and counts.tolist() == [2, 3]
+    assert torch.equal(last[1], a.vectors[2].float()) and torch.equal(last[0], a.vectors[4].float())
+
+
+def test_anchor_cap_keeps_a_long_segments_last_tokens_and_counts_the_cut():
+    from methods.lasar.anchors import encode_segments
+    latent, codec, tok, _ = latent_setup()
+    segs = [["Camping again.", "Step 1, the user likes tents. " * 6],
+            ["Camping again, then cycling gear and a fitness mat. " * 5]]
+    a = encode_segments(latent.lm, tok, segs, "cpu", max_tokens=64)
+    assert a.info["cut"] == 2 and a.info["cut_share"] == pytest.approx(2 / 3)
+    for k, text in enumerate(s for ss in segs for s in ss):
+        h = _alone(latent.lm, tok(text, add_special_tokens=False)["input_ids"][-64:])
+        assert torch.allclose(a.vectors[k].float(), h, atol=2e-2 * h.abs().max().item()), k
+
+
+def test_budget_batches_bound_padded_tokens():
+    from methods.lasar.anchors import budget_batches
+    lengths = [500, 3, 120, 7, 300, 60, 3, 1000]
+    batches = budget_batches(lengths, batch_size=3, token_budget=600)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(8))
+    assert [b.tolist() for b in batches] == [[1, 6, 3], [5, 2], [4], [0], [7]]
+    for b in batches:                         # a lone segment past the budget is its own batch
+        assert len(b) <= 3 and (len(b) == 1 or len(b) * max(lengths[k] for k in b) <= 600)
 
 
 def test_local_teacher_generates_one_capped_cot_per_example(tmp_path):
@@ -314,3 +356,43 @@ def test_reinforce_trains_only_the_policy_head_and_grpo_and_terminal_kl_only_the
     assert "lm_head.weight" not in grads["terminal_kl"][0]  # h_N only
     # the check can fail: an undetached h_0 sends REINFORCE into the LM
     assert len(_rl_term_grads(detach_policy_input=False)["reinforce"][0] & lm_layers) > 10
+
+
+def test_aligned_share_per_step_and_in_the_fit_info(tmp_path):
+    """Appendix E.3 drops the alignment term of a sample whose N exceeds its segment count.
+    With N = 3 for every sample (the head's bias) and segment counts 1..5, samples 3, 4 and 5
+    keep it: the Trainer's step (micro-batches of 2) logs aligned_share 3/5, and the fit info
+    holds it per evaluation interval and over the run (TensorBoard and train_log.jsonl too)."""
+    from methods.lasar.anchors import Anchors
+    from methods.lm.config import SFTConfig
+    from methods.lm.sft import Trainer
+    latent, codec, tok, _ = latent_setup()
+    D = latent.config.hidden_size
+    counts = [1, 2, 3, 4, 5]
+    anchors = Anchors(torch.randn(sum(counts), D).half(),
+                      torch.tensor(np.concatenate([[0], np.cumsum(counts)])))
+    ex = examples([[0, 1], [2], [1, 2, 3], [3], [0, 2]], [3, 1, 0, 2, 1])
+    start = tok.convert_tokens_to_ids(START)
+    train = latent_task(codec, ex, start, anchors)
+    with torch.no_grad():
+        latent.policy_head.w2.weight.zero_()
+        latent.policy_head.w2.bias.copy_(-100.0 * (torch.arange(8.0) - 2).abs())   # N = 3
+    objective = LatentSFT(latent, "kl", 0.1, 0.1)
+    with torch.no_grad():
+        *_, logs = objective(train.collate(np.arange(5), tok.pad_token_id))
+    n_hand = sum(1 for c in counts if 3 <= c)                           # hand count: 3
+    assert logs["aligned_share"] == n_hand and logs["mean_n"] == 3 * 5
+    cfg = SFTConfig(lr=1e-6, epochs=1, batch_size=5, micro_batch=2, patience=1, eval_every=0,
+                    warmup_ratio=0.0, weight_decay=0.0, max_grad_norm=1.0, valid_examples=None)
+    info = Trainer(latent, tok, cfg, tmp_path, "cpu", seed=0, mixed_precision="no",
+                   stage="test", objective=objective).fit(
+        [train], latent_task(codec, ex, start))
+    assert info["steps_run"] == 1
+    assert info["train_means"]["aligned_share"] == pytest.approx(n_hand / 5)
+    assert info["train_means"]["mean_n"] == pytest.approx(3.0)
+    step, window = info["train_curve"][0]
+    assert step == 1 and window["aligned_share"] == pytest.approx(0.6) and "loss" in window
+    line = json.loads((tmp_path / "train_log.jsonl").read_text().splitlines()[0])
+    assert line["step"] == 1 and line["examples"] == 5
+    assert line["aligned_share"] == pytest.approx(0.6)
+    assert list((tmp_path / "tensorboard").iterdir())

@@ -71,11 +71,16 @@ class Lasar(GenerativeMethod):
 
     def train_latent(self, ctx, art, base, tok, data, s):
         """The shared SFT loop with LASAR's objective (a Stage2Config `s`), as the artifact
-        `art`. -> (LatentLM with the best weights, info)."""
+        `art`. -> (LatentLM with the best weights, info; its `aligned_share`: the share of the
+        latent samples of all steps that got an alignment term, N <= their segment count,
+        Appendix E.3; None with `align: none`; per step in TensorBoard, train_log.jsonl and
+        the info's `train_curve`)."""
         latent = self.new_latent(ctx, base, tok)
         objective = LatentSFT(latent, s.align, s.align_weight, s.policy_weight)
-        return train_sft(ctx, art, latent, tok, data, s, objective=objective,
-                         what=f"lasar: {art.kind} (alignment {s.align})")
+        latent, info = train_sft(ctx, art, latent, tok, data, s, objective=objective,
+                                 what=f"lasar: {art.kind} (alignment {s.align})")
+        return latent, {**info,
+                        "aligned_share": info.get("train_means", {}).get("aligned_share")}
 
     def stage2_artifact(self, ctx, pool, s):
         c = self.config

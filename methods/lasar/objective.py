@@ -88,5 +88,6 @@ class LatentSFT(torch.nn.Module):
                 per, kept = stepwise_alignment(states, n, batch.extra["anchors"], seg, self.dist)
                 aux = aux + self.align_weight * per.sum()
                 logs["align"] = float(per.detach().sum())
+                # samples given an alignment term; the Trainer divides by the step's samples
                 logs["aligned_share"] = float(kept.sum())
         return ce, (batch.labels != -100).sum(), aux, logs

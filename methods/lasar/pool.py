@@ -76,7 +76,8 @@ def _segments(ctx, examples, cfg):
 
 def build_pool(ctx, cfg, base, tok, codec, stage1_key):
     """The pool for a LasarConfig `cfg`: CoTs, segments, anchors from the Stage-1 model `base`
-    (CoTs and segments are read only when the anchors must be built). -> Pool."""
+    (CoTs and segments are read only when the anchors must be built; each segment encoded
+    whole, up to `anchor_max_tokens`: the info's `segment_tokens` counts those cut). -> Pool."""
     examples = pool_examples(ctx.split.train, cfg.pool_examples, ctx.seed)
     seg_art, segments_and_cots = _segments(ctx, examples, cfg)
     art = ctx.artifact("anchors", {"stage1": stage1_key, "segments": seg_art.key,
@@ -88,10 +89,12 @@ def build_pool(ctx, cfg, base, tok, codec, stage1_key):
         t0 = time.perf_counter()
         with autocast(ctx.device, ctx.config.lm):
             anchors = encode_segments(base, tok, segments, ctx.device, cfg.anchor_max_tokens,
-                                      batch_size=64)
+                                      batch_size=64, token_budget=16384)
         if is_main_process():
             save_anchors(anchors, folder / "anchors.pt")
-        return {"cot_example": cots[0], "segments_example": segments[0],
+        # segments counted, and cut to their last anchor_max_tokens tokens (share logged)
+        return {"segment_tokens": anchors.info,
+                "cot_example": cots[0], "segments_example": segments[0],
                 "seconds": {**seconds, "anchors": round(time.perf_counter() - t0, 1)}}
 
     anchors = art.get(build, lambda path, info: load_anchors(path / "anchors.pt"))

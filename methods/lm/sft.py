@@ -12,8 +12,12 @@ state, torch's random state) atomically. A rerun resumes from it. Batch order is
 of (seed, epoch) and torch's random state (LoRA dropout) the stage's own (`own_rng`), so a
 resumed run takes exactly the steps an uninterrupted one would, whatever ran before it in the
 process (tests/test_lm_train.py kills LC-Rec's SFT, tests/test_resume.py LASAR's Stage 2).
-TensorBoard scalars go to `<run>/tensorboard`.
+TensorBoard scalars go to `<run>/tensorboard`. Every step's training loss and objective terms
+(mean per example: LASAR's `aligned_share`, `mean_n`, ...) are also a line of `train_log.jsonl`;
+the fit info holds their means per evaluation interval (`train_curve`) and over the whole run
+(`train_means`).
 """
+import json
 import logging
 from contextlib import nullcontext
 import math
@@ -155,6 +159,43 @@ def load_weights(model, folder):
     model.load_state_dict(saved.state_dict())
 
 
+class TrainTerms:
+    """Means of the training loss and the objective's terms, weighted by the examples of the
+    steps that logged each (a step's value is a mean over its examples): over the run
+    (`means`; LASAR's `aligned_share` = aligned samples / latent samples) and per evaluation
+    interval (`curve`: [step, {name: mean since the previous evaluation}]). Checkpointed
+    (`state`), so a resumed run ends with what an uninterrupted one does."""
+
+    def __init__(self, state=None):
+        state = state or {}
+        self.sums = {k: list(v) for k, v in state.get("sums", {}).items()}  # name: [sum, n]
+        self.curve = [list(c) for c in state.get("curve", [])]
+        self.window = {}
+
+    def add(self, examples, values):
+        for k, v in values.items():
+            for acc in (self.sums, self.window):
+                s = acc.setdefault(k, [0.0, 0])
+                s[0] += float(v) * examples
+                s[1] += examples
+
+    @staticmethod
+    def _means(sums):
+        return {k: s / n for k, (s, n) in sorted(sums.items()) if n}
+
+    def means(self):
+        return self._means(self.sums)
+
+    def close_window(self, step):
+        """The means since the previous call, appended to `curve`. -> {name: mean}."""
+        m, self.window = self._means(self.window), {}
+        self.curve.append([step, m])
+        return m
+
+    def state(self):
+        return {"sums": self.sums, "curve": self.curve}
+
+
 class Trainer:
     """SFT with an SFTConfig (methods/lm/config.py). `objective`: a module with the AnswerCE
     contract (forward(batch) -> (loss sum, answer tokens, aux sum, logs)); default
@@ -192,21 +233,21 @@ class Trainer:
         return float(tot[0] / tot[1])
 
     # --- checkpoints -------------------------------------------------------------------
-    def _checkpoint(self, step, best, bad, curve, improved):
+    def _checkpoint(self, step, best, bad, curve, improved, terms):
         if self.acc.is_main_process:
             model = self.acc.unwrap_model(self.ddp).model
             if improved:
                 replace_dir(save_model(model, self.tok, self.out / "best"), self.out / "best")
             save_checkpoint(model, self.tok, self.out / "last", self.opt, self.sched,
-                            step=step, best=best, bad=bad, curve=curve)
+                            step=step, best=best, bad=bad, curve=curve, terms=terms.state())
         self.acc.wait_for_everyone()
         crash_point(self.stage, step)
 
     def _resume(self):
         st = resume(self.model, self.out / "last", self.opt, self.sched, self.seed, "SFT")
         if st is None:
-            return 0, float("inf"), 0, []
-        return st["step"], st["best"], st["bad"], st["curve"]
+            return 0, float("inf"), 0, [], TrainTerms()
+        return st["step"], st["best"], st["bad"], st["curve"], TrainTerms(st.get("terms"))
 
     # --- the loop ----------------------------------------------------------------------
     def _micro_steps(self, tasks, batch):
@@ -263,7 +304,7 @@ class Trainer:
                                      lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = get_cosine_schedule_with_warmup(
             self.opt, math.ceil(cfg.warmup_ratio * total), total)
-        step, best, bad, curve = self._resume()
+        step, best, bad, curve, train = self._resume()
         self.ddp, self.opt = acc.prepare(self.objective, self.opt)
         writer = SummaryWriter(str(self.out / "tensorboard")) if acc.is_main_process else None
         bar = progress(total=total, initial=step, desc="SFT", unit="step",
@@ -274,6 +315,11 @@ class Trainer:
             for batch in epoch_batches(tasks, cfg.batch_size, self.seed, epoch)[start:]:
                 loss, terms = self._step(tasks, batch)
                 step += 1
+                train.add(len(batch[1]), {"loss": loss, **terms})
+                if acc.is_main_process:     # a step logged again after a kill: the later line
+                    with open(self.out / "train_log.jsonl", "a") as f:
+                        f.write(json.dumps({"step": step, "examples": len(batch[1]),
+                                            "loss": loss, **terms}) + "\n")
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}")
                 if writer:
@@ -288,8 +334,10 @@ class Trainer:
                     best, bad = (v, 0) if improved else (best, bad + 1)
                     if writer:
                         writer.add_scalar("valid/loss", v, step)
-                    log.info("SFT step %d/%d: valid loss %.4f (best %.4f)", step, total, v, best)
-                    self._checkpoint(step, best, bad, curve, improved)
+                    window = train.close_window(step)
+                    log.info("SFT step %d/%d: valid loss %.4f (best %.4f); train %s", step,
+                             total, v, best, ", ".join(f"{k} {x:.4g}" for k, x in window.items()))
+                    self._checkpoint(step, best, bad, curve, improved, train)
                     if bad >= cfg.patience:
                         stopped = True
                         break
@@ -301,4 +349,5 @@ class Trainer:
         best_step = min(curve, key=lambda c: c[1])[0] if curve else 0
         return {"valid_loss_curve": curve, "best_step": best_step, "steps_run": step,
                 "steps_per_epoch": per_epoch, "stopped_early": stopped,
-                "effective_batch": cfg.batch_size, "processes": acc.num_processes}
+                "effective_batch": cfg.batch_size, "processes": acc.num_processes,
+                "train_curve": train.curve, "train_means": train.means()}
