@@ -1,4 +1,4 @@
-"""Pretrained backbones (PROTOCOL 8; issue: real backbones end to end): the rows of the tokens
+"""Pretrained backbones (PROTOCOL 8): the rows of the tokens
 we add, vocabulary sizes, the prompt without a chat template, generation settings, the results
 folder of each backbone, and LASAR with LoRA on a saved Qwen3 folder."""
 import importlib.util

@@ -177,7 +177,7 @@ def _folder_not_causal(tmp_path):
                                   "no tokenizer", "not a causal LM", "LoRA on random",
                                   "smol without a GPU"])
 def test_real_backbone_bad_input(tmp_path, case):
-    """Issue 'real backbones end to end': each stops before any work with one line."""
+    """Real backbones: each bad input stops before any work with one line."""
     import torch
     write_dataset(tmp_path / "data", n_users=20, n_items=30)
     args = {"paper without --backbone": (["--profile", "paper"], ["profile 'paper' needs a "

@@ -1,4 +1,4 @@
-"""RL across processes (issue 17): under `accelerate launch --num_processes 2` MiniOneRec's GRPO
+"""RL across processes: under `accelerate launch --num_processes 2` MiniOneRec's GRPO
 and LASAR's RL run in both processes, each rolling out its contiguous part of every optimizer
 step's global batch, with the gradients summed (methods/lm/grpo.py's docstring). They take the
 optimizer steps one process takes on the same global batch: the per-step logs (losses, reward,

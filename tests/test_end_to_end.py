@@ -265,7 +265,7 @@ def test_sids_cli_json_and_cache(tmp_path):
     assert json.loads(again.stdout) == rep           # served from the cache, same table
 
 
-# The smol profile on the CPU with tiny settings (issue: real backbones end to end): every
+# The smol profile on the CPU with tiny settings: every
 # generative method on the real SmolLM2-135M-Instruct weights, 16 Sports users, one to a few
 # optimizer steps per stage; the teacher is SmolLM2 itself (`auto` -> local), 48 tokens a CoT.
 # LASAR's studies without the RL ablation and the single-stage variant (both run on a saved
