@@ -290,11 +290,5 @@ def autocast(device, lm):
     return nullcontext()
 
 
-def check_device(device):
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BenchmarkError("this profile needs a CUDA GPU and none is visible "
-                             "(use --profile cpu or smoke)")
-
-
 def n_parameters(model):
     return sum(p.numel() for p in model.parameters())

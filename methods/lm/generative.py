@@ -16,7 +16,7 @@ from benchmark.protocol.schema import out_of_range, to_dict
 from benchmark.protocol.sids import item_text
 
 from ..base import FitRecord, Method, Ranking
-from .backbone import autocast, build_backbone, check_device, n_parameters, new_token_init
+from .backbone import autocast, build_backbone, n_parameters, new_token_init
 from .config import GenerativeConfig
 from .decode import Catalog, beam_rank
 from .sft import Trainer, load_best
@@ -86,7 +86,6 @@ class GenerativeMethod(Method):
     # --- set-up ------------------------------------------------------------------------
     def setup(self, ctx):
         """Backbone, tokenizer and codec, untrained. -> (model, tokenizer, codec)."""
-        check_device(ctx.device)
         sids = ctx.sids()
         texts = [item_text(r) for r in ctx.dataset.items]
         model, tok = build_backbone(ctx.config.lm, texts, ctx.cache_dir,
