@@ -118,6 +118,15 @@ def check_reports(root):
         r = st["rows"][row]
         cells = _row_cells((root / "tables" / f"{stem}.md").read_text(), label)
         assert cells[:4] == [f"{r[k]:.4f}" for k in ("NDCG@5", "NDCG@10", "HR@5", "HR@10")]
+    # every study row keeps its per-user ranks (the claims' paired bootstrap), which give its
+    # metrics; the lambda sweep names a row per value, the configured one LASAR's own
+    from benchmark.protocol.metrics import summarize
+    for name, r in st["rows"].items():
+        assert len(r["ranks"]) == st["eval_users"] == len(st["eval_user_ids"]), name
+        assert summarize(np.array(r["ranks"]), (5, 10, 20))["HR@10"] == pytest.approx(r["HR@10"])
+    assert "adaptive_argmax" in st["rows"] and st["n_mode"] == "sample"
+    for entry in st["lambda_sweep"]:
+        assert entry["row"] in st["rows"], entry
     # the paper comparison's reproduced Table 1 values are metrics.json's
     import csv
     with open(root / "tables" / "paper_comparison.csv") as f:

@@ -155,7 +155,11 @@ def test_lasar_with_lora_on_a_saved_qwen3_folder(lora_lasar, lm_toy):
     curve = fi["stage2"]["valid_loss_curve"]
     assert all(torch.isfinite(torch.tensor(v)) for _, v in curve)
     studies = json.loads((lora_lasar / "lasar" / "studies.json").read_text())
-    assert {"sft_align_none", "sft_align_kl", "force_1", "force_2"} <= set(studies["rows"])
+    assert {"sft_align_none", "sft_align_kl", "sft_align_kl_detached", "force_1", "force_2",
+            "rl_full", "adaptive_argmax", "rl_lambda_0.0001", "rl_lambda_0.001"} \
+        <= set(studies["rows"])
+    assert [(e["step_penalty"], e["row"]) for e in studies["lambda_sweep"]] == \
+        [(1e-4, "rl_lambda_0.0001"), (5e-4, "rl_full"), (1e-3, "rl_lambda_0.001")]
 
 
 @pytest.mark.parametrize("tied", [False, True])

@@ -29,7 +29,7 @@ SETTINGS = (
     "--set", "lasar.stage2.eval_every=2",
     "--set", "lasar.inference.n_mode=sample",
     "--set", "lasar.studies={eval_users: 20, alignments: [none, kl], force_n: [1, 2], "
-             "rl_ablation: false, mixed: true}",
+             "rl_ablation: false, mixed: true, detached_stage2: false}",
     "--set", "cot_gream.pool_examples=64", "--set", "cot_gream.cot_generation.batch=4",
     "--set", "cot_gream.studies.eval_users=20", "--set", "bench_cot.users=20")
 TIMES = {"seconds", "ms_per_user", "time_ratio_vs_plain", "cot_over_direct_time"}

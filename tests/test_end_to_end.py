@@ -284,7 +284,7 @@ SMOL_TINY = [
     "lasar.stage2={epochs: 1, batch_size: 8, micro_batch: 8, valid_examples: 4}",
     "lasar.rl={max_prompts: 4, batch_size: 4, micro_batch: 4, group_size: 4, valid_examples: 4}",
     "lasar.studies={eval_users: 4, alignments: [none, kl], force_n: [1, 2], rl_ablation: false, "
-    "mixed: false}",
+    "mixed: false, detached_stage2: false, step_penalties: []}",
     "cot_gream.pool_examples=8", "cot_gream.eval_batch=8", "cot_gream.max_cot_tokens=32",
     "cot_gream.teacher={local_batch: 8, local_max_new_tokens: 48}",
     "cot_gream.sft={epochs: 1, batch_size: 16, micro_batch: 8, valid_examples: 4}",

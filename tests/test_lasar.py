@@ -171,6 +171,55 @@ def test_sft_objective_terms_and_boundary_safety():
     assert logs8["aligned_share"] == 0 and logs8["align"] == 0.0          # N > segments: out
 
 
+def test_stage2_joint_loss_shapes_h0_unless_detached():
+    """Section 2.3's one loss L_CE + alpha L_align + beta L_policy: by default (Stage 2's
+    `detach_policy_input: false`) the Policy Head's CE reaches the LM through h_0; detached, it
+    trains the head alone."""
+    from methods.lasar.anchors import Anchors
+    latent, codec, tok, _ = latent_setup()
+    anchors = Anchors(torch.randn(5, latent.config.hidden_size).half(), torch.tensor([0, 3, 5]))
+    enc = latent_task(codec, examples([[0, 1], [2]], [3, 1]), tok.convert_tokens_to_ids(START),
+                      anchors)
+    b = enc.collate([0, 1], tok.pad_token_id)
+    grads = {}
+    for detach in (False, True):
+        latent.detach_policy_input = detach
+        latent.zero_grad(set_to_none=True)
+        _, _, aux, _ = LatentSFT(latent, "none", 0.1, 0.1)(b)          # aux = beta L_policy
+        aux.backward()
+        grads[detach] = {n for n, p in latent.lm.named_parameters()
+                         if p.grad is not None and p.grad.abs().sum() > 0}
+        assert latent.policy_head.w1.weight.grad.abs().sum() > 0
+    assert "model.layers.1.mlp.down_proj.weight" in grads[False] and len(grads[False]) > 10
+    assert grads[True] == set()
+
+
+def test_sampled_inference_is_reproducible_with_its_seed():
+    """Section 3.4's adaptive sampling: N ~ pi(.|h_0) per user, drawn from the run's seed, so
+    decoding twice gives the same N and items; another seed draws other N; argmax differs."""
+    from methods.lasar.config import InferenceConfig
+    from methods.lasar.method import Decoder
+    from methods.lm.decode import Catalog
+    latent, codec, tok, codes = latent_setup(seed=3)
+    hist = [[0, 1], [2, 3, 1], [1], [3, 2], [0], [2, 1, 0], [3], [1, 2]] * 2
+    enc = latent_task(codec, examples(hist, [2] * len(hist)), tok.convert_tokens_to_ids(START),
+                      with_answers=False)
+    sid_ids = sid_token_table(tok, 4, 4)
+    sid = sid_ids[torch.arange(4), torch.as_tensor(codes)]
+    answers = torch.cat([sid, torch.full((len(codes), 1), tok.eos_token_id)], 1)
+    catalog = Catalog(SidTrie(codes, 4), sid_ids, answers)
+
+    def decode(seed, mode="sample"):
+        m = Decoder(tok, catalog, torch.Generator().manual_seed(seed), "cpu", len(codes),
+                    InferenceConfig(mode, None), eval_batch=4)
+        return m.decode(latent, enc)
+    (i1, n1), (i2, n2), (_, n3) = decode(42), decode(42), decode(43)
+    assert (n1 == n2).all() and (i1 == i2).all()
+    assert not (n1 == n3).all() and len(set(n1.tolist())) > 2
+    _, na = decode(42, "argmax")
+    assert len(set(na.tolist())) == 1 and not (n1 == na).all()
+
+
 def test_template_teacher_grows_with_the_history_and_import_checks_coverage(tmp_path):
     recs = [{"attributes": ["BrandA", "Sports", c], "keywords": f"thing {i}"}
             for i, c in enumerate(["Camping", "Cycling", "Fitness", "Fishing", "Camping"] * 2)]
@@ -297,9 +346,10 @@ def test_local_teacher_prompt_and_the_auto_teacher():
     assert "prompt" in teacher_inputs(auto)
 
 
-def _rl_term_grads(detach_policy_input):
+def _rl_term_grads(rl_detaches=True):
     """Each of RL's loss terms (Section 2.4: L_GRPO + gamma_KL L_terminalKL + gamma_RF
-    L_REINFORCE) from LasarGRPO.terms on a tiny LatentLM, backpropagated alone.
+    L_REINFORCE) from LasarGRPO.terms on a tiny LatentLM trained jointly in Stage 2 (its head
+    reads h_0 undetached), backpropagated alone; `rl_detaches`: the loop's own setting.
     -> {term: (names of LM parameters with a nonzero gradient, same for the Policy Head)}."""
     import copy
 
@@ -310,7 +360,7 @@ def _rl_term_grads(detach_policy_input):
     from methods.lasar.rl import LasarGRPO
     from methods.lm.grpo import GRPOLoss, Rollout
     latent, codec, tok, codes = latent_setup(seed=1)
-    latent.detach_policy_input = detach_policy_input
+    latent.detach_policy_input = False             # Stage 2's default: the joint loss
     D = latent.config.hidden_size
     anchors = Anchors(torch.randn(5, D).half(), torch.tensor([0, 3, 5]))
     prompts = latent_task(codec, examples([[0, 1], [2]], [3, 1]),
@@ -320,6 +370,7 @@ def _rl_term_grads(detach_policy_input):
     loop = LasarGRPO.__new__(LasarGRPO)            # the hooks' state only: no catalog, no ctx
     loop.cfg, loop.tok, loop.dev, loop.prompts, loop.model = rl, tok, "cpu", prompts, latent
     loop.ref, loop.loss, loop.baseline = copy.deepcopy(latent), GRPOLoss(rl), 0.3
+    loop.detach_policy_input = rl_detaches
     with torch.no_grad():                          # a reference unlike the policy: KL != 0
         for p in loop.ref.lm.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -342,9 +393,9 @@ def _rl_term_grads(detach_policy_input):
 
 def test_reinforce_trains_only_the_policy_head_and_grpo_and_terminal_kl_only_the_lm():
     """Section 2.4: REINFORCE on the Policy Head's choice of N updates phi alone (its input
-    h_0 is detached); the GRPO terms (Eq. 5) and the terminal KL train the LM and leave the
-    head alone (they are computed with N given)."""
-    grads = _rl_term_grads(detach_policy_input=True)
+    h_0 is detached in RL, also after a joint Stage 2); the GRPO terms (Eq. 5) and the
+    terminal KL train the LM and leave the head alone (they are computed with N given)."""
+    grads = _rl_term_grads()
     head = {"w1.weight", "w1.bias", "w2.weight", "w2.bias"}
     lm_layers = {n for n, _ in latent_setup(seed=1)[0].lm.named_parameters() if "layers." in n}
     assert grads["reinforce"] == (set(), head)
@@ -355,7 +406,7 @@ def test_reinforce_trains_only_the_policy_head_and_grpo_and_terminal_kl_only_the
     assert "lm_head.weight" in grads["policy"][0]           # the answer tokens' log-probs
     assert "lm_head.weight" not in grads["terminal_kl"][0]  # h_N only
     # the check can fail: an undetached h_0 sends REINFORCE into the LM
-    assert len(_rl_term_grads(detach_policy_input=False)["reinforce"][0] & lm_layers) > 10
+    assert len(_rl_term_grads(rl_detaches=False)["reinforce"][0] & lm_layers) > 10
 
 
 def test_aligned_share_per_step_and_in_the_fit_info(tmp_path):

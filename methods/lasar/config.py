@@ -43,6 +43,7 @@ class Stage2Config(SFTConfig):
     align: Alignment                  # Table 2's variants
     align_weight: NonNegFloat         # alpha_align
     policy_weight: NonNegFloat        # beta_policy
+    detach_policy_input: bool         # false: L_policy also shapes h_0 (the paper's joint loss)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class LasarStudiesConfig:
     alignments: list[Alignment]
     rl_ablation: bool
     force_n: list[int]                # each 1..n_max (LasarConfig checks)
+    detached_stage2: bool             # also Stage 2 with h_0 detached from L_policy
+    step_penalties: list[NonNegFloat]  # the lambda sweep (RL runs); [] = none
     mixed: bool
 
 
@@ -85,7 +88,6 @@ class LasarConfig:
     eval_batch: PosInt
     n_max: PosInt                     # N_max, the Policy Head's output size
     policy_hidden: PosInt
-    detach_policy_input: bool
     pool_examples: PosInt | None      # training examples given a teacher CoT; null = all
     teacher: TeacherConfig
     segmentation: SegmentationConfig

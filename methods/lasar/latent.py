@@ -99,8 +99,11 @@ class LatentLM(torch.nn.Module):
         out, cache, mask, pos = run_rows(self.lm, self.lm.config, batch, keep=1, hidden=True)
         return out.hidden_states[-1][:, -1], KVStepper(self.lm, cache, mask, pos[:, -1] + 1)
 
-    def policy_logits(self, h0):
-        return self.policy_head(h0.detach() if self.detach_policy_input else h0)
+    def policy_logits(self, h0, detach=None):
+        """pi's logits from h_0; `detach` (default: the model's `detach_policy_input`) stops
+        the head's loss from reaching the LM through h_0."""
+        detach = self.detach_policy_input if detach is None else detach
+        return self.policy_head(h0.detach() if detach else h0)
 
     def choose_n(self, logits, mode="argmax", force_n=None, generator=None):
         """N per sample (B,) in 1..N_max: forced, the head's argmax (SFT, default inference) or
@@ -138,11 +141,12 @@ class LatentLM(torch.nn.Module):
         e = answers.new_full((answers.shape[0], 1), self.end_id)
         return stepper.extend(torch.cat([e, answers[:, :-1]], 1)).logits
 
-    def run(self, batch, n_mode="argmax", force_n=None, generator=None, n=None):
-        """Prompt + Policy Head + latent loop (N given, or chosen by `choose_n`).
-        -> LatentOutputs."""
+    def run(self, batch, n_mode="argmax", force_n=None, generator=None, n=None,
+            detach_policy_input=None):
+        """Prompt + Policy Head + latent loop (N given, or chosen by `choose_n`);
+        `detach_policy_input` overrides the model's for the head's logits. -> LatentOutputs."""
         h0, stepper = self.encode(batch)
-        logits = self.policy_logits(h0)
+        logits = self.policy_logits(h0, detach_policy_input)
         if n is None:
             n = self.choose_n(logits, n_mode, force_n, generator)
         states = self.latent_loop(stepper, h0, n)

@@ -4,8 +4,8 @@ fit:   Stage 1 = MiniOneRec's SFT model (same artifact, trained once) -> latent 
        the CoT pool: teacher CoTs, segments, anchors (pool.py) -> Stage 2 (latent loop +
        alignment + Policy Head CE) -> RL (GRPO + terminal KL + REINFORCE). -> LasarFit.
 rank:  the shared trie-constrained beam search, with the latent loop run through its prefix
-       hook; N from the Policy Head (argmax, or sampled) or forced (Force-N); every test
-       user's N is recorded.
+       hook; N sampled from the Policy Head with the run's seed (Section 3.4's "adaptive
+       sampling"; argmax on request) or forced (Force-N); every test user's N is recorded.
 Every ablation is a configuration of this class, run on the fit record (studies.py).
 """
 import copy
@@ -63,11 +63,13 @@ class Lasar(GenerativeMethod):
         embedder_path(self.config.segmentation.embedder, "lasar.segmentation.embedder")
 
     # --- Stage 2 (and the single-stage 'mixed' variant) -------------------------------------
-    def new_latent(self, ctx, base, tok):
+    def new_latent(self, ctx, base, tok, s):
+        """A LatentLM on a copy of `base`; the Policy Head reads h_0 detached or not as the
+        Stage2Config `s` says (default: not, the paper's joint loss of Section 2.3)."""
         torch.manual_seed(ctx.seed)                 # the Policy Head's init
         c = self.config
         return LatentLM(copy.deepcopy(base), tok, c.n_max, c.policy_hidden,
-                        c.detach_policy_input)
+                        s.detach_policy_input)
 
     def train_latent(self, ctx, art, base, tok, data, s):
         """The shared SFT loop with LASAR's objective (a Stage2Config `s`), as the artifact
@@ -75,7 +77,7 @@ class Lasar(GenerativeMethod):
         latent samples of all steps that got an alignment term, N <= their segment count,
         Appendix E.3; None with `align: none`; per step in TensorBoard, train_log.jsonl and
         the info's `train_curve`)."""
-        latent = self.new_latent(ctx, base, tok)
+        latent = self.new_latent(ctx, base, tok, s)
         objective = LatentSFT(latent, s.align, s.align_weight, s.policy_weight)
         latent, info = train_sft(ctx, art, latent, tok, data, s, objective=objective,
                                  what=f"lasar: {art.kind} (alignment {s.align})")
@@ -86,7 +88,7 @@ class Lasar(GenerativeMethod):
         c = self.config
         return ctx.artifact("lasar-stage2", {"pool": pool.key, "n_max": c.n_max,
                                              "stage2": to_dict(s),
-                                             "policy": [c.policy_hidden, c.detach_policy_input]},
+                                             "policy": [c.policy_hidden]},
                             resumable=True, collective=True)
 
     def stage2(self, ctx, base, tok, pool, valid, s=None):
@@ -116,7 +118,7 @@ class Lasar(GenerativeMethod):
                  if t.task != "seqrec"]
         art = ctx.artifact("lasar-mixed", {
             "pool": fitted.pool.key, "n_max": c.n_max, "mixed": to_dict(s),
-            "policy": [c.policy_hidden, c.detach_policy_input], "items": [len(t) for t in items]},
+            "policy": [c.policy_hidden], "items": [len(t) for t in items]},
             resumable=True, collective=True)           # every process of a run trains it (DDP)
         return self.train_latent(ctx, art, untrained, tok0,
                                  lambda: SFTData([fitted.pool.task] + items, fitted.valid), s)

@@ -31,11 +31,13 @@ from ..lm.grpo import GRPOLoop, Rollout, valid_ndcg10, group_advantages, rule_nd
 from .latent import bidir_kl, last_states
 
 
-def latent_candidate_logps(latent, batch, answers, n):
+def latent_candidate_logps(latent, batch, answers, n, detach_policy_input=True):
     """Log-probs of G candidates' answer tokens after the latent loop with N = n per prompt.
-    answers (B, G, A). -> (logp (B, G, A), policy logits (B, N_max), states (B, max n, D))."""
+    answers (B, G, A). -> (logp (B, G, A), policy logits (B, N_max), states (B, max n, D));
+    the policy logits read h_0 detached unless told otherwise (Section 2.4: REINFORCE updates
+    phi only)."""
     B, G, A = answers.shape
-    out = latent.run(batch, n=n)
+    out = latent.run(batch, n=n, detach_policy_input=detach_policy_input)
     first = latent.end_logp(out.stepper)                                  # (B, V)
     flat = answers.reshape(B * G, A)
     lp0 = first.repeat_interleave(G, 0).gather(1, flat[:, :1])            # (BG, 1)
@@ -72,7 +74,11 @@ def reinforce_terms(pi_logits, n, r_group, baseline, step_penalty, entropy_coef)
 
 class LasarGRPO(GRPOLoop):
     """The core GRPO loop with LASAR's rollout (latent loop, sampled N) and extra terms.
-    `decoder`: the method's decoding (`beam` for one batch, `decode` for many)."""
+    `decoder`: the method's decoding (`beam` for one batch, `decode` for many).
+    REINFORCE reads h_0 detached whatever Stage 2 did (`detach_policy_input`): Section 2.4
+    updates only the head's parameters phi with it; the LM learns from the GRPO terms."""
+
+    detach_policy_input = True
 
     def __init__(self, ctx, latent, tok, cfg, folder, eval_batch, decoder, stage):
         super().__init__(ctx, latent, tok, cfg, folder, eval_batch, stage)
@@ -119,7 +125,8 @@ class LasarGRPO(GRPOLoop):
         mb = self.batch(idx[sl])
         with torch.no_grad():
             ref, _, _ = latent_candidate_logps(self.ref, mb, roll.answers[sl], n[sl])
-        logp, pi_logits, states = latent_candidate_logps(self.model, mb, roll.answers[sl], n[sl])
+        logp, pi_logits, states = latent_candidate_logps(self.model, mb, roll.answers[sl], n[sl],
+                                                         self.detach_policy_input)
         terms, logs = self.loss.terms(logp, logp.detach(), ref, roll.adv[sl]), {}
         if rl.terminal_kl:
             h_n = last_states(states, n[sl])

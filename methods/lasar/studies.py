@@ -3,8 +3,20 @@
 for the report generators.
 
 Ablation and sweep rows are evaluated on a fixed-seed subsample of test users
-(`studies.eval_users`; all users when null), all on the same users; per-N metrics and the
-after-RL N distribution use the main row's full test set.
+(`studies.eval_users`; all users when null), all on the same users, and every row keeps its
+per-user target ranks (`ranks`, in `eval_user_ids` order; 0 = not in the top k) for the
+reports' paired bootstrap; per-N metrics and the after-RL N distribution use the main row's full
+test set. Rows (each a configuration of the method):
+  pure_sft                       the Stage-1 model, plain decoding (Table 2/3's first row)
+  sft_align_<a>                  Stage 2 with alignment a, no RL (Tables 2, 9)
+  sft_align_<main>_detached      the main alignment with the Policy Head reading h_0 detached
+  rl_latent_only, rl_terminal_kl RL without terminal KL and REINFORCE; without REINFORCE
+  rl_full                        LASAR (= the main row's model; N sampled as the main row)
+  adaptive_argmax                the same model, N = the Policy Head's argmax
+  force_<n>                      the same model, N forced (Figure 4a)
+  rl_lambda_<v>                  RL with step penalty v (Table 7's grid; `lambda_sweep` lists
+                                 the values and rows, the configured one being rl_full)
+  mixed                          the single-stage variant (Figure 3)
 
 Under `accelerate launch` the studies run in every process: each decoding is shared out by
 whole batches (methods/lm/decode.py), the extra trainings (Stage-2 variants, the mixed
@@ -61,16 +73,27 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
     ex = study_users(ctx, st.eval_users)
     enc = method.prompts(fitted, ex)
     decoder = method.decoder(ctx, fitted)
+    rl_on = cfg.rl.enabled
+    lambdas = sorted(set(st.step_penalties) | {cfg.rl.step_penalty}) \
+        if rl_on and st.step_penalties else []
     out = {"eval_users": int(len(ex)), "all_test_users": int(len(test)),
-           "eval_user_ids": [ctx.dataset.user_ids[u] for u in ex.users], "rows": {}}
-    plan = (1 + len(st.alignments) + (3 if st.rl_ablation else 0) + len(st.force_n))
+           "eval_user_ids": [ctx.dataset.user_ids[u] for u in ex.users],
+           "n_mode": cfg.inference.n_mode,
+           "teacher": {"kind": cfg.teacher.resolved().kind,
+                       "item_text_share": fitted.info["pool"].get("item_text_share")},
+           "rows": {}}
+    plan = (2 + len(st.alignments) + st.detached_stage2 + (2 if st.rl_ablation and rl_on else 0)
+            + len(st.force_n) + max(len(lambdas) - 1, 0))
     bar = progress(total=plan * len(ex), desc="lasar studies", unit="user")
+
+    def ranked(items):
+        r = target_ranks(items, ex.targets)
+        return {**summarize(r, ks), "ranks": [int(x) for x in r]}
 
     def evaluate(name, latent, **kw):
         t0 = clock()
         items, ns = decoder.decode(latent, enc, progress=bar, **kw)
-        row = {**summarize(target_ranks(items, ex.targets), ks),
-               "seconds": round(clock() - t0, 2),
+        row = {**ranked(items), "seconds": round(clock() - t0, 2),
                "n_dist": n_distribution(ns, n_max)}
         out["rows"][name] = row
         log.info("lasar study %s: NDCG@10 %.4f HR@10 %.4f mean N %.2f", name, row["NDCG@10"],
@@ -80,8 +103,7 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
     # Pure SFT = the Stage-1 model (MiniOneRec's SFT), plain decoding; also the time baseline
     t0 = clock()
     items = method.plain_decode(ctx, fitted, ex, progress=bar)
-    out["rows"]["pure_sft"] = {**summarize(target_ranks(items, ex.targets), ks),
-                               "seconds": round(clock() - t0, 2)}
+    out["rows"]["pure_sft"] = {**ranked(items), "seconds": round(clock() - t0, 2)}
 
     # Table 2 / 9: alignment ablation after Stage 2 (no RL)
     main_align = cfg.stage2.align
@@ -94,21 +116,40 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
         evaluate(f"sft_align_{a}", latent)
     sft_row = out["rows"].get(f"sft_align_{main_align}") or evaluate(f"sft_align_{main_align}",
                                                                       fitted.stage2)
+    # the main alignment with h_0 detached from L_policy (the default is the joint loss)
+    if st.detached_stage2:
+        s = replace(cfg.stage2, detach_policy_input=not cfg.stage2.detach_policy_input)
+        latent, _, _ = method.stage2(ctx, fitted.base, fitted.tok, fitted.pool, fitted.valid, s)
+        evaluate(f"sft_align_{main_align}" + ("_detached" if s.detach_policy_input else "_joint"),
+                 latent)
 
     # Table 3: RL ablation (latent only; + terminal KL; + REINFORCE = LASAR)
-    if st.rl_ablation and cfg.rl.enabled:
+    if st.rl_ablation and rl_on:
         variants = {"rl_latent_only": dict(terminal_kl=False, reinforce=False),
                     "rl_terminal_kl": dict(terminal_kl=True, reinforce=False)}
         for name, over in variants.items():
             latent, info = method.rl_phase(ctx, fitted, replace(cfg.rl, **over))
             evaluate(name, latent)
-        full = evaluate("rl_full", fitted.model)
+        main_name = "rl_full"
     else:
-        full = evaluate("adaptive", fitted.model)
+        main_name = "adaptive"
+    full = evaluate(main_name, fitted.model)
+    # Section 3.4: the main row samples N; the Policy Head's argmax beside it
+    other = "argmax" if cfg.inference.n_mode == "sample" else "sample"
+    evaluate(f"adaptive_{other}", fitted.model, n_mode=other)
 
     # Figure 4a: Force-N on the final model, same users
     for n in st.force_n:
         evaluate(f"force_{n}", fitted.model, force_n=n)
+
+    # the step-penalty sweep (Table 7: lambda in {1e-4, 5e-4, 1e-3}): one RL run per value
+    out["lambda_sweep"] = []
+    for lam in lambdas:
+        name = main_name if lam == cfg.rl.step_penalty else f"rl_lambda_{lam:g}"
+        if name not in out["rows"]:
+            latent, _ = method.rl_phase(ctx, fitted, replace(cfg.rl, step_penalty=lam))
+            evaluate(name, latent)
+        out["lambda_sweep"].append({"step_penalty": lam, "row": name})
     bar.close()
 
     # Figure 5b, 4b: per-N metrics and N distributions (main row: all test users)
@@ -132,8 +173,7 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
                     mixed_steps_per_epoch=info.get("steps_per_epoch"))
         with progress(total=len(ex), desc="lasar mixed eval", unit="user") as bar2:
             items, ns_mixed = decoder.decode(latent, enc, progress=bar2)
-        out["rows"]["mixed"] = {**summarize(target_ranks(items, ex.targets), ks),
-                                "n_dist": n_distribution(ns_mixed, n_max)}
+        out["rows"]["mixed"] = {**ranked(items), "n_dist": n_distribution(ns_mixed, n_max)}
     out["figure3"] = fig3
     out["table8"] = fi["pool"]["table8"]
     if "rl" in fi:
