@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # LASAR benchmark: one entry point for set-up, runs and tests.
 #   ./run_all.sh sports [--profile P] [--methods a,b] [--only-reports] [--data-dir D] [--out D]
-#                       [--set k=v ...]
+#                       [--seeds 42,43,44] [--set k=v ...]
 #   ./run_all.sh test [pytest args]
 # Creates .venv with the pinned dependencies of pyproject.toml on first use.
 set -euo pipefail
@@ -26,6 +26,8 @@ options:
   --only-reports     train nothing; rewrite tables, figures and report.md from results/
   --data-dir DIR     folder holding DATASET/ (default: $LASAR_DATA_DIR, else datasets/data/)
   --out DIR          results root (default: results/)
+  --seeds 42,43,44   train every method once per seed (results/<ds>/<profile>/seed-<s>/, same
+                     test users); Table 1 as mean +- std, seed-pooled claims in <profile>/
   --backbone PATH    generative methods' backbone: a local Hugging Face causal-LM folder
                      (paper profile: Qwen3-0.6B), 'smollm2' (smol profile) or 'random'
   --set KEY=VALUE    override one configuration key (repeatable), e.g. --set sasrec.epochs=5

@@ -19,8 +19,7 @@ def main(argv=None):
     req = RunRequest.from_json(request_json)
     setup_logging()
     try:
-        plan = Plan(req.dataset, req.profile, [method], req.data_dir, req.out, req.overrides,
-                    req.scaling)
+        plan = Plan.of(req, [method])
         return 0 if run(plan)[method] is not None else 1
     except BenchmarkError as e:
         print(f"error: {e}", file=sys.stderr)

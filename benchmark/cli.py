@@ -65,13 +65,28 @@ def cmd_sids(args):
           f"{report['codes_per_level']}, {report['seconds']:.1f} s ({table.source})")
 
 
+def parse_seeds(text):
+    """--seeds '42,43,44' -> [42, 43, 44]; anything else is one line saying what to give."""
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) >= 2 ** 32:
+        raise BenchmarkError(f"--seeds {text!r}: give distinct non-negative integers separated "
+                             "by commas, e.g. --seeds 42,43,44")
+    return seeds
+
+
 def _request(args):
     from .plan import RunRequest
     overrides = ([f"lm.backbone={args.backbone}"] if getattr(args, "backbone", None) else [])
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] \
         if getattr(args, "methods", None) else None
     return RunRequest(args.dataset, args.profile, methods, args.data_dir, args.out,
-                      overrides + list(args.overrides))
+                      overrides + list(args.overrides),
+                      seeds=parse_seeds(getattr(args, "seeds", None)))
 
 
 def cmd_run(args):
@@ -244,6 +259,9 @@ def parser():
         r.add_argument("--backbone", help="generative methods' backbone: a local Hugging Face "
                                           "causal-LM folder, 'smollm2' or 'random' "
                                           "(= --set lm.backbone=...)")
+        r.add_argument("--seeds", help="train every method once per seed, e.g. 42,43,44, in "
+                                       "<profile>/seed-<s>/, scored on the same users; Table 1 "
+                                       "as mean +- std and seed-pooled claims in <profile>/")
         _common(r)
         r.set_defaults(func=cmd_run)
 

@@ -9,6 +9,11 @@
   run log   one line per invocation in run_log.jsonl, also when interrupted
   report.md written last, so it states this invocation's own wall time
 
+With several seeds (`--seeds 42,43,44`) each seed is a plan of its own, writing
+results/<ds>/<profile>/seed-<s>/ (methods, tables, report.md), all in the one queue of train;
+Table 5 and the bench run on the first seed only; the seed-pooled tables and claims
+(reports/seeds.py) go to results/<ds>/<profile>/ itself, which holds the run's lock.
+
 Every step skips what is already up to date, so a killed run started again redoes only the
 unfinished work. Under `accelerate launch` the extra processes take part in every stage of
 train and bench (training: DDP; decoding: each process its share of the batches) and write
@@ -39,16 +44,16 @@ def say(msg):
 
 # --- plan ---------------------------------------------------------------------------------
 def plan_runs(req, only_reports=False):
-    """The main plan and, when the profile enables Table 5 (and training is asked for), the
-    larger-backbone plan."""
-    plan = Plan(req.dataset, req.profile, req.methods, req.data_dir, req.out, req.overrides)
-    plans = [plan]
+    """The main plan (one per seed with --seeds) and, when the profile enables Table 5 (and
+    training is asked for), the larger-backbone plan (of the first seed)."""
+    reqs = [req.for_seed(s) for s in req.seeds] if req.seeds else [req]
+    plans = [Plan.of(r) for r in reqs]
+    plan = plans[0]
     if only_reports:
         return plans
     sc = plan.settings.scaling
     if not req.scaling and sc.enabled and set(sc.methods) & set(plan.methods):
-        big = Plan(req.dataset, req.profile, plan.methods, req.data_dir, req.out, req.overrides,
-                   scaling=True)
+        big = Plan.of(reqs[0].for_seed(reqs[0].seed, scaling=True), plan.methods)
         say(f"[run] Table 5: {', '.join(big.methods)} also on the larger backbone "
             f"({big.results_dir})")
         plans.append(big)
@@ -58,9 +63,9 @@ def plan_runs(req, only_reports=False):
 # --- train --------------------------------------------------------------------------------
 def child_argv(plan, threads):
     """argv of one method's own process in a parallel run (benchmark/child.py)."""
+    from dataclasses import replace
     req = plan.request
-    child = RunRequest(req.dataset, req.profile, None, req.data_dir, req.out,
-                       req.overrides + ["jobs=1", f"threads={threads}"], req.scaling)
+    child = replace(req, methods=None, overrides=req.overrides + ["jobs=1", f"threads={threads}"])
     return lambda method: [sys.executable, "-m", "benchmark.child", child.to_json(), method]
 
 
@@ -77,7 +82,7 @@ def train(plans):
     if generative:     # the SID table once, here with every core, not in two children at once
         plans[0].context(generative[0]).sids()
     threads = threads_per_job(plans[0].settings, jobs)
-    tags = [p.settings.scaling.label if p.request.scaling else "" for p in plans]
+    tags = [p.tag for p in plans]
     res = run_parallel([(p, child_argv(p, threads), tag) for p, tag in zip(plans, tags)], jobs,
                        threads)
     return [{m: res[(tag, m)] for m in p.methods} for p, tag in zip(plans, tags)]
@@ -116,13 +121,21 @@ def report_md_step(plan):
         say(f"wrote {write_report_md(plan.profile_dir)}")
 
 
+def seeds_step(plan):
+    """With several seeds: the seed-pooled Table 1 and claims in the run's own folder."""
+    from reports.seeds import write_seed_reports
+    for p in write_seed_reports(plan.profile_root, plan.request.seeds, plan.settings.eval):
+        say(f"wrote {p}")
+
+
 # --- run log ------------------------------------------------------------------------------
 class RunLog:
     """Appends this invocation's wall time to run_log.jsonl when it ends, also when it was
-    interrupted (Ctrl-C, SIGTERM; not SIGKILL): a resumed run's time is the sum of its lines."""
+    interrupted (Ctrl-C, SIGTERM; not SIGKILL): a resumed run's time is the sum of its lines.
+    `folders`: where (each seed's folder and the run's own with several seeds)."""
 
-    def __init__(self, plan, t0):
-        self.plan, self.t0 = plan, t0
+    def __init__(self, plan, t0, folders):
+        self.plan, self.t0, self.folders = plan, t0, folders
         self.failed, self.completed = [], False
 
     def write(self):
@@ -130,9 +143,10 @@ class RunLog:
                 "wall_s": round(time.time() - self.t0, 1), "completed": self.completed,
                 "command": sys.argv, "methods": self.plan.methods, "failed": self.failed,
                 "hardware": hardware()}
-        self.plan.profile_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.plan.profile_dir / "run_log.jsonl", "a") as f:
-            f.write(json.dumps(line) + "\n")
+        for folder in self.folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / "run_log.jsonl", "a") as f:
+                f.write(json.dumps(line) + "\n")
 
 
 def _raise_interrupt(signum, frame):
@@ -154,29 +168,38 @@ def run(req, only_reports=False):
     """The whole run. -> exit code (0; 1 when a method failed)."""
     t0 = time.time()
     plans = plan_runs(req, only_reports)
-    main = plans[0]
+    mains = [p for p in plans if not p.request.scaling]        # one per seed
+    main = mains[0]
     if only_reports:
-        reports_step(main)
+        for p in mains:
+            reports_step(p)
+        if req.seeds:
+            seeds_step(main)
         return 0
-    with hold(main.profile_dir):          # one run per results folder (benchmark/runlock.py)
+    with hold(main.profile_root):         # one run per results folder (benchmark/runlock.py)
         if is_main_process():
             claim_folder(main)
-        runlog = RunLog(main, t0)
+        folders = [p.profile_dir for p in mains] + ([main.profile_root] if req.seeds else [])
+        runlog = RunLog(main, t0, folders)
         try:
             with sigterm_as_interrupt():
-                results, *scaled = train(plans)     # the same in every process
-                runlog.failed = [m for m, r in results.items() if r is None]
-                runlog.failed += [f"{m} (larger backbone)" for r in scaled
-                                  for m, x in r.items() if x is None]
-                bench_step(main, results)               # in every process (collective)
+                results = train(plans)                 # the same in every process
+                runlog.failed = [f"{m} ({p.tag})" if p.tag else m
+                                 for p, r in zip(plans, results) for m, x in r.items()
+                                 if x is None]
+                bench_step(main, results[0])            # in every process (collective)
                 if not is_main_process():
                     return 0
-                reports_step(main, report_md=False)        # report.md after run_log.jsonl
+                for p in mains:
+                    reports_step(p, report_md=False)       # report.md after run_log.jsonl
+                if req.seeds:
+                    seeds_step(main)
                 runlog.completed = True
         finally:
             if is_main_process():
                 runlog.write()
-        report_md_step(main)
+        for p in mains:
+            report_md_step(p)
     if runlog.failed:
         say(f"error: method(s) failed: {', '.join(runlog.failed)} (see the log above); "
             "their rows are missing from the tables")

@@ -44,15 +44,15 @@ def claim_folder(plan):
     lock."""
     if plan.settings.lm.backbone == "random":
         return
-    path = plan.profile_dir / "backbone.json"
+    path = plan.profile_root / "backbone.json"
     mine = plan.settings.lm.backbone_id()
     held = json.loads(path.read_text())["backbone"] if path.is_file() else None
     if held is not None and held != mine:
-        raise BenchmarkError(f"{plan.profile_dir} holds results of the backbone {held}, not "
+        raise BenchmarkError(f"{plan.profile_root} holds results of the backbone {held}, not "
                              f"{mine}; give this run another --out (or rename the folder)")
     if held is None:
         from .protocol.io import atomic_write_json
-        plan.profile_dir.mkdir(parents=True, exist_ok=True)
+        plan.profile_root.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, {"backbone": mine})
 
 
@@ -66,6 +66,20 @@ class RunRequest:
     out: str = None
     overrides: list = field(default_factory=list)
     scaling: bool = False          # Table 5: the profile's larger backbone (scaling.lm)
+    seeds: list = None             # --seeds: every method once per seed, in seed-<s>/ folders
+    seed: int = None               # the one seed of this request's plan (one of `seeds`)
+
+    def for_seed(self, seed, scaling=False):
+        """This request for one of its seeds (a plan of a several-seed run)."""
+        from dataclasses import replace
+        return replace(self, seed=seed, scaling=scaling)
+
+    def seed_overrides(self):
+        """--set pairs of one seed of a several-seed run: its seed, and the first seed as the
+        evaluated users' seed, so every seed is scored on the same users."""
+        if self.seed is None:
+            return []
+        return [f"seed={self.seed}", f"eval_seed={self.seeds[0]}"]
 
     def to_json(self):
         return json.dumps({**asdict(self), "data_dir": self.data_dir and str(self.data_dir),
@@ -88,14 +102,15 @@ class Plan:
     Built before any training; every problem is one line (BenchmarkError)."""
 
     def __init__(self, dataset, profile, methods=None, data_dir=None, out=None, overrides=None,
-                 scaling=False):
+                 scaling=False, seeds=None, seed=None):
         self.request = RunRequest(dataset, profile, list(methods) if methods else None,
-                                  data_dir, out, list(overrides or []), scaling)
+                                  data_dir, out, list(overrides or []), scaling, seeds, seed)
         defaults = registry.all_default_configs(), registry.default_files()
-        self.cfg = Config(profile, self.request.overrides, *defaults)
+        over = self.request.overrides + self.request.seed_overrides()
+        self.cfg = Config(profile, over, *defaults)
         if scaling:          # Table 5: the scaling methods again on the profile's larger backbone
             sc = self.cfg.settings.scaling
-            self.cfg = Config(profile, self.request.overrides + scaling_overrides(sc), *defaults)
+            self.cfg = Config(profile, over + scaling_overrides(sc), *defaults)
             methods = [m for m in sc.methods if not methods or m in methods]
         self.settings = s = self.cfg.settings
         self.methods = list(methods) if methods else list(s.enabled)
@@ -106,14 +121,32 @@ class Plan:
         self.method_cfgs = {m: self._typed(m) for m in sorted(needed)}
         self.dataset = load_dataset(dataset, data_dir)
         self._check_against_data(scaling)
-        users = sample_users(self.dataset.n_users, s.max_users, s.seed)
+        users = sample_users(self.dataset.n_users, s.max_users, s.users_seed)
         self.split = make_split(self.dataset, s.history_len, users)
         self._check_processes()
         self.profile = profile
         self.git_commit = mf.git_commit()          # the code that runs is the code read now
-        self.profile_dir = results_root(out) / dataset / profile_folder(self.cfg)
+        # results/<ds>/<profile>: the run's folder (its lock, backbone.json, and with several
+        # seeds the seed-pooled tables); profile_dir: this plan's tables and methods
+        self.profile_root = results_root(out) / dataset / profile_folder(self.cfg)
+        self.profile_dir = (self.profile_root / f"seed-{seed}" if seed is not None
+                            else self.profile_root)
         self.results_dir = (self.profile_dir / "_scaling" / s.scaling.label if scaling
                             else self.profile_dir)
+
+    @classmethod
+    def of(cls, req, methods=None):
+        """The plan of a RunRequest (its methods unless `methods` is given)."""
+        return cls(req.dataset, req.profile, methods or req.methods, req.data_dir, req.out,
+                   req.overrides, req.scaling, req.seeds, req.seed)
+
+    @property
+    def tag(self):
+        """The plan's name in a queue of several: '' for a one-seed run's main plan, else its
+        seed folder and/or Table 5's label."""
+        parts = ([f"seed-{self.request.seed}"] if self.request.seed is not None else []) + \
+            ([self.settings.scaling.label] if self.request.scaling else [])
+        return "/".join(parts)
 
     def _check_against_data(self, scaling):
         """The files settings name (backbone, embedders, teachers: each method's `check`) and
@@ -187,7 +220,7 @@ class Plan:
                           config=s, method_config=self.method_cfgs[method],
                           results_dir=self.results_dir, device=s.device, seed=s.seed,
                           config_of=self.method_cfgs.__getitem__,
-                          cache_dir=self.profile_dir.parent / "_cache")
+                          cache_dir=self.profile_root.parent / "_cache")
 
     def inputs(self, method):
         """What a method's results are produced from, by name: its configuration, those of the

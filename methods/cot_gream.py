@@ -197,7 +197,7 @@ class ExplicitCoT(GenerativeMethod):
             return {}
         test = ctx.split.test
         n = min(st.eval_users or len(test), len(test))
-        idx = np.sort(np.random.default_rng(ctx.seed).choice(len(test), n, replace=False))
+        idx = np.sort(np.random.default_rng(ctx.eval_seed).choice(len(test), n, replace=False))
         ex, ks = test.subset(idx), ctx.config.eval.ks
         cap = self.config.cot_generation.max_new_tokens
         with progress_bar(total=2 * n, unit="user", desc="cot_gream studies") as bar:

@@ -15,7 +15,7 @@ class RunContext:
     method_config: object      # the method's own configuration dataclass
     results_dir: Path          # results/<dataset>/<profile> (or its _scaling/<label>/)
     device: str                # settings.device
-    seed: int                  # settings.seed
+    seed: int                  # settings.seed: model init, data order, training samples
     show_progress: bool = True
     config_of: object = None   # name -> typed config of another method (a method's
                                # `depends_on`; LASAR reads MiniOneRec's for its Stage 1)
@@ -42,11 +42,18 @@ class RunContext:
         SID tables, embeddings, teacher CoTs, segments, converted backbones)."""
         return Artifact(self.cache_dir if shared else self.work_dir, kind, inputs, **kw)
 
+    @property
+    def eval_seed(self):
+        """The seed of the samples of evaluated users (the studies' test users): the same for
+        every seed of a several-seed run (settings.eval_seed), else the seed."""
+        return self.config.users_seed
+
     def data_inputs(self):
         """The data a model is trained on, as artifact-key input: the files' fingerprint, the
-        user sample, the history window and the seed."""
+        user sample (and its seed when it is not the seed), the history window and the seed."""
+        extra = {"eval_seed": self.eval_seed} if self.eval_seed != self.seed else {}
         return {"data": self.dataset.fingerprint, "users": len(self.split.test),
-                "history_len": self.config.history_len, "seed": self.seed}
+                "history_len": self.config.history_len, "seed": self.seed, **extra}
 
     def sids(self):
         """The dataset's semantic-ID table (built once, cached; PROTOCOL section 2)."""

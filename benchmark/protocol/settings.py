@@ -92,6 +92,7 @@ class BenchCotConfig:
 @dataclass(frozen=True)
 class Settings:
     seed: Seed
+    eval_seed: Seed | None           # the evaluated users' sample seed; null = seed
     history_len: PosInt
     topk: PosInt                     # at most the catalog (RunContext.topk; plan.py checks)
     max_users: PosInt | None
@@ -109,6 +110,11 @@ class Settings:
     def __post_init__(self):
         if max(self.eval.ks, default=1) > self.topk:
             raise out_of_range("eval.ks", self.eval.ks, f"cut-offs of at most topk ({self.topk})")
+
+    @property
+    def users_seed(self):
+        """The seed of every sample of evaluated users (eval_seed, else seed)."""
+        return self.seed if self.eval_seed is None else self.eval_seed
 
     def generative_inputs(self):
         """The shared settings a method on the generative core also reads, as artifact-key

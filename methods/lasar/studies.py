@@ -57,7 +57,7 @@ def study_users(ctx, k):
     """The studies' fixed-seed sample of k test users (all when k is null or too large)."""
     test = ctx.split.test
     idx = np.arange(len(test)) if not k or k >= len(test) else \
-        np.sort(np.random.default_rng(ctx.seed + 2).choice(len(test), k, replace=False))
+        np.sort(np.random.default_rng(ctx.eval_seed + 2).choice(len(test), k, replace=False))
     return test.subset(idx)
 
 

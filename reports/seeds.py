@@ -1,0 +1,173 @@
+"""Several seeds (`--seeds 42,43,44`): every method trained once per seed, each seed's results in
+results/<ds>/<profile>/seed-<s>/ (its own tables and report.md), all scored on the same test
+users. Here, in results/<ds>/<profile>/:
+
+  tables/table1_seeds.{md,tex}   Table 1 as mean +- std over the seeds (sample std, ddof 1)
+  tables/seed_claims.{md,json}   LASAR against each baseline on N@10 and HR@10 with the
+                                 seed-pooled paired bootstrap: each user's metric averaged over
+                                 the seeds, then resampled over users (PROTOCOL section 4); the
+                                 difference, its 95% interval, p and the minimum detectable
+                                 effect, beside the spread of the difference across seeds; and
+                                 each seed's verdict of every claim of the paper (claims.json)
+  report.md                      both, with links to each seed's report.md
+
+A verdict "holds" / "contradicted" needs the pooled interval to exclude zero in that direction,
+as in the one-seed claims (paper_compare.py); otherwise "inconclusive". Reads results/ only.
+"""
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.protocol.io import atomic_write_json, atomic_write_text
+from benchmark.protocol.metrics import METRIC_ORDER
+from benchmark.protocol.stats import paired_difference
+
+from .fmt import latex_table, markdown_table
+from .paper_compare import CONTRADICTED, HOLDS, INCONCLUSIVE
+from .results_io import load_metrics, load_per_user, method_dirs
+from .table1 import DISPLAY, DISPLAY_MD, HEADER, _order
+
+CLAIM_METRICS = ("NDCG@10", "HR@10")
+
+
+def seed_folders(root, seeds):
+    return {s: Path(root) / f"seed-{s}" for s in seeds}
+
+
+def table1_seeds(root, seeds):
+    """{method: {metric: (mean, std, seeds with results)}} over the seed folders."""
+    found = {s: method_dirs(f) for s, f in seed_folders(root, seeds).items()}
+    names = _order(sorted({m for f in found.values() for m in f}))
+    out = {}
+    for m in names:
+        vals = [load_metrics(found[s][m]) for s in seeds if m in found[s]]
+        out[m] = {k: (float(np.mean([v[k] for v in vals])),
+                      float(np.std([v[k] for v in vals], ddof=1)) if len(vals) > 1 else None,
+                      len(vals)) for k in METRIC_ORDER}
+    return out
+
+
+def pooled_per_user(root, seeds, method, ks):
+    """(users, {metric: (n,) per-user values averaged over the seeds}) of a method with results
+    in every seed; the seeds must have scored the same users in the same order."""
+    users, per = None, []
+    for s, folder in seed_folders(root, seeds).items():
+        u, v = load_per_user(folder / method, ks)
+        if users is not None and u != users:
+            raise ValueError(f"{folder / method}: test users differ from seed {seeds[0]}'s; "
+                             "every seed must be scored on the same users (eval_seed)")
+        users = u
+        per.append(v)
+    return users, {k: np.mean([v[k] for v in per], axis=0) for k in per[0]}
+
+
+def verdict(r):
+    return HOLDS if r["lo"] > 0 else CONTRADICTED if r["hi"] < 0 else INCONCLUSIVE
+
+
+def seed_claims(root, seeds, eval_cfg):
+    """LASAR against every baseline with results in every seed, seed-pooled. -> list of
+    {baseline, metric, diff, lo, hi, p, mde, n, per_seed_diffs, seed_std, verdict}."""
+    table = table1_seeds(root, seeds)
+    every = [m for m, r in table.items() if r["NDCG@10"][2] == len(seeds)]
+    if "lasar" not in every:
+        return []
+    ks = tuple(eval_cfg.ks)
+    _, a = pooled_per_user(root, seeds, "lasar", ks)
+    pairs, spread = {}, {}
+    folders = seed_folders(root, seeds)
+    for b in (m for m in every if m != "lasar"):
+        _, pb = pooled_per_user(root, seeds, b, ks)
+        for k in CLAIM_METRICS:
+            pairs[(b, k)] = (a[k], pb[k])
+            spread[(b, k)] = [load_metrics(folders[s] / "lasar")[k]
+                              - load_metrics(folders[s] / b)[k] for s in seeds]
+    res = paired_difference(pairs, eval_cfg.bootstrap_resamples, eval_cfg.bootstrap_seed)
+    out = []
+    for (b, k), r in res.items():
+        d = spread[(b, k)]
+        out.append({"baseline": b, "metric": k, **r, "per_seed_diffs": d,
+                    "seed_std": float(np.std(d, ddof=1)) if len(d) > 1 else None,
+                    "verdict": verdict(r)})
+    return out
+
+
+def per_seed_verdicts(root, seeds):
+    """{claim id: (claim text, {seed: verdict})} from each seed's tables/claims.json."""
+    import json
+    out = {}
+    for s, folder in seed_folders(root, seeds).items():
+        p = folder / "tables" / "claims.json"
+        if not p.is_file():
+            continue
+        for c in json.loads(p.read_text()):
+            out.setdefault(c["id"], (c["claim"], {}))[1][s] = c["verdict"]
+    return out
+
+
+def _cell(mean, std):
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+
+
+def write_seed_reports(root, seeds, eval_cfg):
+    """Write the seed-pooled tables and report.md under `root`; returns the paths."""
+    root = Path(root)
+    table = table1_seeds(root, seeds)
+    if not table:
+        return []
+    paths = []
+    notes = [f"{len(seeds)} seeds ({', '.join(map(str, seeds))}), each method trained once per "
+             "seed and scored on the same test users; mean ± sample std over seeds."]
+    partial = [m for m, r in table.items() if r["NDCG@10"][2] < len(seeds)]
+    if partial:
+        notes.append("Fewer seeds: " + ", ".join(
+            f"{DISPLAY_MD.get(m, m)} ({table[m]['NDCG@10'][2]} of {len(seeds)})"
+            for m in partial) + ".")
+    for style, ext in (("latex", "tex"), ("md", "md")):
+        disp = DISPLAY if style == "latex" else DISPLAY_MD
+        rows = [[disp.get(m, m)] + [_cell(*table[m][k][:2]) for k in METRIC_ORDER]
+                for m in table]
+        ds, prof = root.parent.name, root.name
+        text = (latex_table(HEADER, rows, f"Main results on {ds} ({prof} profile) over "
+                            f"{len(seeds)} seeds: mean $\\pm$ std.", f"tab:main-seeds-{ds}",
+                            notes) if style == "latex"
+                else markdown_table(HEADER, rows, f"Table 1 over seeds: {ds} ({prof} profile)",
+                                    notes))
+        p = root / "tables" / f"table1_seeds.{ext}"
+        atomic_write_text(p, text)
+        paths.append(p)
+    claims = seed_claims(root, seeds, eval_cfg)
+    verdicts = per_seed_verdicts(root, seeds)
+    lines = [f"**LASAR against each baseline, seed-pooled ({len(seeds)} seeds)**", "",
+             "Each user's metric averaged over the seeds, then a paired bootstrap over users "
+             f"({eval_cfg.bootstrap_resamples} resamples): difference LASAR − baseline, 95% "
+             "interval, one-sided p (LASAR above), minimum detectable effect (80% power); "
+             "beside it the difference in each seed and its std over seeds.", "",
+             "| Baseline | Metric | Difference [95% CI] | p | MDE | Per seed | Seed std | "
+             "Verdict |", "|---|---|---|---|---|---|---|---|"]
+    for c in claims:
+        mde = "–" if c["mde"] is None else f"{c['mde']:.4f}"
+        sd = "–" if c["seed_std"] is None else f"{c['seed_std']:.4f}"
+        lines.append(f"| {DISPLAY_MD.get(c['baseline'], c['baseline'])} | {c['metric']} | "
+                     f"{c['diff']:+.4f} [{c['lo']:+.4f}, {c['hi']:+.4f}] | {c['p']:.4f} | {mde} "
+                     f"| {', '.join(f'{d:+.4f}' for d in c['per_seed_diffs'])} | {sd} | "
+                     f"**{c['verdict']}** |")
+    if not claims:
+        lines.append("| (LASAR or every baseline lacks results in some seed) |||||||| ")
+    lines += ["", "**The paper's claims in each seed** (each seed's tables/claims.md)", "",
+              "| Claim | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+              "|---|" + "---|" * len(seeds)]
+    for cid, (text, by_seed) in verdicts.items():
+        lines.append(f"| {text} | " + " | ".join(by_seed.get(s, "–") for s in seeds) + " |")
+    p1, p2 = root / "tables" / "seed_claims.md", root / "tables" / "seed_claims.json"
+    atomic_write_text(p1, "\n".join(lines) + "\n")
+    atomic_write_json(p2, {"seeds": list(seeds), "lasar_vs_baselines": claims,
+                           "claims_per_seed": {k: v[1] for k, v in verdicts.items()}})
+    paths += [p1, p2]
+    report = [f"# {root.parent.name} ({root.name} profile), {len(seeds)} seeds", "",
+              (root / "tables" / "table1_seeds.md").read_text(), "", "\n".join(lines), "",
+              "Each seed's own report: " + ", ".join(
+                  f"[seed {s}](seed-{s}/report.md)" for s in seeds), ""]
+    p = root / "report.md"
+    atomic_write_text(p, "\n".join(report))
+    return paths + [p]

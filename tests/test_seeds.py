@@ -1,0 +1,109 @@
+"""Several seeds (`--seeds`): every method once per seed in seed-<s>/, the same test users in
+every seed, one queue of children, resumable; Table 1 as mean +- std and the seed-pooled
+bootstrap (reports/seeds.py) against hand computations."""
+import json
+
+import numpy as np
+import pytest
+
+from benchmark.cli import parse_seeds
+from benchmark.plan import Plan, RunRequest
+from benchmark.protocol.errors import BenchmarkError
+
+from .conftest import run_cli, write_dataset
+
+ARGS = ("--profile", "smoke", "--methods", "sasrec,gru4rec", "--seeds", "1,2",
+        "--set", "max_users=40", "--set", "sasrec.epochs=2", "--set", "gru4rec.epochs=2",
+        "--set", "scaling.enabled=false")
+
+
+@pytest.fixture(scope="module")
+def two_seeds(tmp_path_factory):
+    d = tmp_path_factory.mktemp("seeds")
+    write_dataset(d / "data", n_users=60, n_items=30)
+    r = run_cli("run", "toy", "--data-dir", d / "data", "--out", d / "out", *ARGS)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return d, r
+
+
+def _preds(folder):
+    return [json.loads(line) for line in (folder / "predictions.jsonl").open()]
+
+
+def test_each_seed_trains_every_method_on_the_same_users(two_seeds):
+    d, r = two_seeds
+    root = d / "out" / "toy" / "smoke"
+    assert "2 at a time" in r.stderr                           # one queue of children
+    for m in ("sasrec", "gru4rec"):
+        p1, p2 = _preds(root / "seed-1" / m), _preds(root / "seed-2" / m)
+        assert [x["user"] for x in p1] == [x["user"] for x in p2] and len(p1) == 40
+        assert [x["topk"] for x in p1] != [x["topk"] for x in p2], m     # seeds differ
+        man = json.loads((root / "seed-2" / m / "manifest.json").read_text())
+        assert man["seed"] == 2
+    # the 40 users are those of seed 1's sample (eval_seed), not seed 2's own sample
+    want = Plan("toy", "smoke", ["sasrec"], d / "data", d / "x", ["max_users=40", "seed=1"])
+    got = Plan.of(RunRequest("toy", "smoke", ["sasrec"], d / "data", d / "x",
+                             ["max_users=40"], seeds=[1, 2], seed=2))
+    own = Plan("toy", "smoke", ["sasrec"], d / "data", d / "x", ["max_users=40", "seed=2"])
+    assert list(got.split.test.users) == list(want.split.test.users)
+    assert list(own.split.test.users) != list(want.split.test.users)
+    assert got.settings.seed == 2 and got.profile_dir.name == "seed-2"
+    assert got.key("sasrec") != want.key("sasrec")
+    assert (root / "seed-1" / "tables" / "table1.md").is_file()
+    assert (root / "seed-2" / "report.md").is_file() and (root / "report.md").is_file()
+
+
+def test_table1_over_seeds_is_mean_and_std_of_each_seed(two_seeds):
+    d, _ = two_seeds
+    root = d / "out" / "toy" / "smoke"
+    text = (root / "tables" / "table1_seeds.md").read_text()
+    for m, label in (("sasrec", "SASRec"), ("gru4rec", "GRU4Rec")):
+        v = [json.loads((root / f"seed-{s}" / m / "metrics.json").read_text())["NDCG@10"]
+             for s in (1, 2)]
+        row = next(line for line in text.splitlines() if line.startswith(f"| {label} "))
+        cell = row.split("|")[3].strip()                        # N@10
+        assert cell == f"{np.mean(v):.4f} ± {np.std(v, ddof=1):.4f}"
+
+
+def test_a_second_run_resumes_every_seed(two_seeds):
+    d, _ = two_seeds
+    r = run_cli("run", "toy", "--data-dir", d / "data", "--out", d / "out", *ARGS)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for name in ("sasrec@seed-1", "gru4rec@seed-1", "sasrec@seed-2", "gru4rec@seed-2"):
+        assert f"[run] {name}: results up to date, skipped" in r.stderr
+
+
+def test_seed_pooled_claims_against_a_hand_computation(tmp_path):
+    """Two seeds, LASAR and one baseline with hand-written predictions: the pooled difference
+    is the mean over users of the seed-averaged per-user differences, and its verdict is
+    decided by the interval."""
+    from benchmark.protocol.settings import EvalConfig
+    from reports.seeds import seed_claims
+    root = tmp_path / "toy" / "cpu"
+    n = 400
+    rng = np.random.default_rng(0)
+    hits = {("lasar", 1): rng.random(n) < 0.30, ("lasar", 2): rng.random(n) < 0.30,
+            ("sasrec", 1): rng.random(n) < 0.10, ("sasrec", 2): rng.random(n) < 0.12}
+    for (m, s), hit in hits.items():
+        f = root / f"seed-{s}" / m
+        f.mkdir(parents=True)
+        rows = [{"user": f"u{i}", "target": "t", "topk": ["t"] + [f"x{j}" for j in range(49)]
+                 if h else [f"x{j}" for j in range(50)]} for i, h in enumerate(hit)]
+        (f / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (f / "metrics.json").write_text(json.dumps({k: float(hit.mean()) for k in (
+            "NDCG@5", "NDCG@10", "NDCG@20", "HR@5", "HR@10", "HR@20")} | {"n_users": n}))
+        (f / "manifest.json").write_text(json.dumps({"seed": s}))
+    ev = EvalConfig(ks=[5, 10, 20], bootstrap_resamples=2000, bootstrap_seed=1)
+    claims = {c["metric"]: c for c in seed_claims(root, [1, 2], ev)}
+    hr = claims["HR@10"]
+    want = np.mean((hits[("lasar", 1)] + 0.0 + hits[("lasar", 2)]) / 2
+                   - (hits[("sasrec", 1)] + 0.0 + hits[("sasrec", 2)]) / 2)
+    assert hr["diff"] == pytest.approx(want) and hr["verdict"] == "holds" and hr["lo"] > 0
+    assert hr["per_seed_diffs"] == pytest.approx(
+        [hits[("lasar", s)].mean() - hits[("sasrec", s)].mean() for s in (1, 2)])
+
+
+@pytest.mark.parametrize("text", ["42,x", "42,42", "-1,2", ""])
+def test_bad_seeds_are_one_line(text):
+    with pytest.raises(BenchmarkError, match="--seeds"):
+        parse_seeds(text)
