@@ -6,10 +6,13 @@ from pathlib import Path
 
 from benchmark.protocol.io import atomic_write_text
 
+from .claims import write_claims
+from .figure_data import load_studies
 from .figures import write_figures
 from .lasar_tables import write_lasar_tables
-from .paper_compare import write_claims, write_comparison
+from .paper_compare import write_comparison
 from .results_io import load_manifest, method_dirs
+from .study_data import NO_ITEM_TEXT, no_item_text
 from .table1 import PAPER_ORDER, write_table1
 from .tables_extra import write_table4, write_table5
 
@@ -27,6 +30,7 @@ SECTIONS = [
     ("force_n", "Force-N (Figure 4a's data)"),
     ("n_distribution", "N distribution (Figure 4b's data)"),
     ("per_n", "Per-N metrics (Figure 5b's data)"),
+    ("table_lambda", "Step-penalty (lambda) sweep"),
 ]
 FIGURES = [
     ("figure3", "Figure 3: two-stage vs mixed training, validation loss"),
@@ -34,7 +38,10 @@ FIGURES = [
     ("figure4b", "Figure 4b: N distribution after SFT and after RL"),
     ("figure5a", "Figure 5a: RL dynamics, mean N and reward"),
     ("figure5b", "Figure 5b: HR@10 per Policy-Head N"),
+    ("figure_lambda", "Step-penalty (lambda) sweep: HR@10 and mean N"),
 ]
+# reported missing only when studies.json has a "lambda_sweep" (a profile may not run one)
+LAMBDA = {"table_lambda", "figure_lambda"}
 
 
 def write_reports(root, eval_cfg, report_md=True):
@@ -47,7 +54,7 @@ def write_reports(root, eval_cfg, report_md=True):
     paths += write_table5(root)
     paths += write_figures(root)
     paths += write_comparison(root)
-    paths += write_claims(root)
+    paths += write_claims(root, eval_cfg)
     if report_md and method_dirs(root):
         paths.append(write_report_md(root))
     return paths
@@ -88,6 +95,13 @@ def write_report_md(root):
            "to it: `<method>/metrics.json`, `lasar/studies.json`, `bench/cot.json`, "
            "`_scaling/`. Paper values: `reports/paper_numbers.yaml`.", "",
            "## What produced it", "", _provenance(root), ""]
+    st = load_studies(root)
+    if no_item_text(st):
+        kind = (st.get("teacher") or {}).get("kind", "?")
+        out += [f"**Caveat:** LASAR's {NO_ITEM_TEXT} (teacher {kind}, item-text share 0). Its "
+                "alignment rows and the alignment claim test alignment to item-blind chains.",
+                ""]
+    optional = set() if "lambda_sweep" in st else LAMBDA
     missing = []
     for stem, title in SECTIONS:
         p = root / "tables" / f"{stem}.md"
@@ -97,14 +111,14 @@ def write_report_md(root):
                 body = body.split("\n", 1)[1].strip()
             out += [f"## {title}", "", body, ""]
         elif not (stem == "table2_alignment" and ds != "beauty"
-                  or stem == "table9_alignment" and ds == "beauty"):
+                  or stem == "table9_alignment" and ds == "beauty" or stem in optional):
             missing.append(title)
     out += ["## Figures", ""]
     for stem, title in FIGURES:
         if (root / "figures" / f"{stem}.png").is_file():
             out += [f"**{title}** ([PDF](figures/{stem}.pdf))", "",
                     f"![{title}](figures/{stem}.png)", ""]
-        else:
+        elif stem not in optional:
             missing.append(title)
     p = root / "tables" / "paper_comparison.md"
     if p.is_file():

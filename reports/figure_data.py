@@ -1,13 +1,21 @@
 """The numbers LASAR's paper figures plot, from results/<ds>/<profile>/lasar/studies.json
-only (written by methods/lasar/studies.py); reports/figures.py draws them. A figure whose data
-are absent or malformed is left out, never the rest."""
+(written by methods/lasar/studies.py) and, for Figure 5b's error bars, lasar/predictions.jsonl;
+reports/figures.py draws them. A figure whose data are absent or malformed is left out, never
+the rest. Error bars are 95% intervals: percentile bootstrap over the study users from the rows'
+per-user ranks (reports/study_data.py), none for a studies.json without ranks."""
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 
-NAMES = ("figure3", "figure4a", "figure4b", "figure5a", "figure5b")
+from benchmark.protocol.stats import bootstrap_interval, wilson_interval
+
+from .results_io import per_user_from, read_predictions
+from .study_data import (INTERVAL_RESAMPLES, INTERVAL_SEED, adaptive_rows, lambda_sweep,
+                         rows_interval)
+
+NAMES = ("figure3", "figure4a", "figure4b", "figure5a", "figure5b", "figure_lambda")
 
 
 def load_studies(root):
@@ -64,10 +72,6 @@ def _fig3_data(s):
             "mixed": mixed}
 
 
-def _adaptive_name(rows):
-    return "rl_full" if "rl_full" in rows else "adaptive"
-
-
 def _fig4a_data(s):
     rows = s.get("rows")
     if not isinstance(rows, dict):
@@ -81,15 +85,24 @@ def _fig4a_data(s):
     for n, name in sorted(force):
         v = _num((rows.get(name) or {}).get("HR@10"))
         if v is not None:
-            out[f"Force N={n}"] = 100.0 * v
-    v = _num((rows.get(_adaptive_name(rows)) or {}).get("HR@10"))
-    if v is not None:
-        out["Adaptive"] = 100.0 * v
+            out[f"Force N={n}"] = (name, 100.0 * v)
+    for name, label in adaptive_rows(s):
+        v = _num((rows.get(name) or {}).get("HR@10"))
+        if v is not None:
+            out[label] = (name, 100.0 * v)
     return out or None
 
 
-def _n_users(rows):
-    names = [n for n in rows if re.fullmatch(r"force_\d+", str(n))] + [_adaptive_name(rows)]
+def _fig4a_ci(s, d):
+    """{label: [lo %, hi %]} for the bars whose rows have per-user ranks."""
+    ci = rows_interval(s, [name for name, _ in d.values()], "HR@10")
+    return {lab: [100.0 * x for x in ci[name]] for lab, (name, _) in d.items() if name in ci}
+
+
+def _n_users(s):
+    rows = s.get("rows") or {}
+    names = [n for n in rows if re.fullmatch(r"force_\d+", str(n))] + [n for n, _ in
+                                                                        adaptive_rows(s)]
     for n in names:
         u = (rows.get(n) or {}).get("n_users")
         if isinstance(u, (int, float)):
@@ -185,27 +198,77 @@ def _fig5b_data(s):
     return {"HR@10": hr, "n_users": users, "overall_HR@10": overall}
 
 
+def _fig5b_ci(root, d):
+    """Per-N 95% intervals of HR@10 (%), and how they were made: "bootstrap" over each N's
+    users from lasar/predictions.jsonl (per-user latent_steps) when its N counts are
+    per_n_all_users', else "wilson" from the hit counts (HR@10 x users), exact enough for a
+    hit rate."""
+    users = d["n_users"]
+    try:
+        _, targets, topk, f = read_predictions(Path(root) / "lasar", ("latent_steps",))
+        ns = np.asarray(f["latent_steps"])
+        if len(ns) == sum(users.values()) and all((ns == n).sum() == u for n, u in users.items()):
+            hit = per_user_from(targets, topk, (10,))["HR@10"]
+            return {n: [100.0 * x for x in bootstrap_interval(
+                {"hr": hit[ns == n]}, INTERVAL_RESAMPLES, INTERVAL_SEED)["hr"]]
+                for n in users}, "bootstrap"
+    except (OSError, KeyError, ValueError):
+        pass
+    return {n: [100.0 * x for x in wilson_interval(round(d["HR@10"][n] * u / 100), u)]
+            for n, u in users.items()}, "wilson"
+
+
+def _lambda_data(s):
+    sweep = [r for r in lambda_sweep(s) if r["HR@10"] is not None and r["mean_n"] is not None]
+    if not sweep:
+        return None
+
+    def pct(ci):
+        return None if ci is None else [100.0 * x for x in ci]
+    return {"lambda": [r["step_penalty"] for r in sweep],
+            "configured": [r["configured"] for r in sweep],
+            "mean_n": [r["mean_n"] for r in sweep], "mean_n_ci": [r["mean_n_ci"] for r in sweep],
+            "HR@10": [100.0 * r["HR@10"] for r in sweep],
+            "HR@10_ci": [pct(r["HR@10_ci"]) for r in sweep]}
+
+
+def _safe(fn, *args):
+    try:
+        return fn(*args)
+    except Exception:          # malformed section: skip that figure, never the rest
+        return None
+
+
 def figure_data(root):
     """Per figure, the numbers it plots (figures whose data are absent are left out):
 
       figure3   {"unit": "epoch"|"step", "stage1": [[x, loss]], "stage2": [[x, loss]]
                  (x continues after Stage 1), "stage2_start": x, "mixed": [[x, loss]]}
-      figure4a  {"Force N=1": HR@10 %, ..., "Adaptive": HR@10 %}
+      figure4a  {"Force N=1": HR@10 %, ..., "Adaptive (sampled N)": HR@10 %,
+                 "Adaptive (argmax N)": HR@10 %}; figure4a_ci {label: [lo %, hi %]} for the
+                 bars with per-user ranks; figure4a_n_users
       figure4b  {"after_sft"/"after_rl": {"share": [% per N=1..], "mean": N, "n_users": int}}
       figure5a  {"mean_n"/"reward": {"step", "value", "window", "moving_average"}}
-      figure5b  {"HR@10": {N: %}, "n_users": {N: int}, "overall_HR@10": %}  (N with users only)
+      figure5b  {"HR@10": {N: %}, "n_users": {N: int}, "overall_HR@10": %, "ci": {N: [lo %,
+                 hi %]}, "ci_kind": "bootstrap"|"wilson"}  (N with users only)
+      figure_lambda  {"lambda": [...], "configured": [bool], "mean_n": [...], "mean_n_ci":
+                 [[lo, hi]|None], "HR@10": [%], "HR@10_ci": [[lo %, hi %]|None]}, increasing
+                 lambda
     """
     s = load_studies(root)
     out = {}
     for name, fn in (("figure3", _fig3_data), ("figure4a", _fig4a_data),
                      ("figure4b", _fig4b_data), ("figure5a", _fig5a_data),
-                     ("figure5b", _fig5b_data)):
-        try:
-            d = fn(s)
-        except Exception:          # malformed section: skip that figure, never the rest
-            d = None
+                     ("figure5b", _fig5b_data), ("figure_lambda", _lambda_data)):
+        d = _safe(fn, s)
         if d:
             out[name] = d
     if "figure4a" in out:
-        out["figure4a_n_users"] = _n_users(s.get("rows") or {})
+        rows4 = out["figure4a"]
+        out["figure4a"] = {lab: v for lab, (_, v) in rows4.items()}
+        out["figure4a_ci"] = _safe(_fig4a_ci, s, rows4) or {}
+        out["figure4a_n_users"] = _n_users(s)
+    if "figure5b" in out:
+        ci = _safe(_fig5b_ci, root, out["figure5b"]) or ({}, None)
+        out["figure5b"]["ci"], out["figure5b"]["ci_kind"] = ci
     return out

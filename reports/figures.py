@@ -3,17 +3,20 @@ methods/lasar/studies.py), as PNG (dpi 200) and PDF under results/<ds>/<profile>
 
   figure3   two-stage (Stage 1, then Stage 2 continuing after it) vs mixed single-stage
             training: validation loss (CE) against epoch
-  figure4a  Force N = k against the Policy Head's adaptive N: HR@10 (%) on the studies' fixed
-            test users
+  figure4a  Force N = k against the Policy Head's adaptive N (sampled, and argmax where
+            studied): HR@10 (%) on the studies' fixed test users, 95% bootstrap error bars
   figure4b  N distribution after SFT vs after RL: share of users (%) per N = 1..n_max
   figure5a  RL dynamics: mean N (left axis) and reward (right axis) per RL step, raw points
             faint plus a moving average
   figure5b  per-N HR@10 (%) of the test users the Policy Head gave each N, with each N's
-            number of users written on its bar
+            number of users written on its bar and 95% error bars (bootstrap over that N's
+            users, or Wilson from its hit count: reports/figure_data.py)
+  figure_lambda  the REINFORCE step-penalty sweep: HR@10 (%, left axis) and mean N (right
+            axis) against lambda, 95% bootstrap error bars, the configured lambda marked
 
-Only studies.json is read. A figure whose data are absent is skipped. `figure_data(root)`
-(reports/figure_data.py) returns the numbers each figure plots, so tests and reports can check
-them against studies.json.
+Only studies.json (and lasar/predictions.jsonl for Figure 5b's error bars) is read. A figure
+whose data are absent is skipped. `figure_data(root)` (reports/figure_data.py) returns the
+numbers each figure plots, so tests and reports can check them against studies.json.
 
   python -m reports.figures results/sports/cpu-full
 """
@@ -87,14 +90,15 @@ def _draw_figure3(fig, d):
     ax.legend(loc="best")
 
 
-def _bar_labels(ax, bars, texts, fontsize=FONTSIZE - 2, pad=1.5, box=False):
-    """Write texts[i] just above bars[i] (None: nothing); box: on a faint white backing so a
-    reference line behind stays readable."""
+def _bar_labels(ax, bars, texts, fontsize=FONTSIZE - 2, pad=1.5, box=False, tops=None):
+    """Write texts[i] just above bars[i] (or above tops[i], an error bar's end; None:
+    nothing); box: on a faint white backing so a reference line behind stays readable."""
     kw = {"bbox": dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.8)} if box else {}
-    for b, t in zip(bars, texts):
+    for i, (b, t) in enumerate(zip(bars, texts)):
         if t is None:
             continue
-        ax.annotate(t, (b.get_x() + b.get_width() / 2, b.get_height()),
+        y = b.get_height() if tops is None or tops[i] is None else max(b.get_height(), tops[i])
+        ax.annotate(t, (b.get_x() + b.get_width() / 2, y),
                     xytext=(0, pad), textcoords="offset points", linespacing=1.0,
                     ha="center", va="bottom", fontsize=fontsize, zorder=3, **kw)
 
@@ -111,20 +115,39 @@ def _compact(n):
     return f"{n / 1e6:.1f}M"
 
 
-def _draw_figure4a(fig, d, n_users=None):
+def _error_bars(ax, xs, vals, ci, color="0.15"):
+    """95% error bars at xs for the values with an interval in ci (a list aligned with vals,
+    None where there is none); -> the bars' upper ends (None where none)."""
+    have = [i for i, c in enumerate(ci) if c is not None]
+    if have:
+        err = [[vals[i] - ci[i][0] for i in have], [ci[i][1] - vals[i] for i in have]]
+        ax.errorbar([xs[i] for i in have], [vals[i] for i in have], yerr=np.maximum(err, 0),
+                    fmt="none", ecolor=color, elinewidth=0.7, capsize=2, zorder=3)
+    return [c[1] if c is not None else None for c in ci]
+
+
+def _draw_figure4a(fig, d, n_users=None, ci=None):
     ax = fig.add_subplot()
     labels = list(d)
     vals = [d[k] for k in labels]
-    colors = [ADAPTIVE_COLOR if k == "Adaptive" else FORCE_COLOR for k in labels]
-    ticks = [k.replace("Force ", "Force\n") for k in labels]
+    colors = [ADAPTIVE_COLOR if k.startswith("Adaptive") else FORCE_COLOR for k in labels]
+    ticks = [k.replace("Force ", "Force\n").replace("Adaptive (", "Adaptive\n(").replace(" N)", ")")
+             for k in labels]
     bars = ax.bar(range(len(vals)), vals, color=colors, width=0.65)
-    _bar_labels(ax, bars, [f"{v:.2f}" for v in vals], fontsize=FONTSIZE - 1)
-    ax.set_xticks(range(len(vals)), ticks)
+    for b, k in zip(bars, labels):
+        if "argmax" in k:
+            b.set_hatch("///")
+            b.set_edgecolor("white")
+    tops = _error_bars(ax, list(range(len(vals))), vals, [(ci or {}).get(k) for k in labels])
+    _bar_labels(ax, bars, [f"{v:.2f}" for v in vals], fontsize=FONTSIZE - 1, tops=tops)
+    ax.set_xticks(range(len(vals)), ticks, fontsize=FONTSIZE - 2)
     ax.set_ylabel("HR@10 (%)")
-    ax.set_ylim(0, max(vals) * 1.18 if max(vals) > 0 else 1)
+    top = max([v for v in vals] + [t for t in tops if t is not None])
+    ax.set_ylim(0, top * 1.18 if top > 0 else 1)
     ax.grid(axis="x", visible=False)
     if n_users:
-        ax.text(0.01, 0.99, f"{n_users:,} test users", transform=ax.transAxes,
+        note = f"{n_users:,} test users" + ("; 95% bootstrap CI" if ci else "")
+        ax.text(0.01, 0.99, note, transform=ax.transAxes,
                 ha="left", va="top", fontsize=FONTSIZE - 2, color="0.3")
 
 
@@ -206,17 +229,41 @@ def _draw_figure5b(fig, d):
     for b, n in zip(bars, xs):
         if int(n) not in hr:
             b.set_visible(False)
+    tops = _error_bars(ax, list(xs), vals, [(d.get("ci") or {}).get(int(n)) for n in xs])
     _bar_labels(ax, bars, [f"{hr[int(n)]:.2f}\nn={_compact(users[int(n)])}" if int(n) in hr
-                           else None for n in xs], fontsize=FONTSIZE - 2, box=True)
+                           else None for n in xs], fontsize=FONTSIZE - 2, box=True, tops=tops)
     ax.axhline(d["overall_HR@10"], color="0.35", ls="--", lw=0.8, zorder=1,
                label=f"all test users ({d['overall_HR@10']:.2f}%)")
     ax.set_xticks(xs)
     ax.set_xlabel("reasoning steps N (chosen by Policy Head)")
     ax.set_ylabel("HR@10 (%)")
-    top = max(max(vals), d["overall_HR@10"])
+    top = max(vals + [d["overall_HR@10"]] + [t for t in tops if t is not None])
     ax.set_ylim(0, top * 1.35 if top > 0 else 1)
     ax.grid(axis="x", visible=False)
     ax.legend(loc="best")
+
+
+def _draw_figure_lambda(fig, d):
+    ax = fig.add_subplot()
+    xs = list(range(len(d["lambda"])))
+    ax.plot(xs, d["HR@10"], "o-", color=ADAPTIVE_COLOR, label="HR@10 (%)")
+    _error_bars(ax, [x - 0.04 for x in xs], d["HR@10"], d["HR@10_ci"], ADAPTIVE_COLOR)
+    ax.set_ylabel("HR@10 (%)", color=ADAPTIVE_COLOR)
+    ax.tick_params(axis="y", colors=ADAPTIVE_COLOR)
+    ax2 = ax.twinx()
+    ax2.plot(xs, d["mean_n"], "s--", color=SFT_COLOR, label="mean N")
+    _error_bars(ax2, [x + 0.04 for x in xs], d["mean_n"], d["mean_n_ci"], SFT_COLOR)
+    ax2.set_ylabel("mean N", color=SFT_COLOR)
+    ax2.tick_params(axis="y", colors=SFT_COLOR)
+    ax2.grid(False)
+    ax.set_xticks(xs, [f"{v:g}" + ("*" if c else "") for v, c in zip(d["lambda"],
+                                                                     d["configured"])])
+    ax.set_xlabel("step penalty lambda (* configured)")
+    ax.set_xlim(-0.5, len(xs) - 0.5)
+    for a in (ax, ax2):
+        lo, hi = a.get_ylim()
+        a.set_ylim(lo, hi + 0.22 * (hi - lo))
+    ax.legend(handles=ax.get_lines()[:1] + ax2.get_lines()[:1], loc="upper center", ncol=2)
 
 
 def _save(fig, path, fmt):
@@ -236,7 +283,8 @@ def write_figures(root):
     root = Path(root)
     data = figure_data(root)
     draw = {"figure3": _draw_figure3, "figure4a": _draw_figure4a, "figure4b": _draw_figure4b,
-            "figure5a": _draw_figure5a, "figure5b": _draw_figure5b}
+            "figure5a": _draw_figure5a, "figure5b": _draw_figure5b,
+            "figure_lambda": _draw_figure_lambda}
     paths = []
     with mpl.rc_context():
         _style()
@@ -246,7 +294,8 @@ def write_figures(root):
             fig = _new_figure()
             try:
                 if name == "figure4a":
-                    draw[name](fig, data[name], data.get("figure4a_n_users"))
+                    draw[name](fig, data[name], data.get("figure4a_n_users"),
+                               data.get("figure4a_ci"))
                 else:
                     draw[name](fig, data[name])
                 for fmt in ("png", "pdf"):

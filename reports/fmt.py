@@ -5,20 +5,28 @@ import numpy as np
 def rank_marks(values, digits=4):
     """For one column: 'best' / 'second' / '' per row. Values are compared as `cell` shows
     them (`digits` decimals), so values that read the same share the mark; 'second' goes to
-    the next value below the best."""
+    the next value below the best. No mark for a value that reads as zero (a tie of zeros
+    ranks nothing), nor anywhere in a column whose every value reads the same."""
     vals = np.array([np.nan if v is None else float(f"{v:.{digits}f}") for v in values])
     distinct = sorted({v for v in vals if not np.isnan(v)}, reverse=True)
+    if len(distinct) < 2:
+        return [""] * len(vals)
     marks = []
     for v in vals:
-        if np.isnan(v) or not distinct:
+        if np.isnan(v) or v == 0:
             marks.append("")
         elif v == distinct[0]:
             marks.append("best")
-        elif len(distinct) > 1 and v == distinct[1]:
+        elif v == distinct[1]:
             marks.append("second")
         else:
             marks.append("")
     return marks
+
+
+MARKS_NOTE = ("Best in bold, second underlined, as the 4-decimal values read: values that read "
+              "the same share the mark; a value that reads 0.0000 gets none, nor does a column "
+              "whose values all read the same.")
 
 
 def cell(value, mark, style, digits=4, suffix=""):

@@ -8,6 +8,8 @@ methods/lasar/studies.py), in LaTeX and Markdown:
   per_n       Figure 5b's data: metrics of the test users the Policy Head gave each N
   n_dist      Figure 4b's data: N distribution after SFT and after RL
   table8      segment count vs history length and category diversity
+  lambda      the REINFORCE step-penalty sweep (paper Table 7's range): mean N, N@10, HR@10
+              with 95% bootstrap intervals over the study users
 
 Ablation rows are on the studies' fixed subsample of test users; MiniOneRec's row of Table 3 is
 recomputed from its predictions.jsonl on exactly those users.
@@ -19,6 +21,8 @@ import numpy as np
 
 from .fmt import cell, rank_marks, write_table
 from .results_io import load_per_user
+from .study_data import (INTERVAL_RESAMPLES, NO_ITEM_TEXT, adaptive_rows, lambda_sweep,
+                         no_item_text)
 
 COLS = ("NDCG@5", "NDCG@10", "HR@5", "HR@10")
 HEAD = ["N@5", "N@10", "HR@5", "HR@10"]
@@ -55,18 +59,19 @@ def write_lasar_tables(root):
     base = f"{ds}, {prof} profile, {n_users} fixed test users (of {st['all_test_users']})"
     out = []
     # alignment (Table 2 / 9)
-    names = ["pure_sft"] + [f"sft_align_{a}" for a in ("none", "kl", "cosine", "mse")
-                            if f"sft_align_{a}" in rows]
+    names = ["pure_sft"] + [f"sft_align_{a}" for a in ("none", "kl", "kl_detached", "cosine",
+                                                        "mse") if f"sft_align_{a}" in rows]
     labels = {"pure_sft": "Pure SFT (MiniOneRec SFT)", "sft_align_none": "+ Latent (w/o align.)",
-              "sft_align_kl": "+ KL alignment", "sft_align_cosine": "+ Cosine alignment",
-              "sft_align_mse": "+ MSE alignment"}
+              "sft_align_kl": "+ KL alignment",
+              "sft_align_kl_detached": "+ KL alignment (Policy Head input detached)",
+              "sft_align_cosine": "+ Cosine alignment", "sft_align_mse": "+ MSE alignment"}
     stem = "table2_alignment" if ds == "beauty" else "table9_alignment"
     out += write_table(root, stem, ["Model"] + HEAD + ["Mean N"],
                   lambda s: _metric_rows(rows, names, [labels[n] for n in names], s,
                                          lambda n, r: [_mean_n(r)]),
                   f"SFT-phase alignment ablation, {ds} ({prof}).",
                   f"Alignment ablation after Stage 2 (paper Table {2 if ds == 'beauty' else 9})",
-                  [base + "; Stage 2 models, no RL."])
+                  [base + "; Stage 2 models, no RL."] + _item_text_notes(st))
     # RL ablation (Table 3)
     rl_names = [n for n in ("rl_latent_only", "rl_terminal_kl", "rl_full") if n in rows]
     if rl_names:
@@ -83,12 +88,12 @@ def write_lasar_tables(root):
                       f"RL-phase ablation, {ds} ({prof}).", "RL ablation (paper Table 3)", [base])
     # Force-N vs adaptive (Figure 4a)
     fn = sorted((int(n.split("_")[1]), n) for n in rows if n.startswith("force_"))
-    adaptive = "rl_full" if "rl_full" in rows else "adaptive"
-    if fn:
-        names4 = [n for _, n in fn] + [adaptive]
+    adaptive = adaptive_rows(st)
+    if fn and adaptive:
+        names4 = [n for _, n in fn] + [n for n, _ in adaptive]
         out += write_table(root, "force_n", ["Setting"] + HEAD + ["Mean N"],
                       lambda s: _metric_rows(rows, names4, [f"Force N = {k}" for k, _ in fn]
-                                             + ["Adaptive (Policy Head)"], s,
+                                             + [lab for _, lab in adaptive], s,
                                              lambda n, r: [_mean_n(r)]),
                       f"Force-N vs adaptive N, {ds} ({prof}).", "Force-N sweep (Figure 4a data)",
                       [base])
@@ -118,8 +123,52 @@ def write_lasar_tables(root):
                                   f"{r['hist_len']:.1f}", f"{r['cat_div']:.1f}"] for r in t8],
                       f"Teacher CoT segment count vs sample complexity, {ds} ({prof}).",
                       "Segment count vs complexity (paper Table 8)",
-                      [f"{ds}, {prof} profile: the LASAR CoT pool; counts clipped to 1..N_max."])
+                      [f"{ds}, {prof} profile: the LASAR CoT pool; counts clipped to 1..N_max."]
+                      + _item_text_notes(st))
+    out += _write_lambda(root, st, base)
     return out
+
+
+def _item_text_notes(st):
+    """What the teacher saw of the items (studies.json["teacher"]), for Tables 8 and 9."""
+    t = st.get("teacher") or {}
+    if no_item_text(st):
+        return [f"LASAR's {NO_ITEM_TEXT} (teacher {t.get('kind', '?')}: none of the CoT pool's "
+                "examples has item text for its history items)."]
+    share = t.get("item_text_share")
+    if isinstance(share, (int, float)):
+        return [f"Teacher {t.get('kind', '?')}: {100 * share:.1f}% of the CoT pool's examples "
+                "have item text for their history items."]
+    return []
+
+
+def _with_ci(v, ci, digits=4):
+    if v is None:
+        return "–"
+    s = f"{v:.{digits}f}"
+    return s + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
+
+
+def _write_lambda(root, st, base):
+    """tables/table_lambda.{md,tex}: the step-penalty sweep, or nothing without one."""
+    sweep = lambda_sweep(st)
+    if not sweep:
+        return []
+    ds, prof = root.parent.name, root.name
+
+    def fmt(style):
+        return [[f"{r['step_penalty']:g}" + (" (configured)" if r["configured"] else ""),
+                 r["row"].replace("_", r"\_") if style == "latex" else r["row"],
+                 _with_ci(r["mean_n"], r["mean_n_ci"], 2),
+                 _with_ci(r["NDCG@10"], r["NDCG@10_ci"]), _with_ci(r["HR@10"], r["HR@10_ci"])]
+                for r in sweep]
+    notes = [base + f"; one RL run per step penalty (lambda, Eq. 6). [lo, hi]: 95% percentile "
+             f"bootstrap interval over the study users ({INTERVAL_RESAMPLES} resamples; mean N's "
+             "from the N counts). Paper Table 7: lambda 1e-4, 5e-4 or 1e-3; its main runs use "
+             "5e-4."]
+    return write_table(root, "table_lambda", ["Step penalty", "Row", "Mean N", "N@10", "HR@10"],
+                       fmt, f"REINFORCE step penalty sweep, {ds} ({prof}).",
+                       "Step-penalty (λ) sweep", notes)
 
 
 def _mean_n(r):

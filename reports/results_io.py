@@ -26,16 +26,30 @@ def load_manifest(folder):
         return json.load(f)
 
 
-def load_per_user(folder, ks=(5, 10, 20)):
-    """Per-user metric arrays recomputed from predictions.jsonl, keyed by user id order."""
+def read_predictions(folder, fields=()):
+    """predictions.jsonl as (users, targets, topk, {field: list}) for the optional per-user
+    `fields` a method writes next to its top-k (LASAR: latent_steps); a field some row lacks
+    is left out."""
     users, targets, topk = [], [], []
+    extra = {f: [] for f in fields}
     with open(Path(folder) / "predictions.jsonl") as f:
         for line in f:
             r = json.loads(line)
             users.append(r["user"])
             targets.append(r["target"])
             topk.append(r["topk"])
+            for k in extra:
+                extra[k].append(r.get(k))
+    return users, targets, topk, {k: v for k, v in extra.items() if None not in v}
+
+
+def per_user_from(targets, topk, ks=(5, 10, 20)):
     width = max(len(t) for t in topk)
     grid = np.array([t + [None] * (width - len(t)) for t in topk], dtype=object)
-    ranks = target_ranks(grid, np.array(targets, dtype=object))
-    return users, per_user(ranks, ks)
+    return per_user(target_ranks(grid, np.array(targets, dtype=object)), ks)
+
+
+def load_per_user(folder, ks=(5, 10, 20)):
+    """Per-user metric arrays recomputed from predictions.jsonl, keyed by user id order."""
+    users, targets, topk, _ = read_predictions(folder)
+    return users, per_user_from(targets, topk, ks)

@@ -11,7 +11,7 @@ from benchmark.protocol.io import atomic_write_text
 from benchmark.protocol.metrics import METRIC_ORDER
 from benchmark.protocol.stats import paired_bootstrap
 
-from .fmt import cell, latex_table, markdown_table, rank_marks
+from .fmt import MARKS_NOTE, cell, latex_table, markdown_table, rank_marks
 from .results_io import load_manifest, load_metrics, load_per_user, method_dirs
 
 PAPER_ORDER = ("lasar", "cot_gream", "minionerec", "rearec", "lcrec", "gru4rec", "sasrec")
@@ -59,7 +59,7 @@ def write_table1(root, eval_cfg):
     dataset, profile = root.parent.name, root.name
     missing = [DISPLAY_MD[m] for m in PAPER_ORDER if m not in found]
     notes = [f"{dataset}, profile {profile}, {', '.join(map(str, n_users))} test users, "
-             f"seed {mans[names[0]]['seed']}; full-catalog ranking, leave-one-out."]
+             f"seed {mans[names[0]]['seed']}; full-catalog ranking, leave-one-out.", MARKS_NOTE]
     if missing:
         notes.append("Not run (missing): " + ", ".join(missing) + ".")
     if pvals:

@@ -4,6 +4,7 @@ import json
 import os
 
 import matplotlib as mpl
+import numpy as np
 import pytest
 
 from reports.figure_data import NAMES, figure_data, moving_average
@@ -24,7 +25,14 @@ def _studies():
             "force_2": {"HR@10": 0.2, "n_users": 10},
             "rl_full": {"HR@10": 0.4, "n_users": 10,
                         "n_dist": {"counts": [2, 3, 5, 0, 0, 0, 0, 0], "mean": 2.3}},
+            "adaptive_argmax": {"HR@10": 0.5, "n_users": 10,
+                                "n_dist": {"counts": [0, 10, 0, 0, 0, 0, 0, 0], "mean": 2.0}},
+            "rl_lambda_0.001": {"HR@10": 0.2, "NDCG@10": 0.1, "n_users": 10,
+                                "n_dist": {"counts": [10] + [0] * 7, "mean": 1.0}},
         },
+        "n_mode": "sample",
+        "lambda_sweep": [{"step_penalty": 0.001, "row": "rl_lambda_0.001"},
+                         {"step_penalty": 0.0005, "row": "rl_full"}],
         "n_dist_after_sft": {"counts": [0, 0, 6, 4, 0, 0, 0, 0], "mean": 3.4},
         "n_dist_final_subset": {"counts": [2, 3, 5, 0, 0, 0, 0, 0], "mean": 2.3},
         "n_dist_final_all_users": {"counts": [5, 10, 5, 0, 0, 0, 0, 0], "mean": 2.0},
@@ -87,11 +95,13 @@ def test_figure_data_matches_studies(tmp_path):
     root = _root(tmp_path, _studies())
     d = figure_data(root)
 
-    # 4a: Force N sorted numerically, then Adaptive (= rl_full); HR@10 in %
-    assert list(d["figure4a"]) == ["Force N=1", "Force N=2", "Force N=8", "Adaptive"]
+    # 4a: Force N sorted numerically, then the adaptive rows (rl_full sampled N, argmax N)
+    assert list(d["figure4a"]) == ["Force N=1", "Force N=2", "Force N=8", "Adaptive (sampled N)",
+                                   "Adaptive (argmax N)"]
     assert d["figure4a"] == pytest.approx(
-        {"Force N=1": 10.0, "Force N=2": 20.0, "Force N=8": 30.0, "Adaptive": 40.0})
-    assert d["figure4a_n_users"] == 10
+        {"Force N=1": 10.0, "Force N=2": 20.0, "Force N=8": 30.0, "Adaptive (sampled N)": 40.0,
+         "Adaptive (argmax N)": 50.0})
+    assert d["figure4a_n_users"] == 10 and d["figure4a_ci"] == {}      # no ranks: no bars
 
     # 4b: shares in %, means as given; RL side from all users, not the subset
     sft, rl = d["figure4b"]["after_sft"], d["figure4b"]["after_rl"]
@@ -149,15 +159,17 @@ def test_fallbacks_and_partial_data(tmp_path):
     del s["figure3"]["mixed"]
     del s["figure3"]["stage2_steps_per_epoch"]        # no epochs for every curve: steps
     s["rows"]["adaptive"] = s["rows"].pop("rl_full")  # no RL ablation: row is "adaptive"
+    del s["n_mode"], s["rows"]["adaptive_argmax"]     # an older studies.json
     del s["per_n_all_users"]
     root = _root(tmp_path, s)
     d = figure_data(root)
     assert d["figure4b"]["after_rl"]["share"] == pytest.approx([20, 30, 50, 0, 0, 0, 0, 0])
     assert d["figure4a"]["Adaptive"] == pytest.approx(40.0)
+    assert d["figure_lambda"]["lambda"] == [0.001]    # the sweep's rl_full row is gone
     assert d["figure3"]["unit"] == "step" and d["figure3"]["mixed"] == []
     assert d["figure3"]["stage2"] == _approx_points([[25.0, 2.2], [30.0, 2.0]])
     names = {p.stem for p in write_figures(root)}
-    assert names == {"figure3", "figure4a", "figure4b", "figure5a"}
+    assert names == {"figure3", "figure4a", "figure4b", "figure5a", "figure_lambda"}
 
 
 @pytest.mark.parametrize("studies", [None, {}, {"rows": {}, "figure3": {}, "rl_log": []},
@@ -169,3 +181,78 @@ def test_nothing_to_draw(tmp_path, studies):
     assert write_figures(tmp_path) == []
     assert figure_data(tmp_path) == {}
     assert not (tmp_path / "figures").exists()
+
+
+def _ranks(hits, n=10):
+    return [2] * hits + [0] * (n - hits)
+
+
+def test_error_bars_from_the_study_users_ranks(tmp_path):
+    """Rows with ranks get 95% bootstrap bars: a row every user hits has [100, 100], one no
+    user hits [0, 0], one with 4 hits of 10 a bar around its 40%; rows without ranks none."""
+    s = _studies()
+    s["eval_user_ids"] = [str(u) for u in range(10)]
+    s["rows"]["force_1"]["ranks"] = _ranks(0)
+    s["rows"]["force_8"]["ranks"] = _ranks(10)
+    s["rows"]["rl_full"]["ranks"] = _ranks(4)
+    s["rows"]["adaptive_argmax"]["ranks"] = _ranks(4)[:9]          # wrong length: ignored
+    d = figure_data(_root(tmp_path, s))
+    ci = d["figure4a_ci"]
+    assert set(ci) == {"Force N=1", "Force N=8", "Adaptive (sampled N)"}
+    assert ci["Force N=1"] == [0.0, 0.0] and ci["Force N=8"] == [100.0, 100.0]
+    lo, hi = ci["Adaptive (sampled N)"]
+    assert 0 <= lo < 40.0 < hi <= 100 and hi - lo > 30       # 10 users: a wide interval
+    assert len(write_figures(tmp_path)) == 2 * len(NAMES)
+
+
+def _predictions(root, ns, hits):
+    """lasar/predictions.jsonl: user i has latent_steps ns[i] and hits iff hits[i]."""
+    rows = [{"user": str(i), "target": f"t{i}", "latent_steps": int(n),
+             "topk": [f"t{i}" if h else "x", "y"]} for i, (n, h) in enumerate(zip(ns, hits))]
+    (root / "lasar" / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_figure5b_error_bars(tmp_path):
+    """Without predictions: Wilson intervals from the hit counts (1 of 5: [3.62, 62.45]%, by
+    the textbook); with predictions whose N counts match: bootstrap over each N's users."""
+    from benchmark.protocol.stats import bootstrap_interval
+    root = _root(tmp_path, _studies())
+    f5b = figure_data(root)["figure5b"]
+    assert f5b["ci_kind"] == "wilson"
+    assert f5b["ci"][1] == pytest.approx([3.62, 62.45], abs=0.01)
+    assert f5b["ci"][3][0] == 0.0
+    ns = [1] * 5 + [2] * 10 + [3] * 5
+    hits = [1, 0, 0, 0, 0] + [1, 1, 1] + [0] * 7 + [0] * 5       # 1/5, 3/10, 0/5 as studies
+    _predictions(root, ns, hits)
+    f5b = figure_data(root)["figure5b"]
+    assert f5b["ci_kind"] == "bootstrap"
+    assert f5b["ci"][3] == [0.0, 0.0]
+    want = bootstrap_interval({"hr": np.array(hits[5:15], float)}, 2000, 2026)["hr"]
+    assert f5b["ci"][2] == pytest.approx([100 * want[0], 100 * want[1]])
+    _predictions(root, [1] * 6 + [2] * 9 + [3] * 5, hits)         # counts differ: Wilson
+    assert figure_data(root)["figure5b"]["ci_kind"] == "wilson"
+
+
+def test_lambda_sweep_figure_and_table(tmp_path):
+    from reports.lasar_tables import write_lasar_tables
+    s = _studies()
+    s.update(eval_users=10, all_test_users=20, eval_user_ids=[str(u) for u in range(10)])
+    s["rows"]["rl_lambda_0.001"]["ranks"] = _ranks(2)
+    s["rows"]["rl_lambda_0.0001"] = {"HR@10": 0.6, "NDCG@10": 0.3, "n_users": 10,
+                                     "n_dist": {"counts": [0, 0, 5, 5, 0, 0, 0, 0], "mean": 3.5}}
+    s["lambda_sweep"].append({"step_penalty": 0.0001, "row": "rl_lambda_0.0001"})
+    s["lambda_sweep"].append({"step_penalty": 0.01, "row": "rl_lambda_missing"})
+    root = _root(tmp_path, s)
+    d = figure_data(root)["figure_lambda"]
+    assert d["lambda"] == [0.0001, 0.0005, 0.001]                  # sorted; missing row left out
+    assert d["configured"] == [False, True, False]
+    assert d["mean_n"] == [3.5, 2.3, 1.0] and d["HR@10"] == pytest.approx([60.0, 40.0, 20.0])
+    assert d["HR@10_ci"][:2] == [None, None] and d["HR@10_ci"][2][0] < 20.0 < d["HR@10_ci"][2][1]
+    assert tuple(d["mean_n_ci"][2]) == (1.0, 1.0)                 # every user N = 1
+    lo, hi = d["mean_n_ci"][0]
+    assert 3.0 <= lo < 3.5 < hi <= 4.0
+    write_lasar_tables(root)
+    md = (root / "tables" / "table_lambda.md").read_text()
+    assert "| 0.0005 (configured) | rl_full | 2.30 [" in md
+    assert "| 0.0001 | rl_lambda_0.0001 | 3.50 [" in md and "| 0.6000 |" in md
+    assert (root / "tables" / "table_lambda.tex").is_file()

@@ -152,3 +152,23 @@ def test_the_star_is_per_metric_and_needs_every_baseline(tmp_path):
     md = (root / "tables" / "table1.md").read_text()
     assert "* LASAR better than every baseline at p < 0.05" in md
     check_table_numbers(root / "tables" / "table1.md", ms)
+
+
+def test_zeros_and_columns_that_all_read_the_same_get_no_mark(tmp_path):
+    """Three methods find no target (0.0000 everywhere) and SASRec finds a few: SASRec bold,
+    the zeros unmarked (not all bold, not underlined). Two methods with identical values: a
+    column where every value reads the same gets no mark at all. The rule is in the notes."""
+    root = tmp_path / "sports" / "cpu"
+    for m in ("lasar", "gru4rec", "rearec"):
+        _write(root, m, m, [0] * 50)
+    m = _write(root, "sasrec", "SASRec", [1, 3, 12] + [0] * 47)
+    write_table1(root, EVAL)
+    assert _cells(root, "SASRec") == [f"**{m[k]:.4f}**" for k in METRIC_ORDER]
+    for name in ("LASAR", "GRU4Rec", "ReaRec"):
+        assert _cells(root, name) == ["0.0000"] * 6
+    assert "a value that reads 0.0000 gets none" in (root / "tables" / "table1.md").read_text()
+    root = tmp_path / "beauty" / "cpu"
+    for m in ("sasrec", "gru4rec"):
+        _write_metrics(root, m, m, 0.0123)
+    write_table1(root, EVAL)
+    assert _cells(root, "SASRec") == _cells(root, "GRU4Rec") == ["0.0123"] * 6
