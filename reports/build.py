@@ -11,7 +11,7 @@ from .figure_data import load_studies
 from .figures import write_figures
 from .lasar_tables import write_lasar_tables
 from .paper_compare import write_comparison
-from .results_io import load_manifest, method_dirs
+from .results_io import dataset_profile, load_manifest, method_dirs
 from .study_data import NO_ITEM_TEXT, no_item_text
 from .table1 import PAPER_ORDER, write_table1
 from .tables_extra import write_table4, write_table5
@@ -88,7 +88,7 @@ def _provenance(root):
 
 def write_report_md(root):
     root = Path(root)
-    ds, prof = root.parent.name, root.name
+    ds, prof = dataset_profile(root)
     out = [f"# LASAR reproduction: {ds}, {prof} profile", "",
            "Generated from this folder only (`python -m benchmark tables "
            f"{ds} --profile {prof}` rewrites it). Every number below comes from the files next "

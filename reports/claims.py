@@ -26,7 +26,7 @@ import numpy as np
 from benchmark.protocol.stats import paired_difference, unpaired_difference
 
 from .figure_data import load_studies
-from .results_io import load_per_user, method_dirs
+from .results_io import dataset_profile, load_per_user, method_dirs
 from .study_data import NO_ITEM_TEXT, adaptive_rows, n_values, no_item_text, row_per_user
 from .table1 import DISPLAY_MD, PAPER_ORDER
 from .tables_extra import table4_data
@@ -95,7 +95,7 @@ def fmt_comparison(c):
 
 def _table1_claim(root, boot):
     found = method_dirs(root)
-    text = f"LASAR is the best method on {root.parent.name.capitalize()}"
+    text = f"LASAR is the best method on {dataset_profile(root)[0].capitalize()}"
     rule = ("LASAR above each of the six baselines on N@10 and HR@10 (12 comparisons, paired "
             "over all test users)")
     missing = [m for m in PAPER_ORDER if m not in found]
@@ -313,7 +313,7 @@ def claims(root, n_resamples=10000, seed=2026):
     root = Path(root)
     st = load_studies(root)
     boot = (n_resamples, seed)
-    return [_table1_claim(root, boot), _alignment_claim(st, root.parent.name, boot),
+    return [_table1_claim(root, boot), _alignment_claim(st, dataset_profile(root)[0], boot),
             _two_stage_claim(st), _reinforce_claim(st, boot), _adaptive_claim(st, boot),
             *_timing_claims(root)]
 
@@ -352,6 +352,6 @@ def write_claims(root, eval_cfg=None):
           if eval_cfg is not None else {})
     cl = claims(root, **kw)
     p1, p2 = root / "tables" / "claims.md", root / "tables" / "claims.json"
-    atomic_write_text(p1, claims_markdown(cl, root.parent.name, root.name))
+    atomic_write_text(p1, claims_markdown(cl, *dataset_profile(root)))
     atomic_write_json(p2, cl)
     return [p1, p2]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .fmt import cell, rank_marks, write_table
-from .results_io import load_per_user
+from .results_io import dataset_profile, load_per_user
 from .study_data import (INTERVAL_RESAMPLES, NO_ITEM_TEXT, adaptive_rows, lambda_sweep,
                          no_item_text)
 
@@ -54,7 +54,7 @@ def write_lasar_tables(root):
     if not path.is_file():
         return []
     st = json.loads(path.read_text())
-    rows, ds, prof = st["rows"], root.parent.name, root.name
+    (ds, prof), rows = dataset_profile(root), st["rows"]
     n_users = st["eval_users"]
     base = f"{ds}, {prof} profile, {n_users} fixed test users (of {st['all_test_users']})"
     out = []
@@ -154,7 +154,7 @@ def _write_lambda(root, st, base):
     sweep = lambda_sweep(st)
     if not sweep:
         return []
-    ds, prof = root.parent.name, root.name
+    ds, prof = dataset_profile(root)
 
     def fmt(style):
         return [[f"{r['step_penalty']:g}" + (" (configured)" if r["configured"] else ""),

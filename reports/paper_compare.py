@@ -14,7 +14,7 @@ from . import paper
 from .figure_data import load_studies
 from .fmt import write_table
 from .lasar_tables import subset_metrics
-from .results_io import load_metrics, method_dirs
+from .results_io import dataset_profile, load_metrics, method_dirs
 from .tables_extra import table4_data, table5_data
 
 def _share_34(dist):
@@ -35,7 +35,7 @@ def reproduced(root):
     """{(table, dataset, row, field): value} for every number this run can set against the
     paper's."""
     root = Path(root)
-    ds = root.parent.name
+    ds = dataset_profile(root)[0]
     out = {}
     found = method_dirs(root)
     for m in found:
@@ -98,7 +98,7 @@ def reproduced(root):
 def comparison_rows(root):
     """Every paper number of this run's dataset, with ours where we measured it."""
     root = Path(root)
-    ds = root.parent.name
+    ds = dataset_profile(root)[0]
     ours = reproduced(root)
     rows = []
     for table, by_ds in paper.load().items():
@@ -134,7 +134,7 @@ def write_comparison(root):
     rows = comparison_rows(root)
     if not rows:
         return []
-    ds, prof = root.parent.name, root.name
+    ds, prof = dataset_profile(root)
     header = ["Source", "Row", "Field", "Paper", "Ours", "Ours / paper"]
 
     def f(v, field):

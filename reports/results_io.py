@@ -7,6 +7,15 @@ import numpy as np
 from benchmark.protocol.metrics import per_user, target_ranks
 
 
+def dataset_profile(root):
+    """(dataset, profile label) of a results folder: results/<ds>/<profile>, or one seed's
+    folder results/<ds>/<profile>/seed-<s> (label '<profile>, seed <s>')."""
+    root = Path(root)
+    if root.name.startswith("seed-") and root.name[5:].isdigit():
+        return root.parent.parent.name, f"{root.parent.name}, seed {root.name[5:]}"
+    return root.parent.name, root.name
+
+
 def method_dirs(root):
     root = Path(root)
     if not root.is_dir():

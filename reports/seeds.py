@@ -12,7 +12,7 @@ users. Here, in results/<ds>/<profile>/:
   report.md                      both, with links to each seed's report.md
 
 A verdict "holds" / "contradicted" needs the pooled interval to exclude zero in that direction,
-as in the one-seed claims (paper_compare.py); otherwise "inconclusive". Reads results/ only.
+as in the one-seed claims (claims.py `judge`); otherwise "inconclusive". Reads results/ only.
 """
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from benchmark.protocol.metrics import METRIC_ORDER
 from benchmark.protocol.stats import paired_difference
 
 from .fmt import latex_table, markdown_table
-from .paper_compare import CONTRADICTED, HOLDS, INCONCLUSIVE
+from .claims import judge
 from .results_io import load_metrics, load_per_user, method_dirs
 from .table1 import DISPLAY, DISPLAY_MD, HEADER, _order
 
@@ -61,10 +61,6 @@ def pooled_per_user(root, seeds, method, ks):
     return users, {k: np.mean([v[k] for v in per], axis=0) for k in per[0]}
 
 
-def verdict(r):
-    return HOLDS if r["lo"] > 0 else CONTRADICTED if r["hi"] < 0 else INCONCLUSIVE
-
-
 def seed_claims(root, seeds, eval_cfg):
     """LASAR against every baseline with results in every seed, seed-pooled. -> list of
     {baseline, metric, diff, lo, hi, p, mde, n, per_seed_diffs, seed_std, verdict}."""
@@ -88,7 +84,7 @@ def seed_claims(root, seeds, eval_cfg):
         d = spread[(b, k)]
         out.append({"baseline": b, "metric": k, **r, "per_seed_diffs": d,
                     "seed_std": float(np.std(d, ddof=1)) if len(d) > 1 else None,
-                    "verdict": verdict(r)})
+                    "verdict": judge([r])})
     return out
 
 

@@ -12,7 +12,7 @@ from benchmark.protocol.metrics import METRIC_ORDER
 from benchmark.protocol.stats import paired_bootstrap
 
 from .fmt import MARKS_NOTE, cell, latex_table, markdown_table, rank_marks
-from .results_io import load_manifest, load_metrics, load_per_user, method_dirs
+from .results_io import dataset_profile, load_manifest, load_metrics, load_per_user, method_dirs
 
 PAPER_ORDER = ("lasar", "cot_gream", "minionerec", "rearec", "lcrec", "gru4rec", "sasrec")
 DISPLAY = {"lasar": "LASAR", "cot_gream": r"Explicit CoT$_{\mathrm{GREAM}}$",
@@ -56,7 +56,7 @@ def write_table1(root, eval_cfg):
     pvals = significance(found, eval_cfg)
     cols = {k: rank_marks([metrics[m][k] for m in names]) for k in METRIC_ORDER}
     n_users = sorted({metrics[m]["n_users"] for m in names})
-    dataset, profile = root.parent.name, root.name
+    dataset, profile = dataset_profile(root)
     missing = [DISPLAY_MD[m] for m in PAPER_ORDER if m not in found]
     notes = [f"{dataset}, profile {profile}, {', '.join(map(str, n_users))} test users, "
              f"seed {mans[names[0]]['seed']}; full-catalog ranking, leave-one-out.", MARKS_NOTE]

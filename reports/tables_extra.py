@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from .fmt import cell, rank_marks, write_table
-from .results_io import load_manifest, load_metrics, method_dirs
+from .results_io import dataset_profile, load_manifest, load_metrics, method_dirs
 from .table1 import DISPLAY, DISPLAY_MD
 
 
@@ -64,7 +64,7 @@ def write_table4(root):
     if d is None:
         return []
     b, rows = d["bench"], d["rows"]
-    ds, prof = root.parent.name, root.name
+    ds, prof = dataset_profile(root)
     header = ["Method", "Time/Sample (ms)", "vs MiniOneRec", "Total Time", "N@10", "HR@10"]
 
     def fmt(style):
@@ -131,7 +131,7 @@ def write_table5(root):
     if d is None:
         return []
     scales = d["scales"]
-    ds, prof = root.parent.name, root.name
+    ds, prof = dataset_profile(root)
     header = ["Method"] + [f"{bb} {m}" for _, bb, _ in scales for m in ("N@10", "HR@10")]
 
     def fmt(style):

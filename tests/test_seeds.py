@@ -49,7 +49,9 @@ def test_each_seed_trains_every_method_on_the_same_users(two_seeds):
     assert list(own.split.test.users) != list(want.split.test.users)
     assert got.settings.seed == 2 and got.profile_dir.name == "seed-2"
     assert got.key("sasrec") != want.key("sasrec")
-    assert (root / "seed-1" / "tables" / "table1.md").is_file()
+    t1 = (root / "seed-1" / "tables" / "table1.md").read_text()
+    assert "toy (smoke, seed 1 profile)" in t1                  # a seed folder is not a dataset
+    assert "best method on Toy" in (root / "seed-2" / "tables" / "claims.md").read_text()
     assert (root / "seed-2" / "report.md").is_file() and (root / "report.md").is_file()
 
 
