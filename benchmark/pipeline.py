@@ -109,8 +109,15 @@ def bench_step(plan, results):
 
 # --- reports ------------------------------------------------------------------------------
 def reports_step(plan, report_md=True):
+    """The plan's tables, figures and claims; then, for a one-seed run, the claims of every
+    dataset of this profile side by side (results/claims-<profile>.md)."""
     from reports.build import write_reports
-    for p in write_reports(plan.profile_dir, plan.settings.eval, report_md):
+    from reports.datasets import write_cross_dataset_claims
+    paths = write_reports(plan.profile_dir, plan.settings.eval, report_md)
+    if plan.request.seed is None:
+        paths += write_cross_dataset_claims(plan.profile_root.parent.parent,
+                                            plan.profile_root.name)
+    for p in paths:
         say(f"wrote {p}")
 
 

@@ -219,3 +219,25 @@ def test_claims_files_and_the_item_text_caveat(tmp_path):
     write_lasar_tables(other)
     assert NO_ITEM_TEXT not in (other / "tables" / "claims.md").read_text()
     assert "80.0% of the CoT pool" in (other / "tables" / "table9_alignment.md").read_text()
+
+
+def test_claims_across_datasets_mark_where_the_paper_makes_them(tmp_path):
+    """results/claims-<profile>.md: one column per dataset with claims, the paper's own
+    dataset(s) of a claim starred (Figure 4a: Sports only; Table 1: all)."""
+    from reports.datasets import write_cross_dataset_claims
+    for ds, v in (("sports", "holds"), ("beauty", "inconclusive")):
+        t = tmp_path / ds / "cpu" / "tables"
+        t.mkdir(parents=True)
+        t.joinpath("claims.json").write_text(json.dumps([
+            {"id": "best", "claim": f"LASAR is the best method on {ds.capitalize()}",
+             "verdict": "contradicted"},
+            {"id": "adaptive", "claim": "Adaptive N beats every forced N", "verdict": v}]))
+    (tmp_path / "_cache").mkdir()
+    md, js = write_cross_dataset_claims(tmp_path, "cpu")
+    lines = md.read_text().splitlines()
+    assert "| Claim | Sports | Beauty |" in lines
+    assert "| LASAR is the best method | ★ contradicted | ★ contradicted |" in lines
+    assert "| Adaptive N beats every forced N | ★ holds | inconclusive |" in lines
+    assert json.loads(js.read_text())["verdicts"]["adaptive"] == {"sports": "holds",
+                                                                  "beauty": "inconclusive"}
+    assert write_cross_dataset_claims(tmp_path / "sports", "none") == []
