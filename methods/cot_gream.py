@@ -32,7 +32,8 @@ from benchmark.protocol.schema import PosInt, to_dict
 
 from .lasar.config import TeacherConfig
 from .lasar.pool import pool_examples
-from .lasar.teacher import check_teacher, cot_artifact, teacher_cots
+from .lasar.item_text import item_text_share
+from .lasar.teacher import check_teacher, cot_artifact, teacher_cots, warn_without_item_text
 from .lm.backbone import new_token_init
 from .lm.config import SFTConfig
 from .lm.decode import Catalog, sharded_decode
@@ -143,6 +144,8 @@ class ExplicitCoT(GenerativeMethod):
         model, tok, codec, s1_key, s1_info = MiniOneRec.of(ctx).stage1(ctx, add_think_tokens)
         c = self.config
         examples = pool_examples(ctx.split.train, c.pool_examples, ctx.seed)
+        text_share = item_text_share(examples.histories(), ctx.dataset.items)
+        warn_without_item_text(text_share, c.teacher)
         cot_art = cot_artifact(ctx, examples, c.teacher)
         art = ctx.artifact("cot-gream", {
             "stage1": s1_key, "cots": cot_art.key,
@@ -164,7 +167,7 @@ class ExplicitCoT(GenerativeMethod):
         return GenerativeFit(model.eval(), tok, codec,
                              info={"stage1": {"key": s1_key, "folder": s1_info.get("folder")},
                                    "new_token_init": new_token_init(ctx.config.lm),
-                                   "cot_sft": info})
+                                   "item_text_share": text_share, "cot_sft": info})
 
     # --- CoT-generation mode -------------------------------------------------------------
     @torch.no_grad()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import paper
 from .fmt import cell, rank_marks, write_table
 from .results_io import dataset_profile, load_per_user
 from .study_data import (INTERVAL_RESAMPLES, NO_ITEM_TEXT, adaptive_rows, lambda_sweep,
@@ -117,14 +118,12 @@ def write_lasar_tables(root):
                       "N distribution (Figure 4b data)", [base])
     t8 = st.get("table8")
     if t8:
-        out += write_table(root, "table8_segments",
-                           ["Segments", "Prop.", "Hist. Len.", "Cat. Div."],
-                      lambda s: [[str(r["segments"]), f"{100 * r['share']:.1f}%",
-                                  f"{r['hist_len']:.1f}", f"{r['cat_div']:.1f}"] for r in t8],
+        header, _, note = table8_rows(t8, "md")
+        out += write_table(root, "table8_segments", header, lambda s: table8_rows(t8, s)[1],
                       f"Teacher CoT segment count vs sample complexity, {ds} ({prof}).",
                       "Segment count vs complexity (paper Table 8)",
-                      [f"{ds}, {prof} profile: the LASAR CoT pool; counts clipped to 1..N_max."]
-                      + _item_text_notes(st))
+                      [f"{ds}, {prof} profile: the LASAR CoT pool; counts clipped to 1..N_max "
+                       "(the Policy Head's SFT labels). " + note] + _item_text_notes(st))
     out += _write_lambda(root, st, base)
     return out
 
@@ -169,6 +168,34 @@ def _write_lambda(root, st, base):
     return write_table(root, "table_lambda", ["Step penalty", "Row", "Mean N", "N@10", "HR@10"],
                        fmt, f"REINFORCE step penalty sweep, {ds} ({prof}).",
                        "Step-penalty (λ) sweep", notes)
+
+
+def table8_rows(t8, style):
+    """Table 8 with the paper's Sports rows beside ours (paper_numbers.yaml): per segment
+    count N (ours and the paper's), the share of samples (the label histogram), mean history
+    length and category diversity; a count the paper does not print is '–', one our pool
+    lacks has share 0. `style`: "latex" or "md". -> (header, rows, note with both mean
+    labels)."""
+    ours = {r["segments"]: r for r in t8}
+    theirs = {int(k.split("_")[1]): v for k, v in
+              (paper.load().get("table8", {}).get("sports") or {}).items()}
+
+    def num(r, key, fmt):
+        if r and r.get(key) is not None:
+            return fmt.format(r[key]).replace("%", r"\%" if style == "latex" else "%")
+        return "--" if style == "latex" else "–"
+    rows = [[str(k), num(ours.get(k, {"share": 0.0}), "share", "{:.1%}"),
+             num(theirs.get(k), "share", "{:.1%}"),
+             num(ours.get(k), "hist_len", "{:.1f}"), num(theirs.get(k), "hist_len", "{:.1f}"),
+             num(ours.get(k), "cat_div", "{:.1f}"), num(theirs.get(k), "cat_div", "{:.1f}")]
+            for k in sorted(set(ours) | set(theirs))]
+    mean = sum(k * r["share"] for k, r in ours.items())
+    note = f"Mean label {mean:.2f}."
+    if theirs:
+        note += (" Paper: Sports, GPT-5 CoTs segmented with bge-small-en-v1.5; its shares "
+                 f"give a mean of {sum(k * v['share'] for k, v in theirs.items()):.2f}.")
+    return (["Segments", "Prop.", "Paper Prop. (Sports)", "Hist. Len.", "Paper Hist. Len.",
+             "Cat. Div.", "Paper Cat. Div."], rows, note)
 
 
 def _mean_n(r):

@@ -317,6 +317,7 @@ def test_smol_profile_on_real_sports_with_smollm2(smoke_run, tmp_path):
     assert mor["parameters"] > 134_000_000                      # SmolLM2's 134.5 M + SID rows
     lasar = json.loads((root / "lasar" / "manifest.json").read_text())["fit_info"]
     assert lasar["pool"]["cot_example"] and "rl" in lasar
+    assert lasar["pool"]["item_text_share"] == 1.0                  # Sports: every item has text
     teachers = {json.loads(p.read_text())["info"].get("teacher")      # the smoke run's CoTs
                 for p in (out / "sports" / "_cache").glob("cot-*/done.json")}  # are template
     assert "local" in teachers, teachers

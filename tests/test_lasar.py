@@ -221,11 +221,15 @@ def test_sampled_inference_is_reproducible_with_its_seed():
 
 
 def test_template_teacher_grows_with_the_history_and_import_checks_coverage(tmp_path):
+    """The template writes more sentences for a richer history (tests/test_teacher.py has its
+    structure); the import teacher must cover every example."""
+    from methods.lasar.segment import sentences
     recs = [{"attributes": ["BrandA", "Sports", c], "keywords": f"thing {i}"}
             for i, c in enumerate(["Camping", "Cycling", "Fitness", "Fishing", "Camping"] * 2)]
     short, long = template_cot([0], 1, recs), template_cot(list(range(9)), 2, recs)
-    assert len(long.splitlines()) > len(short.splitlines()) + 3
-    assert "thing 2" in long.splitlines()[-2] and "by BrandA" in long   # target named, brand kept
+    assert len(sentences(long)) > len(sentences(short))
+    last = long.splitlines()[-1]
+    assert "thing 2" in last and "by BrandA" in last                 # target named, brand kept
     path = tmp_path / "cots.jsonl"
     path.write_text(json.dumps({"user": "u1", "target": "i1", "cot": "because"}) + "\n")
 

@@ -91,3 +91,27 @@ def test_table5_labels_backbones(tmp_path):
     assert [s[1] for s in d["scales"]] == ["random Qwen3 0.00M full FT", "Qwen3-1.7B LoRA"]
     md = write_table5(root)[1].read_text()
     assert "| LASAR | **0.0500** | **0.0500** | **0.0600** | **0.0600** |" in md
+
+
+def test_table8_puts_the_label_histogram_beside_the_papers(tmp_path):
+    """Table 8's output: our share per segment count (the Policy Head's labels) beside the
+    paper's Sports shares (83.4 / 16.3 / 0.2% for 3 / 4 / 5), a count only one side has shown
+    as 0 (ours) or '–' (the paper's), '%' escaped in LaTeX, both mean labels in the note."""
+    from reports.lasar_tables import write_lasar_tables
+    root = _run(tmp_path)
+    _studies(root)
+    path = root / "lasar" / "studies.json"
+    st = json.loads(path.read_text())
+    st["table8"] = [{"segments": 3, "share": 0.6, "n": 6, "hist_len": 4.0, "cat_div": 3.5},
+                    {"segments": 4, "share": 0.3, "n": 3, "hist_len": 6.0, "cat_div": 5.0},
+                    {"segments": 6, "share": 0.1, "n": 1, "hist_len": 9.0, "cat_div": 8.0}]
+    path.write_text(json.dumps(st))
+    write_lasar_tables(root)
+    md = (root / "tables" / "table8_segments.md").read_text()
+    assert "| Segments | Prop. | Paper Prop. (Sports) | Hist. Len. | Paper Hist. Len. |" in md
+    assert "| 3 | 60.0% | 83.4% | 4.0 | 6.9 | 3.5 | 6.2 |" in md
+    assert "| 5 | 0.0% | 0.2% | – | 9.8 | – | 8.8 |" in md
+    assert "| 6 | 10.0% | – | 9.0 | – | 8.0 | – |" in md
+    assert "Mean label 3.60." in md and "a mean of 3.16." in md     # 3(.834) + 4(.163) + 5(.002)
+    tex = (root / "tables" / "table8_segments.tex").read_text()
+    assert r"3 & 60.0\% & 83.4\% & 4.0 & 6.9 & 3.5 & 6.2 \\" in tex

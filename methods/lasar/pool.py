@@ -20,17 +20,19 @@ from benchmark.protocol.schema import to_dict
 
 from ..lm.backbone import autocast
 from .anchors import encode_segments, load_anchors, save_anchors
+from .item_text import category_diversity, item_text_share
 from .latent import START
 from .objective import latent_task
-from .segment import complexity_table, segment_cots
-from .teacher import category_diversity, cot_artifact, teacher_cots
+from .segment import SEGMENTATION_VERSION, complexity_table, segment_cots
+from .teacher import cot_artifact, teacher_cots, warn_without_item_text
 
 
 @dataclass
 class Pool:
     """examples: recdata.Examples; task: their LatentTask with anchors; info: Table 8's data,
-    counts, an example CoT and the build times; key: the anchors' artifact key (it names the
-    Stage-1 model, the teacher, the examples and the segmentation)."""
+    counts, the share of examples with item text in their history (`item_text_share`; 0.0 on
+    Instruments), an example CoT and the build times; key: the anchors' artifact key (it names
+    the Stage-1 model, the teacher, the examples and the segmentation)."""
     examples: object
     task: object
     info: dict
@@ -50,8 +52,8 @@ def _segments(ctx, examples, cfg):
     -> (segments artifact, build(): (segment lists, CoTs, seconds))."""
     seg = cfg.segmentation
     cot_art = cot_artifact(ctx, examples, cfg.teacher)
-    art = ctx.artifact("segments", {"cots": cot_art.key, "segmentation": to_dict(seg)},
-                       shared=True)
+    art = ctx.artifact("segments", {"cots": cot_art.key, "segmentation": to_dict(seg),
+                                    "rule": SEGMENTATION_VERSION}, shared=True)
 
     def load():
         t0 = time.perf_counter()
@@ -79,6 +81,8 @@ def build_pool(ctx, cfg, base, tok, codec, stage1_key):
     (CoTs and segments are read only when the anchors must be built; each segment encoded
     whole, up to `anchor_max_tokens`: the info's `segment_tokens` counts those cut). -> Pool."""
     examples = pool_examples(ctx.split.train, cfg.pool_examples, ctx.seed)
+    text_share = item_text_share(examples.histories(), ctx.dataset.items)
+    warn_without_item_text(text_share, cfg.teacher)
     seg_art, segments_and_cots = _segments(ctx, examples, cfg)
     art = ctx.artifact("anchors", {"stage1": stage1_key, "segments": seg_art.key,
                                    "max_tokens": cfg.anchor_max_tokens},
@@ -101,7 +105,8 @@ def build_pool(ctx, cfg, base, tok, codec, stage1_key):
     built = art.info()
     counts = anchors.counts().tolist()
     div = [category_diversity(h, ctx.dataset.items) for h in examples.histories()]
-    info = {"examples": len(examples), "segments_total": int(sum(counts)),
+    info = {"examples": len(examples), "item_text_share": text_share,
+            "segments_total": int(sum(counts)),
             "mean_segments": float(np.mean(counts)),
             "table8": complexity_table(counts, examples.lengths, div, cfg.n_max),
             "raw_count_histogram": {int(v): int(n) for v, n in

@@ -5,16 +5,34 @@ embedded with the sentence-embedding model (all-MiniLM-L6-v2 offline; the paper 
 bge-small-en-v1.5) and a segment boundary is placed wherever the cosine similarity of two
 neighbours falls below `threshold`. The segment count, clipped to 1..N_max, is the Policy
 Head's SFT label. Identical sentences are embedded once (the template teacher repeats many).
+
+A segment that would be a bare heading (Appendix E.2's "Step 2: Modeling of Latent
+Preferences": a short sentence with no sentence end; its neighbours' similarity to it is low,
+so it is cut off on both sides) opens the segment after it instead: alone, its anchor would be
+the same vector for every user. On the paper's own example chain (Appendix E.2) this gives 4
+segments, its three steps and the recommendation line, where bare headings would give 7.
 """
 import re
 
 import numpy as np
 
+# keys the segments artifact (methods/lasar/pool.py) with the rule: change it with the rule
+SEGMENTATION_VERSION = 2                 # 2: a bare heading opens the segment after it
 _SENT = re.compile(r"(?<=[.!?])\s+|\n+")
+HEADING_MAX_WORDS = 12
+_HEADING_START = re.compile(r"^(#+\s|\*\*|step\s*\d+\b)", re.I)
 
 
 def sentences(text):
     return [s.strip() for s in _SENT.split(text) if s and s.strip()]
+
+
+def is_heading(sentence):
+    """A short sentence with no sentence end that reads as a heading: it starts like one
+    ('Step 2', a Markdown '#' or '**') or ends with a colon."""
+    bare = sentence.strip().strip("*#").strip()
+    return (bool(bare) and bare[-1] not in ".!?" and len(bare.split()) <= HEADING_MAX_WORDS
+            and (bool(_HEADING_START.match(sentence.strip())) or bare.endswith(":")))
 
 
 def embed_unique(all_sentences, spec, batch_size=128):
@@ -41,7 +59,10 @@ def segment_cots(cots, spec, threshold, batch_size=128):
     index, emb = embed_unique([s for ss in sents for s in ss], spec, batch_size)
     out = []
     for ss in sents:
-        starts = boundaries(emb[[index[s] for s in ss]], threshold) + [len(ss)]
+        starts = boundaries(emb[[index[s] for s in ss]], threshold)
+        # a segment that is a bare heading opens the segment after it (module docstring)
+        starts = [a for k, a in enumerate(starts) if k == 0 or not (
+            starts[k - 1] == a - 1 and is_heading(ss[a - 1]))] + [len(ss)]
         out.append([" ".join(ss[a:b]) for a, b in zip(starts[:-1], starts[1:])])
     return out
 

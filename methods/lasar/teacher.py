@@ -1,10 +1,13 @@
 """Teacher chain-of-thought for LASAR's alignment anchors (PROTOCOL section 6; paper Section
 2.3 and Appendix E.2). The paper's teacher is GPT-5; here the teacher is pluggable:
 
-  template  (default) a deterministic teacher writing GREAM's structured chain (behavioural
-            evidence -> latent preferences -> intent -> recommendation -> denoised history) from
-            the item text of the history and of the target. Richer histories (more items, more
-            categories, repeated brands) give more sentences.
+  template  (default) a deterministic teacher writing GREAM's chain as Appendix E.2 shows the
+            paper's teacher writing it: "Step 1: Extraction of Behavioral Evidence", "Step 2:
+            Modeling of Latent Preferences", "Step 3: Inference of User Intent and Goal
+            Formulation" (each a heading line and a paragraph), for longer histories with noise
+            a denoised history, then "Recommendation:", from the item text (titles or keywords,
+            brands, categories) of the history and of the target. Richer histories (more
+            items, product types, areas, repeated brands) give more sentences.
   import    a JSONL file from any outside model: {"user": USER_ID, "target": ITEM_ID, "cot": str}
             per line. A user never repeats an item (datasets README), so (user, target) names
             one training position.
@@ -17,6 +20,7 @@ results/<dataset>/_cache/ (cot-<key>/cots.jsonl), built by every process of a di
 together (collective; the main one writes the file).
 """
 import hashlib
+import html
 import json
 import logging
 from collections import Counter
@@ -28,88 +32,112 @@ from benchmark.protocol.errors import BenchmarkError
 from benchmark.protocol.io import jsonl_text, text_lines
 from benchmark.protocol.schema import ConfigKeyError
 
+from .item_text import item_area, item_brand, item_category, item_name
+
 log = logging.getLogger(__name__)
 
 
-# --- what the teachers read about an item -------------------------------------------------
-def item_category(rec):
-    """Leaf category of an item: the last of `categories` (Beauty) or of `attributes` after the
-    brand (Sports: [brand, top, ..., leaf]); None when unknown."""
-    if rec.get("categories"):
-        return rec["categories"][-1]
-    attrs = rec.get("attributes") or []
-    return attrs[-1] if len(attrs) >= 2 else None
-
-
-_CATEGORY_NAMES = {}
-
-
-def _category_names(recs):
-    """Attribute names that appear after the first position of some item: categories. Sports
-    puts the brand first only where it is known, so a first attribute is a brand only if it is
-    never a category elsewhere in the catalog."""
-    key = id(recs)
-    if key not in _CATEGORY_NAMES:
-        _CATEGORY_NAMES[key] = {a for r in recs for a in (r.get("attributes") or [])[1:]}
-    return _CATEGORY_NAMES[key]
-
-
-def item_brand(rec, recs=()):
-    if rec.get("brand"):
-        return rec["brand"]
-    attrs = rec.get("attributes") or []
-    if len(attrs) >= 2 and attrs[0] not in _category_names(recs):
-        return attrs[0]
-    return None
-
-
-def item_name(rec):
-    """A short name: title, else keywords, else the leaf category."""
-    name = rec.get("title") or rec.get("keywords") or item_category(rec) or "an item"
-    return " ".join(name.split()[:8])
-
-
-def category_diversity(items, recs):
-    """Distinct leaf categories in a history (Table 8's 'Cat. Div.')."""
-    return len({item_category(recs[i]) for i in items} - {None})
-
-
 # --- template teacher ----------------------------------------------------------------------
-def template_cot(history, target, recs, max_groups=6):
-    """GREAM's five-stage chain as plain sentences, from item text only. Deterministic."""
+# GREAM's chain as Appendix E.2 shows the paper's teacher (GPT-5) writing it: three headed
+# steps, each a heading line and a short paragraph built from item text, then the
+# recommendation. The headings are the ones the local teacher is asked for (GREAM_PROMPT).
+# Segmented (segment.py), its chains give Sports labels of 3-5 growing with history length and
+# category diversity, more spread than Table 8's: methods/lasar/README.md says how and why.
+# TEMPLATE_VERSION keys the template's CoTs (teacher_inputs): change it with the text.
+TEMPLATE_VERSION = 2
+STEP_HEADINGS = ("Step 1: Extraction of Behavioral Evidence",
+                 "Step 2: Modeling of Latent Preferences",
+                 "Step 3: Inference of User Intent and Goal Formulation")
+DENOISE_MIN_HISTORY = 5
+
+
+def needs_denoised_history(related):
+    """GREAM's fifth stage, the denoised history, for a history whose items are `related` (a
+    bool each: shares the target's product type, area or brand) or not. GREAM's own data
+    builder writes a history rewrite after every reasoning, before the answer; the paper's
+    example chain (Appendix E.2: four items on one concern) has none; Table 8's samples with
+    more segments have longer, more diverse histories. So the template writes the part only
+    where a history is longer than that example (DENOISE_MIN_HISTORY = 5+ items) and has both
+    noise to drop and items to keep."""
+    return len(related) >= DENOISE_MIN_HISTORY and any(related) and not all(related)
+
+
+def _list(names, k=3):
+    """'a, b and c'; past k: 'a, b, c and 2 more'."""
+    names = list(names)
+    if len(names) > k:
+        return f"{', '.join(names[:k])} and {len(names) - k} more"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def template_cot(history, target, recs, max_types=6):
+    """GREAM's chain (Appendix E.2) from the item text of the history and the target:
+    Step 1 behavioural evidence (product types with their items and areas; brands), Step 2
+    latent preferences (a repeated product type, a focus or spread over areas, brand loyalty),
+    Step 3 intent and goal (the latest purchases, the next product type), for longer histories
+    with noise the denoised history, then the recommendation, last, so that RL's terminal
+    anchor (the last segment, Section 2.4) is the recommendation's. A sentence is written only
+    where the history supports it (no brand loyalty from one purchase), so richer histories get
+    more (Table 8: their chains have more segments). Deterministic."""
+    def text(s):                       # '&amp;' in Sports' brands; a title cut mid-phrase
+        return html.unescape(s).rstrip(" ,;:(") if s else s
     hist = [recs[i] for i in history]
-    cats = [item_category(r) or "general gear" for r in hist]
-    by_cat = {}
-    for r, c in zip(hist, cats):
-        by_cat.setdefault(c, []).append(item_name(r))
-    brands = Counter(b for b in (item_brand(r, recs) for r in hist) if b)
+    n = len(hist)
+    names = [text(item_name(r)) for r in hist]
+    cats = [text(item_category(r)) or "general gear" for r in hist]
+    areas = [text(item_area(r, recs)) for r in hist]
+    brands = [text(item_brand(r, recs)) for r in hist]
     tgt = recs[target]
-    tcat = item_category(tgt) or "general gear"
-    lines = [f"Step 1, behavioral evidence: the user has bought {len(hist)} items across "
-             f"{len(by_cat)} categories."]
-    for c, names in list(by_cat.items())[:max_groups]:
-        lines.append(f"In {c}, the user chose {'; '.join(names[:3])}.")
-    for b, k in brands.most_common(2):
-        if k > 1:
-            lines.append(f"The brand {b} appears {k} times, a sign of brand loyalty.")
+    tname, tcat = text(item_name(tgt)), text(item_category(tgt)) or "general gear"
+    tarea, tbrand = text(item_area(tgt, recs)), text(item_brand(tgt, recs))
+    by_cat, cats_of_brand = {}, {}
+    for name, c, b in zip(names, cats, brands):
+        by_cat.setdefault(c, []).append(name)
+        if b:
+            cats_of_brand.setdefault(b, []).append(c)
+    area_count = Counter(a for a in areas if a)
+    brand_count = Counter(b for b in brands if b)
+
+    # Step 1: what the history shows (E.2: product types, key concerns, preferences)
+    types = list(by_cat.items())
+    step1 = ["Product types: " + "; ".join(f"{c} ({_list(v, 2)})" for c, v in types[:max_types])
+             + (f"; and {len(types) - max_types} more types" if len(types) > max_types else "")
+             + (f", in {_list(area_count)}." if area_count else ".")]
+    if len(brand_count) > 1 or sum(brand_count.values()) > 1:
+        step1.append("Brands: " + "; ".join(
+            f"{b} for {_list(dict.fromkeys(cats_of_brand[b]), 2)}"
+            for b, _ in brand_count.most_common(3)) + ".")
+    # Step 2: what the user prefers
     top, k = Counter(cats).most_common(1)[0]
-    lines += [f"Step 2, latent preferences: the dominant interest is {top}, with {k} of "
-              f"{len(hist)} purchases."]
-    lines.append(f"Interests are broad, spanning {len(by_cat)} different needs."
-                 if len(by_cat) >= 3 else "Interests are focused on a few related needs.")
-    lines += [f"Step 3, intent: the latest purchase, {item_name(hist[-1])}, shows the current "
-              "focus.",
-              f"The next need is most likely in {tcat}."]
-    if tcat in by_cat:
-        lines.append(f"This continues the earlier interest in {tcat}.")
+    if n == 1:
+        step2 = [f"A first interest in {top}."]
+    elif k > 1:
+        step2 = [f"A repeated interest in {top}, {k} of {n} purchases."]
     else:
-        lines.append(f"This opens a new need next to {cats[-1]}.")
-    lines += [f"Step 4, recommendation: recommend {item_name(tgt)}"
-              + (f" by {item_brand(tgt, recs)}." if item_brand(tgt, recs) else ".")]
-    if len(hist) >= 6:
-        keep = [item_name(r) for r, c in zip(hist, cats) if c == tcat][-3:]
-        if keep:
-            lines += [f"Step 5, denoised history: the relevant items are {'; '.join(keep)}."]
+        step2 = [f"Varied interests: {len(by_cat)} product types in {n} purchases."]
+    if n >= 3 and area_count:
+        a, ka = area_count.most_common(1)[0]
+        step2.append(f"A focus on {a}." if 2 * ka > n else
+                     f"Needs spread over {_list(area_count)}.")
+    if brand_count and brand_count.most_common(1)[0][1] > 1:
+        b, kb = brand_count.most_common(1)[0]
+        step2.append(f"Loyalty to {b} for {_list(dict.fromkeys(cats_of_brand[b]), 2)}.")
+    # Step 3: where the user is going (E.2: "With ... in place, the next logical addition is")
+    step3 = [f"With {_list(dict.fromkeys(names[-2:]))} in place, the next logical addition is "
+             f"{tcat}" + (f" in {tarea}." if tarea else "."),
+             f"This continues the interest in {tcat}." if tcat in by_cat else
+             f"This adds a new product type next to {cats[-1]}."]
+    lines = [STEP_HEADINGS[0], " ".join(step1), STEP_HEADINGS[1], " ".join(step2),
+             STEP_HEADINGS[2], " ".join(step3)]
+    # GREAM's denoised history (needs_denoised_history): the items that bear on the intent
+    related = [c == tcat or (a is not None and a == tarea) or (b is not None and b == tbrand)
+               for c, a, b in zip(cats, areas, brands)]
+    if needs_denoised_history(related):
+        keep = [nm for nm, m in zip(names, related) if m]
+        lines.append(f"Denoised history: {'; '.join(keep[-4:])}; {n - sum(related)} unrelated "
+                     "purchases set aside.")
+    lines.append(f"Recommendation: {tname}" + (f" by {tbrand}" if tbrand else "")
+                 + f", a {tcat} item.")
     return "\n".join(lines)
 
 
@@ -221,6 +249,25 @@ def imported_cots(examples, dataset, path):
 
 
 # --- entry point ---------------------------------------------------------------------------
+def warn_without_item_text(share, cfg):
+    """One warning line when no example of a pool has item text (`item_text_share` 0.0, e.g.
+    Instruments, which ships published SIDs and no titles) and the teacher that runs reads item
+    text (template, local): every CoT then follows one pattern ("general gear (an item, an
+    item)") and the anchors carry no item information. -> whether it warned."""
+    kind = cfg.resolved().kind
+    if share > 0 or kind == "import":
+        return False
+    log.warning("teacher '%s': no history item of the CoT pool has item text (title, brand, "
+                "categories, keywords), so every CoT follows one pattern and the anchors carry "
+                "no item information; with the raw Amazon 2018 metadata, `python -m benchmark "
+                "data convert --reviews R --meta M --out DIR/NAME` builds a dataset with item "
+                "text for the `template` or `local` teacher, or the `import` teacher reads CoTs "
+                "written from it (items.jsonl keeps each item's asin): methods/lasar/README.md",
+                kind)
+    return True
+
+
+
 def examples_id(examples):
     """A short identity of a set of training examples: who, which target, which history (the
     teachers read the history, whose length is a setting)."""
@@ -234,7 +281,7 @@ def teacher_inputs(cfg):
     imported file's content, a local model folder resolved."""
     cfg = cfg.resolved()
     if cfg.kind == "template":
-        return {"kind": "template"}
+        return {"kind": "template", "version": TEMPLATE_VERSION}
     if cfg.kind == "import":
         path = Path(cfg.import_path)
         return {"kind": "import", "import_path": cfg.import_path, "import_sha256":
