@@ -126,7 +126,8 @@ def test_lasar_trains_its_pool_stage2_and_studies_with_two_processes(lm_toy, one
         assert re.search(rf"built \S*/{kind}-\w+\n", r.stderr), kind   # here, not copied
     s1, s2 = _json(one, "lasar", "studies.json"), _json(out, "lasar", "studies.json")
     assert set(s2["rows"]) == set(s1["rows"]) == {
-        "pure_sft", "sft_align_none", "sft_align_kl", "adaptive", "force_1", "force_2", "mixed"}
+        "pure_sft", "sft_align_none", "sft_align_kl", "adaptive", "adaptive_argmax", "force_1",
+        "force_2", "mixed"}
     assert _untimed(s2["rows"]["pure_sft"]) == _untimed(s1["rows"]["pure_sft"])   # Stage 1
     # DDP sums the gradient in another order, so the models may differ in the last bits:
     # Figure 3's validation curves, not the predictions, are compared
