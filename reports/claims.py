@@ -308,13 +308,19 @@ def _timing_claims(root):
 # ---------------------------------------------------------------------------------------------
 
 
+def study_claims(st, ds, boot):
+    """The claims judged on LASAR's study rows (alignment, REINFORCE, adaptive N) of one
+    studies.json, or of seed-pooled rows (reports/seeds.py); boot = (resamples, seed)."""
+    return [_alignment_claim(st, ds, boot), _reinforce_claim(st, boot), _adaptive_claim(st, boot)]
+
+
 def claims(root, n_resamples=10000, seed=2026):
     """The paper's claims, each with a verdict from this run's results (module docstring)."""
     root = Path(root)
     st = load_studies(root)
     boot = (n_resamples, seed)
-    return [_table1_claim(root, boot), _alignment_claim(st, dataset_profile(root)[0], boot),
-            _two_stage_claim(st), _reinforce_claim(st, boot), _adaptive_claim(st, boot),
+    align, reinforce, adaptive = study_claims(st, dataset_profile(root)[0], boot)
+    return [_table1_claim(root, boot), align, _two_stage_claim(st), reinforce, adaptive,
             *_timing_claims(root)]
 
 

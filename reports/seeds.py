@@ -7,13 +7,16 @@ users. Here, in results/<ds>/<profile>/:
                                  seed-pooled paired bootstrap: each user's metric averaged over
                                  the seeds, then resampled over users (PROTOCOL section 4); the
                                  difference, its 95% interval, p and the minimum detectable
-                                 effect, beside the spread of the difference across seeds; and
-                                 each seed's verdict of every claim of the paper (claims.json)
+                                 effect, beside the spread of the difference across seeds; the
+                                 claims on LASAR's study rows (alignment, REINFORCE, adaptive N)
+                                 judged the same way on the seed-pooled rows (claims.py
+                                 `study_claims`); and each seed's verdict of every claim
   report.md                      both, with links to each seed's report.md
 
 A verdict "holds" / "contradicted" needs the pooled interval to exclude zero in that direction,
 as in the one-seed claims (claims.py `judge`); otherwise "inconclusive". Reads results/ only.
 """
+import json
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +26,9 @@ from benchmark.protocol.metrics import METRIC_ORDER
 from benchmark.protocol.stats import paired_difference
 
 from .fmt import latex_table, markdown_table
-from .claims import judge
-from .results_io import load_metrics, load_per_user, method_dirs
+from .claims import claims_markdown, judge, study_claims
+from .results_io import dataset_profile, load_metrics, load_per_user, method_dirs
+from .study_data import row_per_user
 from .table1 import DISPLAY, DISPLAY_MD, HEADER, _order
 
 CLAIM_METRICS = ("NDCG@10", "HR@10")
@@ -88,9 +92,42 @@ def seed_claims(root, seeds, eval_cfg):
     return out
 
 
+def pooled_studies(root, seeds, ks=(5, 10, 20)):
+    """LASAR's studies.json of every seed as one: each row present in every seed gets its
+    per-user metrics averaged over the seeds (`per_user`, what claims.py resamples), their
+    means, and the N counts summed over seeds. None when a seed has no studies.json; the seeds
+    must have studied the same users (eval_seed)."""
+    sts = []
+    for s, folder in seed_folders(root, seeds).items():
+        p = folder / "lasar" / "studies.json"
+        if not p.is_file():
+            return None
+        sts.append(json.loads(p.read_text()))
+    ids = sts[0].get("eval_user_ids")
+    for s, st in zip(seeds, sts):
+        if st.get("eval_user_ids") != ids:
+            raise ValueError(f"{seed_folders(root, [s])[s] / 'lasar' / 'studies.json'}: study "
+                             f"users differ from seed {seeds[0]}'s; every seed must study the "
+                             "same users (eval_seed)")
+    rows = {}
+    for name in (n for n in sts[0].get("rows", {}) if all(n in st["rows"] for st in sts)):
+        per = [row_per_user(st, name, ks) for st in sts]
+        if any(p is None for p in per):
+            continue
+        pooled = {k: np.mean([p[k] for p in per], axis=0) for k in per[0]}
+        row = {"per_user": pooled, **{k: float(v.mean()) for k, v in pooled.items()}}
+        counts = [(st["rows"][name].get("n_dist") or {}).get("counts") for st in sts]
+        if all(counts):
+            c = np.sum(counts, axis=0)
+            row["n_dist"] = {"counts": c.tolist(),
+                             "mean": float(np.arange(1, len(c) + 1) @ c / max(c.sum(), 1))}
+        rows[name] = row
+    return {**{k: sts[0].get(k) for k in ("eval_users", "eval_user_ids", "n_mode", "teacher")},
+            "rows": rows}
+
+
 def per_seed_verdicts(root, seeds):
     """{claim id: (claim text, {seed: verdict})} from each seed's tables/claims.json."""
-    import json
     out = {}
     for s, folder in seed_folders(root, seeds).items():
         p = folder / "tables" / "claims.json"
@@ -150,6 +187,14 @@ def write_seed_reports(root, seeds, eval_cfg):
                      f"**{c['verdict']}** |")
     if not claims:
         lines.append("| (LASAR or every baseline lacks results in some seed) |||||||| ")
+    pooled = pooled_studies(root, seeds, tuple(eval_cfg.ks))
+    study = (study_claims(pooled, dataset_profile(root)[0],
+                          (eval_cfg.bootstrap_resamples, eval_cfg.bootstrap_seed))
+             if pooled else [])
+    if study:
+        lines += ["", claims_markdown(study, dataset_profile(root)[0],
+                                      f"{root.name}, {len(seeds)} seeds pooled: each study "
+                                      "user's metric averaged over the seeds")]
     lines += ["", "**The paper's claims in each seed** (each seed's tables/claims.md)", "",
               "| Claim | " + " | ".join(f"seed {s}" for s in seeds) + " |",
               "|---|" + "---|" * len(seeds)]
@@ -158,6 +203,7 @@ def write_seed_reports(root, seeds, eval_cfg):
     p1, p2 = root / "tables" / "seed_claims.md", root / "tables" / "seed_claims.json"
     atomic_write_text(p1, "\n".join(lines) + "\n")
     atomic_write_json(p2, {"seeds": list(seeds), "lasar_vs_baselines": claims,
+                           "study_claims": study,
                            "claims_per_seed": {k: v[1] for k, v in verdicts.items()}})
     paths += [p1, p2]
     report = [f"# {root.parent.name} ({root.name} profile), {len(seeds)} seeds", "",

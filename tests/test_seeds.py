@@ -109,3 +109,38 @@ def test_seed_pooled_claims_against_a_hand_computation(tmp_path):
 def test_bad_seeds_are_one_line(text):
     with pytest.raises(BenchmarkError, match="--seeds"):
         parse_seeds(text)
+
+
+def test_study_claims_pool_each_users_rows_over_seeds(tmp_path):
+    """The alignment claim on two seeds' study rows: the pooled KL - none difference is the
+    mean over study users of the seed-averaged per-user difference; seeds that studied other
+    users are one error naming the file."""
+    from reports.claims import study_claims
+    from reports.seeds import pooled_studies
+    root = tmp_path / "beauty" / "cpu"
+    rng = np.random.default_rng(3)
+    n, ids = 500, [f"u{i}" for i in range(500)]
+    hit = {}
+    for s in (1, 2):
+        rows = {}
+        for name, p in (("sft_align_kl", 0.5), ("sft_align_none", 0.1),
+                        ("sft_align_cosine", 0.1), ("sft_align_mse", 0.1)):
+            hit[(name, s)] = rng.random(n) < p
+            rows[name] = {"ranks": [1 if h else 0 for h in hit[(name, s)]],
+                          "NDCG@10": float(hit[(name, s)].mean()),
+                          "HR@10": float(hit[(name, s)].mean())}
+        f = root / f"seed-{s}" / "lasar"
+        f.mkdir(parents=True)
+        (f / "studies.json").write_text(json.dumps(
+            {"eval_users": n, "eval_user_ids": ids, "rows": rows, "n_mode": "sample"}))
+    st = pooled_studies(root, [1, 2])
+    align = study_claims(st, "beauty", (2000, 1))[0]
+    assert align["verdict"] == "holds" and align["source"] == "Table 2"
+    c = next(x for x in align["comparisons"] if x["label"] == "KL - none, HR@10")
+    want = np.mean([(hit[("sft_align_kl", s)] + 0.0) - hit[("sft_align_none", s)]
+                    for s in (1, 2)])
+    assert c["diff"] == pytest.approx(want)
+    bad = root / "seed-2" / "lasar" / "studies.json"
+    bad.write_text(bad.read_text().replace('"u0"', '"v0"'))
+    with pytest.raises(ValueError, match="seed-2/lasar/studies.json: study users differ"):
+        pooled_studies(root, [1, 2])
