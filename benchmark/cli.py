@@ -99,7 +99,9 @@ def cmd_tables(args):
 
     from .plan import profile_folder, results_root
     cfg = _config(args)
+    from .pipeline import check_seeds_folder
     root = results_root(args.out) / args.dataset / profile_folder(cfg)
+    check_seeds_folder(root=root)
     for p in write_reports(root, cfg.settings.eval):
         print(f"wrote {p}")
 

@@ -28,8 +28,9 @@ from contextlib import contextmanager
 
 import methods as registry
 
-from .plan import Plan, RunRequest, claim_folder
+from .plan import Plan, claim_folder
 from .protocol.dist import is_main_process
+from .protocol.errors import BenchmarkError
 from .protocol.manifest import hardware
 from .runlock import hold
 
@@ -128,6 +129,20 @@ def report_md_step(plan):
         say(f"wrote {write_report_md(plan.profile_dir)}")
 
 
+def check_seeds_folder(plan=None, root=None):
+    """--only-reports without --seeds (or `tables`) on the folder of a several-seed run (no
+    method folder of its own, seed-<s>/ ones) would write claims of nothing there: one line
+    saying what to add."""
+    from reports.results_io import method_dirs
+    root = plan.profile_root if plan is not None else root
+    seeds = sorted(p.name[5:] for p in root.glob("seed-*") if p.is_dir()) \
+        if root.is_dir() else []
+    if (plan is None or plan.request.seeds is None) and seeds and not method_dirs(root):
+        held = ", ".join("seed-" + s for s in seeds)
+        raise BenchmarkError(f"{root} holds a several-seed run ({held}): add --seeds "
+                             f"{','.join(seeds)} to rewrite its reports")
+
+
 def seeds_step(plan):
     """With several seeds: the seed-pooled Table 1 and claims in the run's own folder."""
     from reports.seeds import write_seed_reports
@@ -142,18 +157,23 @@ class RunLog:
     `folders`: where (each seed's folder and the run's own with several seeds)."""
 
     def __init__(self, plan, t0, folders):
-        self.plan, self.t0, self.folders = plan, t0, folders
-        self.failed, self.completed = [], False
+        self.plan, self.t0, self.folders = plan, t0, folders     # [(folder, seed tag or None)]
+        self.failed, self.completed = [], False                   # [(plan tag, method)]
 
     def write(self):
+        """One line per folder: a seed's folder lists its own failures only; with several
+        seeds the wall time is the whole run's (`seeds` says so)."""
         line = {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.t0)),
                 "wall_s": round(time.time() - self.t0, 1), "completed": self.completed,
-                "command": sys.argv, "methods": self.plan.methods, "failed": self.failed,
-                "hardware": hardware()}
-        for folder in self.folders:
+                "command": sys.argv, "methods": self.plan.methods,
+                "hardware": hardware(), **({"seeds": self.plan.request.seeds}
+                                           if self.plan.request.seeds else {})}
+        for folder, tag in self.folders:
+            failed = [f"{m} ({t})" if t else m for t, m in self.failed
+                      if tag is None or t.split("/")[0] == tag]
             folder.mkdir(parents=True, exist_ok=True)
             with open(folder / "run_log.jsonl", "a") as f:
-                f.write(json.dumps(line) + "\n")
+                f.write(json.dumps({**line, "failed": failed}) + "\n")
 
 
 def _raise_interrupt(signum, frame):
@@ -178,6 +198,7 @@ def run(req, only_reports=False):
     mains = [p for p in plans if not p.request.scaling]        # one per seed
     main = mains[0]
     if only_reports:
+        check_seeds_folder(plan=main)
         for p in mains:
             reports_step(p)
         if req.seeds:
@@ -186,14 +207,14 @@ def run(req, only_reports=False):
     with hold(main.profile_root):         # one run per results folder (benchmark/runlock.py)
         if is_main_process():
             claim_folder(main)
-        folders = [p.profile_dir for p in mains] + ([main.profile_root] if req.seeds else [])
+        folders = ([(p.profile_dir, p.tag or None) for p in mains]
+                   + ([(main.profile_root, None)] if req.seeds else []))
         runlog = RunLog(main, t0, folders)
         try:
             with sigterm_as_interrupt():
                 results = train(plans)                 # the same in every process
-                runlog.failed = [f"{m} ({p.tag})" if p.tag else m
-                                 for p, r in zip(plans, results) for m, x in r.items()
-                                 if x is None]
+                runlog.failed = [(p.tag, m) for p, r in zip(plans, results)
+                                 for m, x in r.items() if x is None]
                 bench_step(main, results[0])            # in every process (collective)
                 if not is_main_process():
                     return 0
@@ -208,7 +229,8 @@ def run(req, only_reports=False):
         for p in mains:
             report_md_step(p)
     if runlog.failed:
-        say(f"error: method(s) failed: {', '.join(runlog.failed)} (see the log above); "
+        names = ", ".join(f"{m} ({t})" if t else m for t, m in runlog.failed)
+        say(f"error: method(s) failed: {names} (see the log above); "
             "their rows are missing from the tables")
         return 1
     return 0

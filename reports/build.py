@@ -75,6 +75,11 @@ def _provenance(root):
     if log.is_file():
         runs = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
         total = sum(r["wall_s"] for r in runs)
+        seeds = next((r["seeds"] for r in runs if r.get("seeds")), None)
+        if seeds:
+            lines += ["", f"These invocations trained {len(seeds)} seeds "
+                          f"({', '.join(map(str, seeds))}) in one queue: each wall time below "
+                          "covers all of them."]
         lines += ["", f"Wall time of `./run_all.sh` on this folder: {total / 3600:.2f} h over "
                       f"{len(runs)} invocation(s), one line each in run_log.jsonl (a run killed "
                       "by SIGKILL leaves none): "
@@ -89,9 +94,12 @@ def _provenance(root):
 def write_report_md(root):
     root = Path(root)
     ds, prof = dataset_profile(root)
+    rewrite = (f"./run_all.sh {ds} --profile {root.parent.name} --seeds <the run's seeds> "
+               "--only-reports" if prof != root.name else
+               f"python -m benchmark tables {ds} --profile {prof}")
     out = [f"# LASAR reproduction: {ds}, {prof} profile", "",
-           "Generated from this folder only (`python -m benchmark tables "
-           f"{ds} --profile {prof}` rewrites it). Every number below comes from the files next "
+           f"Generated from this folder only (`{rewrite}` rewrites it). Every number below "
+           "comes from the files next "
            "to it: `<method>/metrics.json`, `lasar/studies.json`, `bench/cot.json`, "
            "`_scaling/`. Paper values: `reports/paper_numbers.yaml`.", "",
            "## What produced it", "", _provenance(root), ""]

@@ -60,12 +60,18 @@ def write_lasar_tables(root):
     base = f"{ds}, {prof} profile, {n_users} fixed test users (of {st['all_test_users']})"
     out = []
     # alignment (Table 2 / 9)
-    names = ["pure_sft"] + [f"sft_align_{a}" for a in ("none", "kl", "kl_detached", "cosine",
-                                                        "mse") if f"sft_align_{a}" in rows]
     labels = {"pure_sft": "Pure SFT (MiniOneRec SFT)", "sft_align_none": "+ Latent (w/o align.)",
-              "sft_align_kl": "+ KL alignment",
-              "sft_align_kl_detached": "+ KL alignment (Policy Head input detached)",
-              "sft_align_cosine": "+ Cosine alignment", "sft_align_mse": "+ MSE alignment"}
+              "sft_align_kl": "+ KL alignment", "sft_align_cosine": "+ Cosine alignment",
+              "sft_align_mse": "+ MSE alignment"}
+    # the main alignment trained the other way round (studies.detached_stage2): its row after
+    # the main alignment's
+    for a in ("none", "kl", "cosine", "mse"):
+        for way, what in (("detached", "Policy Head input detached"),
+                          ("joint", "joint loss through h_0")):
+            labels[f"sft_align_{a}_{way}"] = f"{labels[f'sft_align_{a}']} ({what})"
+    names = ["pure_sft"] + [f"sft_align_{a}{way}" for a in ("none", "kl", "cosine", "mse")
+                            for way in ("", "_detached", "_joint")
+                            if f"sft_align_{a}{way}" in rows]
     stem = "table2_alignment" if ds == "beauty" else "table9_alignment"
     out += write_table(root, stem, ["Model"] + HEAD + ["Mean N"],
                   lambda s: _metric_rows(rows, names, [labels[n] for n in names], s,

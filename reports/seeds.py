@@ -66,18 +66,26 @@ def pooled_per_user(root, seeds, method, ks):
 
 
 def seed_claims(root, seeds, eval_cfg):
-    """LASAR against every baseline with results in every seed, seed-pooled. -> list of
-    {baseline, metric, diff, lo, hi, p, mde, n, per_seed_diffs, seed_std, verdict}."""
+    """LASAR against every baseline with results in every seed, seed-pooled. -> (list of
+    {baseline, metric, diff, lo, hi, p, mde, n, per_seed_diffs, seed_std, seeds_agree,
+    verdict}, or [] with the reason they are not measured)."""
     table = table1_seeds(root, seeds)
     every = [m for m, r in table.items() if r["NDCG@10"][2] == len(seeds)]
     if "lasar" not in every:
-        return []
+        return [], "LASAR lacks results in some seed"
     ks = tuple(eval_cfg.ks)
-    _, a = pooled_per_user(root, seeds, "lasar", ks)
+    try:
+        users, a = pooled_per_user(root, seeds, "lasar", ks)
+        per_b = {b: pooled_per_user(root, seeds, b, ks) for b in every if b != "lasar"}
+    except ValueError as e:
+        return [], str(e)
+    other = [b for b, (u, _) in per_b.items() if u != users]
+    if other:
+        return [], (f"{', '.join(other)} scored other test users than LASAR (a rerun with "
+                    "another user sample?): rerun them on the same users")
     pairs, spread = {}, {}
     folders = seed_folders(root, seeds)
-    for b in (m for m in every if m != "lasar"):
-        _, pb = pooled_per_user(root, seeds, b, ks)
+    for b, (_, pb) in per_b.items():
         for k in CLAIM_METRICS:
             pairs[(b, k)] = (a[k], pb[k])
             spread[(b, k)] = [load_metrics(folders[s] / "lasar")[k]
@@ -88,8 +96,9 @@ def seed_claims(root, seeds, eval_cfg):
         d = spread[(b, k)]
         out.append({"baseline": b, "metric": k, **r, "per_seed_diffs": d,
                     "seed_std": float(np.std(d, ddof=1)) if len(d) > 1 else None,
+                    "seeds_agree": bool(all(np.sign(x) == np.sign(r["diff"]) for x in d)),
                     "verdict": judge([r])})
-    return out
+    return out, None
 
 
 def pooled_studies(root, seeds, ks=(5, 10, 20)):
@@ -169,13 +178,14 @@ def write_seed_reports(root, seeds, eval_cfg):
         p = root / "tables" / f"table1_seeds.{ext}"
         atomic_write_text(p, text)
         paths.append(p)
-    claims = seed_claims(root, seeds, eval_cfg)
+    claims, why_not = seed_claims(root, seeds, eval_cfg)
     verdicts = per_seed_verdicts(root, seeds)
     lines = [f"**LASAR against each baseline, seed-pooled ({len(seeds)} seeds)**", "",
              "Each user's metric averaged over the seeds, then a paired bootstrap over users "
              f"({eval_cfg.bootstrap_resamples} resamples): difference LASAR − baseline, 95% "
              "interval, one-sided p (LASAR above), minimum detectable effect (80% power); "
-             "beside it the difference in each seed and its std over seeds.", "",
+             "beside it the difference in each seed and its std over seeds; a verdict whose "
+             "seeds do not all agree in sign with the pooled difference is marked.", "",
              "| Baseline | Metric | Difference [95% CI] | p | MDE | Per seed | Seed std | "
              "Verdict |", "|---|---|---|---|---|---|---|---|"]
     for c in claims:
@@ -184,10 +194,15 @@ def write_seed_reports(root, seeds, eval_cfg):
         lines.append(f"| {DISPLAY_MD.get(c['baseline'], c['baseline'])} | {c['metric']} | "
                      f"{c['diff']:+.4f} [{c['lo']:+.4f}, {c['hi']:+.4f}] | {c['p']:.4f} | {mde} "
                      f"| {', '.join(f'{d:+.4f}' for d in c['per_seed_diffs'])} | {sd} | "
-                     f"**{c['verdict']}** |")
+                     f"**{c['verdict']}**{'' if c['seeds_agree'] else ' (seeds disagree)'} |")
     if not claims:
-        lines.append("| (LASAR or every baseline lacks results in some seed) |||||||| ")
-    pooled = pooled_studies(root, seeds, tuple(eval_cfg.ks))
+        lines.append(f"| not measured: {why_not or 'no baseline has results in every seed'} "
+                     "|||||||| ")
+    try:
+        pooled = pooled_studies(root, seeds, tuple(eval_cfg.ks))
+    except ValueError as e:                            # seeds that studied other users
+        pooled = None
+        lines += ["", f"Study claims, seed-pooled: not measured: {e}"]
     study = (study_claims(pooled, dataset_profile(root)[0],
                           (eval_cfg.bootstrap_resamples, eval_cfg.bootstrap_seed))
              if pooled else [])

@@ -67,6 +67,25 @@ def test_table1_over_seeds_is_mean_and_std_of_each_seed(two_seeds):
         assert cell == f"{np.mean(v):.4f} ± {np.std(v, ddof=1):.4f}"
 
 
+def test_seed_reports_say_how_they_were_run(two_seeds):
+    """A seed's report names the command that rewrites it and says its wall time covers every
+    seed; rewriting the run's folder without --seeds is one line, writing nothing."""
+    d, _ = two_seeds
+    root = d / "out" / "toy" / "smoke"
+    line = json.loads((root / "seed-1" / "run_log.jsonl").read_text().splitlines()[0])
+    assert line["seeds"] == [1, 2] and line["failed"] == []
+    report = (root / "seed-1" / "report.md").read_text()
+    assert "--seeds <the run's seeds> --only-reports" in report and "2 seeds (1, 2)" in report
+    before = sorted(p.name for p in (root / "tables").iterdir())
+    r = run_cli("run", "toy", "--data-dir", d / "data", "--out", d / "out", "--profile", "smoke",
+                "--only-reports")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"error: {root} holds a several-seed run (seed-1, seed-2): add --seeds 1,2 to rewrite "
+        "its reports")
+    assert sorted(p.name for p in (root / "tables").iterdir()) == before
+
+
 def test_a_second_run_resumes_every_seed(two_seeds):
     d, _ = two_seeds
     r = run_cli("run", "toy", "--data-dir", d / "data", "--out", d / "out", *ARGS)
@@ -96,13 +115,25 @@ def test_seed_pooled_claims_against_a_hand_computation(tmp_path):
             "NDCG@5", "NDCG@10", "NDCG@20", "HR@5", "HR@10", "HR@20")} | {"n_users": n}))
         (f / "manifest.json").write_text(json.dumps({"seed": s}))
     ev = EvalConfig(ks=[5, 10, 20], bootstrap_resamples=2000, bootstrap_seed=1)
-    claims = {c["metric"]: c for c in seed_claims(root, [1, 2], ev)}
+    claims = {c["metric"]: c for c in seed_claims(root, [1, 2], ev)[0]}
     hr = claims["HR@10"]
     want = np.mean((hits[("lasar", 1)] + 0.0 + hits[("lasar", 2)]) / 2
                    - (hits[("sasrec", 1)] + 0.0 + hits[("sasrec", 2)]) / 2)
     assert hr["diff"] == pytest.approx(want) and hr["verdict"] == "holds" and hr["lo"] > 0
     assert hr["per_seed_diffs"] == pytest.approx(
         [hits[("lasar", s)].mean() - hits[("sasrec", s)].mean() for s in (1, 2)])
+    assert hr["seeds_agree"]
+    # a baseline scored on other users (another user sample) is not compared: one reason
+    f = root / "seed-2" / "sasrec" / "predictions.jsonl"
+    f.write_text(f.read_text().replace('"u0"', '"w0"'))
+    assert seed_claims(root, [1, 2], ev) == ([], seed_claims(root, [1, 2], ev)[1])
+    assert "test users differ" in seed_claims(root, [1, 2], ev)[1]
+    f.write_text(f.read_text().replace('"w0"', '"u0"'))
+    for s in (1, 2):
+        f = root / f"seed-{s}" / "sasrec" / "predictions.jsonl"
+        f.write_text(f.read_text().replace('"u1"', '"w1"'))
+    claims, why = seed_claims(root, [1, 2], ev)
+    assert claims == [] and "sasrec scored other test users than LASAR" in why
 
 
 @pytest.mark.parametrize("text", ["42,x", "42,42", "-1,2", ""])

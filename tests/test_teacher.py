@@ -134,6 +134,12 @@ def test_a_bare_heading_opens_the_segment_after_it(monkeypatch):
     assert is_heading("Step 2: Modeling of Latent Preferences") and is_heading("**Step 1:**")
     assert is_heading("Key points:") and not is_heading("Step 1: the user bought a tent.")
     assert not is_heading("Recommendation: <a_1|>") and not is_heading("a plain short line")
+    # a local model's step lines without periods say something: content, not headings
+    for line in ("Step 1: The user bought a tent and a camp stove",
+                 "Step 2: Prefers lightweight camping gear", "Step 3: Next is lighting for the "
+                 "campsite"):
+        assert not is_heading(line), line
+    assert is_heading("Step 3: Inference of User Intent and Goal Formulation")
 
     def orthogonal(sents, spec, batch_size=128):
         uniq = sorted(set(sents))

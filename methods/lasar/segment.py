@@ -17,10 +17,11 @@ import re
 import numpy as np
 
 # keys the segments artifact (methods/lasar/pool.py) with the rule: change it with the rule
-SEGMENTATION_VERSION = 2                 # 2: a bare heading opens the segment after it
+SEGMENTATION_VERSION = 3                 # 2: a bare heading opens the segment after it;
+                                         # 3: only a title-case 'Step N' line is one
 _SENT = re.compile(r"(?<=[.!?])\s+|\n+")
 HEADING_MAX_WORDS = 12
-_HEADING_START = re.compile(r"^(#+\s|\*\*|step\s*\d+\b)", re.I)
+_STEP = re.compile(r"^step\s*\d+\s*[:.\-\u2013]?\s*(.*)$", re.I)
 
 
 def sentences(text):
@@ -28,11 +29,19 @@ def sentences(text):
 
 
 def is_heading(sentence):
-    """A short sentence with no sentence end that reads as a heading: it starts like one
-    ('Step 2', a Markdown '#' or '**') or ends with a colon."""
-    bare = sentence.strip().strip("*#").strip()
-    return (bool(bare) and bare[-1] not in ".!?" and len(bare.split()) <= HEADING_MAX_WORDS
-            and (bool(_HEADING_START.match(sentence.strip())) or bare.endswith(":")))
+    """A short sentence with no sentence end that reads as a heading: it ends with a colon,
+    is a Markdown heading ('# ...', '**...**'), or is 'Step N' followed by a title in title
+    case ('Step 2: Modeling of Latent Preferences'). A step line that says something ('Step 1:
+    the user bought a tent', as a local model may write without a period) is content."""
+    s = sentence.strip()
+    bare = s.strip("*#").strip()
+    if not bare or bare[-1] in ".!?" or len(bare.split()) > HEADING_MAX_WORDS:
+        return False
+    if bare.endswith(":") or s.startswith("#") or (s.startswith("**") and s.endswith("**")):
+        return True
+    step = _STEP.match(bare)
+    return bool(step) and all(w[0].isupper() for w in step.group(1).split()
+                              if len(w) > 3 and w[0].isalpha())
 
 
 def embed_unique(all_sentences, spec, batch_size=128):

@@ -74,8 +74,9 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
     enc = method.prompts(fitted, ex)
     decoder = method.decoder(ctx, fitted)
     rl_on = cfg.rl.enabled
+    # lambda only enters REINFORCE's advantage (Eq. 6): no sweep without it
     lambdas = sorted(set(st.step_penalties) | {cfg.rl.step_penalty}) \
-        if rl_on and st.step_penalties else []
+        if rl_on and cfg.rl.reinforce and st.step_penalties else []
     out = {"eval_users": int(len(ex)), "all_test_users": int(len(test)),
            "eval_user_ids": [ctx.dataset.user_ids[u] for u in ex.users],
            "n_mode": cfg.inference.n_mode,
@@ -145,7 +146,7 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
     # the step-penalty sweep (Table 7: lambda in {1e-4, 5e-4, 1e-3}): one RL run per value
     out["lambda_sweep"] = []
     for lam in lambdas:
-        name = main_name if lam == cfg.rl.step_penalty else f"rl_lambda_{lam:g}"
+        name = main_name if lam == cfg.rl.step_penalty else f"rl_lambda_{lam!r}"
         if name not in out["rows"]:
             latent, _ = method.rl_phase(ctx, fitted, replace(cfg.rl, step_penalty=lam))
             evaluate(name, latent)
