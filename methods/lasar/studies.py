@@ -83,8 +83,11 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
            "teacher": {"kind": cfg.teacher.resolved().kind,
                        "item_text_share": fitted.info["pool"].get("item_text_share")},
            "rows": {}}
-    plan = (2 + len(st.alignments) + st.detached_stage2 + (2 if st.rl_ablation and rl_on else 0)
-            + len(st.force_n) + max(len(lambdas) - 1, 0))
+    # decodings: Pure SFT, the alignments (and the main one if not among them), the detached
+    # Stage 2, the RL ablation's two, the two adaptive rows, Force-N, the extra lambdas
+    plan = (1 + len(st.alignments) + (cfg.stage2.align not in st.alignments) + st.detached_stage2
+            + (2 if st.rl_ablation and rl_on else 0) + 2 + len(st.force_n)
+            + max(len(lambdas) - 1, 0))
     bar = progress(total=plan * len(ex), desc="lasar studies", unit="user")
 
     def ranked(items):
