@@ -195,11 +195,12 @@ def _adaptive_claim(st, boot):
     if pairs is None:
         return _no_ranks("adaptive", text, "Figure 4a", rule, rows, names)
     lead = "; ".join(f"{r} HR@10 {rows[r]['HR@10']:.4f}" for r in names)
+    judged = {f"{lab}, HR@10" for lab, r, _ in spec if r == adaptive[0][0]}
     comps = _compare(pairs, boot)
-    main = [c for c in comps if c["label"].startswith(adaptive[0][1] + " -")]
-    claim = _judged("adaptive", text, "Figure 4a", rule, main, lead)
+    claim = _judged("adaptive", text, "Figure 4a", rule,
+                    [c for c in comps if c["label"] in judged], lead)
     claim["comparisons"] += [{**c, "label": c["label"] + " (shown, not judged)"}
-                             for c in comps if c not in main]
+                             for c in comps if c["label"] not in judged]
     return claim
 
 

@@ -38,13 +38,19 @@ def seed_folders(root, seeds):
     return {s: Path(root) / f"seed-{s}" for s in seeds}
 
 
-def table1_seeds(root, seeds):
-    """{method: {metric: (mean, std, seeds with results)}} over the seed folders."""
+def seed_metrics(root, seeds):
+    """{method: {seed: metrics.json}} of every method with results in some seed folder, in
+    Table 1's order."""
     found = {s: method_dirs(f) for s, f in seed_folders(root, seeds).items()}
     names = _order(sorted({m for f in found.values() for m in f}))
+    return {m: {s: load_metrics(found[s][m]) for s in seeds if m in found[s]} for m in names}
+
+
+def table1_seeds(mets):
+    """{method: {metric: (mean, std, seeds with results)}} from seed_metrics."""
     out = {}
-    for m in names:
-        vals = [load_metrics(found[s][m]) for s in seeds if m in found[s]]
+    for m, by_seed in mets.items():
+        vals = list(by_seed.values())
         out[m] = {k: (float(np.mean([v[k] for v in vals])),
                       float(np.std([v[k] for v in vals], ddof=1)) if len(vals) > 1 else None,
                       len(vals)) for k in METRIC_ORDER}
@@ -65,12 +71,13 @@ def pooled_per_user(root, seeds, method, ks):
     return users, {k: np.mean([v[k] for v in per], axis=0) for k in per[0]}
 
 
-def seed_claims(root, seeds, eval_cfg):
-    """LASAR against every baseline with results in every seed, seed-pooled. -> (list of
-    {baseline, metric, diff, lo, hi, p, mde, n, per_seed_diffs, seed_std, seeds_agree,
-    verdict}, or [] with the reason they are not measured)."""
-    table = table1_seeds(root, seeds)
-    every = [m for m, r in table.items() if r["NDCG@10"][2] == len(seeds)]
+def seed_claims(root, seeds, eval_cfg, mets=None):
+    """LASAR against every baseline with results in every seed, seed-pooled (`mets`:
+    seed_metrics, read here when not given). -> (list of {baseline, metric, diff, lo, hi, p,
+    mde, n, per_seed_diffs, seed_std, seeds_agree, verdict}, or [] with the reason they are not
+    measured)."""
+    mets = mets if mets is not None else seed_metrics(root, seeds)
+    every = [m for m, by_seed in mets.items() if len(by_seed) == len(seeds)]
     if "lasar" not in every:
         return [], "LASAR lacks results in some seed"
     ks = tuple(eval_cfg.ks)
@@ -84,12 +91,10 @@ def seed_claims(root, seeds, eval_cfg):
         return [], (f"{', '.join(other)} scored other test users than LASAR (a rerun with "
                     "another user sample?): rerun them on the same users")
     pairs, spread = {}, {}
-    folders = seed_folders(root, seeds)
     for b, (_, pb) in per_b.items():
         for k in CLAIM_METRICS:
             pairs[(b, k)] = (a[k], pb[k])
-            spread[(b, k)] = [load_metrics(folders[s] / "lasar")[k]
-                              - load_metrics(folders[s] / b)[k] for s in seeds]
+            spread[(b, k)] = [mets["lasar"][s][k] - mets[b][s][k] for s in seeds]
     res = paired_difference(pairs, eval_cfg.bootstrap_resamples, eval_cfg.bootstrap_seed)
     out = []
     for (b, k), r in res.items():
@@ -154,9 +159,11 @@ def _cell(mean, std):
 def write_seed_reports(root, seeds, eval_cfg):
     """Write the seed-pooled tables and report.md under `root`; returns the paths."""
     root = Path(root)
-    table = table1_seeds(root, seeds)
+    mets = seed_metrics(root, seeds)
+    table = table1_seeds(mets)
     if not table:
         return []
+    ds, prof = dataset_profile(root)
     paths = []
     notes = [f"{len(seeds)} seeds ({', '.join(map(str, seeds))}), each method trained once per "
              "seed and scored on the same test users; mean ± sample std over seeds."]
@@ -169,7 +176,6 @@ def write_seed_reports(root, seeds, eval_cfg):
         disp = DISPLAY if style == "latex" else DISPLAY_MD
         rows = [[disp.get(m, m)] + [_cell(*table[m][k][:2]) for k in METRIC_ORDER]
                 for m in table]
-        ds, prof = root.parent.name, root.name
         text = (latex_table(HEADER, rows, f"Main results on {ds} ({prof} profile) over "
                             f"{len(seeds)} seeds: mean $\\pm$ std.", f"tab:main-seeds-{ds}",
                             notes) if style == "latex"
@@ -178,7 +184,7 @@ def write_seed_reports(root, seeds, eval_cfg):
         p = root / "tables" / f"table1_seeds.{ext}"
         atomic_write_text(p, text)
         paths.append(p)
-    claims, why_not = seed_claims(root, seeds, eval_cfg)
+    claims, why_not = seed_claims(root, seeds, eval_cfg, mets)
     verdicts = per_seed_verdicts(root, seeds)
     lines = [f"**LASAR against each baseline, seed-pooled ({len(seeds)} seeds)**", "",
              "Each user's metric averaged over the seeds, then a paired bootstrap over users "
@@ -203,13 +209,11 @@ def write_seed_reports(root, seeds, eval_cfg):
     except ValueError as e:                            # seeds that studied other users
         pooled = None
         lines += ["", f"Study claims, seed-pooled: not measured: {e}"]
-    study = (study_claims(pooled, dataset_profile(root)[0],
-                          (eval_cfg.bootstrap_resamples, eval_cfg.bootstrap_seed))
+    study = (study_claims(pooled, ds, (eval_cfg.bootstrap_resamples, eval_cfg.bootstrap_seed))
              if pooled else [])
     if study:
-        lines += ["", claims_markdown(study, dataset_profile(root)[0],
-                                      f"{root.name}, {len(seeds)} seeds pooled: each study "
-                                      "user's metric averaged over the seeds")]
+        lines += ["", claims_markdown(study, ds, f"{prof}, {len(seeds)} seeds pooled: each "
+                                      "study user's metric averaged over the seeds")]
     lines += ["", "**The paper's claims in each seed** (each seed's tables/claims.md)", "",
               "| Claim | " + " | ".join(f"seed {s}" for s in seeds) + " |",
               "|---|" + "---|" * len(seeds)]
@@ -221,7 +225,7 @@ def write_seed_reports(root, seeds, eval_cfg):
                            "study_claims": study,
                            "claims_per_seed": {k: v[1] for k, v in verdicts.items()}})
     paths += [p1, p2]
-    report = [f"# {root.parent.name} ({root.name} profile), {len(seeds)} seeds", "",
+    report = [f"# {ds} ({prof} profile), {len(seeds)} seeds", "",
               (root / "tables" / "table1_seeds.md").read_text(), "", "\n".join(lines), "",
               "Each seed's own report: " + ", ".join(
                   f"[seed {s}](seed-{s}/report.md)" for s in seeds), ""]

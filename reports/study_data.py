@@ -37,13 +37,15 @@ def main_adaptive(rows):
 
 def adaptive_rows(st):
     """[(row, label)] of the final model's adaptive rows: the main one (N sampled or argmax,
-    as studies.json["n_mode"] says) and adaptive_argmax (N = Policy Head argmax) if present."""
+    as studies.json["n_mode"] says) and the other mode's row (adaptive_argmax, or
+    adaptive_sample when the main row took the argmax) if present."""
     rows = _rows(st)
     main = main_adaptive(rows)
-    mode = {"sample": " (sampled N)", "argmax": " (argmax N)"}.get(st.get("n_mode"), "")
-    out = [(main, "Adaptive" + mode)] if main else []
-    if "adaptive_argmax" in rows:
-        out.append(("adaptive_argmax", "Adaptive (argmax N)"))
+    label = {"sample": "Adaptive (sampled N)", "argmax": "Adaptive (argmax N)"}
+    out = [(main, label.get(st.get("n_mode"), "Adaptive"))] if main else []
+    for mode in ("argmax", "sample"):
+        if f"adaptive_{mode}" in rows and mode != st.get("n_mode"):
+            out.append((f"adaptive_{mode}", label[mode]))
     return out
 
 

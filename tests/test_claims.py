@@ -251,3 +251,14 @@ def test_the_adaptive_claim_is_judged_on_the_sampled_row(tmp_path):
     assert _verdicts(root)["adaptive"] == "holds"
     root = _run(tmp_path / "b", hits={"rl_full": 101, "adaptive_argmax": 300})
     assert _verdicts(root)["adaptive"] == "inconclusive"
+
+
+def test_adaptive_rows_name_the_other_mode_whichever_the_main_row_took():
+    """The studies decode the final model in the mode Table 1 did not use beside the main row:
+    adaptive_argmax when it sampled, adaptive_sample when it took the argmax; both are shown."""
+    from reports.study_data import adaptive_rows
+    rows = {"rl_full": {}, "adaptive_argmax": {}, "adaptive_sample": {}}
+    assert adaptive_rows({"n_mode": "sample", "rows": rows}) == [
+        ("rl_full", "Adaptive (sampled N)"), ("adaptive_argmax", "Adaptive (argmax N)")]
+    assert adaptive_rows({"n_mode": "argmax", "rows": rows}) == [
+        ("rl_full", "Adaptive (argmax N)"), ("adaptive_sample", "Adaptive (sampled N)")]

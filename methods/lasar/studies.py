@@ -150,7 +150,7 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
     out["lambda_sweep"] = []
     for lam in lambdas:
         name = main_name if lam == cfg.rl.step_penalty else f"rl_lambda_{lam!r}"
-        if name not in out["rows"]:
+        if lam != cfg.rl.step_penalty:                 # the configured one is the main row
             latent, _ = method.rl_phase(ctx, fitted, replace(cfg.rl, step_penalty=lam))
             evaluate(name, latent)
         out["lambda_sweep"].append({"step_penalty": lam, "row": name})
