@@ -183,6 +183,9 @@ def _lasar_text(res):
     yield f"  plain decoding (MiniOneRec's)  {res['plain_ms_per_user']:8.3f} ms/user"
     yield f"  LASAR (latent loop + beam)     {res['lasar_ms_per_user']:8.3f} ms/user"
     yield f"  LASAR / plain                  {res['lasar_over_plain']:8.3f}x"
+    if "latentr3_ms_per_user" in res:
+        yield f"  LatentR3 (thought + beam)      {res['latentr3_ms_per_user']:8.3f} ms/user"
+        yield f"  LatentR3 / plain               {res['latentr3_over_plain']:8.3f}x"
 
 
 def _cot_text(res):
@@ -194,7 +197,10 @@ def _cot_text(res):
            f"{res['mean_reasoning_tokens']:.1f} (cap {res['cot_max_new_tokens']})")
     for k, label in (("plain", "plain decoding (MiniOneRec's)"), ("lasar", "LASAR"),
                      ("cot_direct", "Explicit CoT, direct answer"),
-                     ("cot_generation", "Explicit CoT, CoT generation")):
+                     ("cot_generation", "Explicit CoT, CoT generation"),
+                     ("latentr3", "LatentR3")):
+        if k not in ms:
+            continue
         m = res["metrics"][k]
         yield (f"  {label:<30} {ms[k]:9.2f} ms/user   N@10 {m['NDCG@10']:.4f}  "
                f"HR@10 {m['HR@10']:.4f}")
@@ -214,13 +220,14 @@ def cmd_bench_sft(args):
 
 def cmd_bench_lasar(args):
     from .bench.lasar import bench_lasar
-    _print(args, bench_lasar(_plan(args, ["lasar"]), args.users, args.repeats), _lasar_text)
+    _print(args, bench_lasar(_plan(args, ["lasar", "latentr3"]), args.users, args.repeats),
+           _lasar_text)
 
 
 def cmd_bench_cot(args):
     from .bench.cot import bench_cot
-    res, _ = bench_cot(_plan(args, ["lasar", "cot_gream"]), args.users, args.repeats,
-                       refresh=True)
+    res, _ = bench_cot(_plan(args, ["lasar", "cot_gream", "latentr3"]), args.users,
+                       args.repeats, refresh=True)
     _print(args, res, _cot_text)
 
 

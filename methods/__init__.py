@@ -53,6 +53,8 @@ register("lcrec", "methods.lcrec:LCRec", "LC-Rec", "generative", cost=40)
 register("lasar", "methods.lasar.method:Lasar", "LASAR", "generative", ("minionerec",), 25)
 register("cot_gream", "methods.cot_gream:ExplicitCoT", "Explicit CoT (GREAM)", "generative",
          ("minionerec",), 20)
+register("latentr3", "methods.latentr3.method:LatentR3", "LatentR3", "generative",
+         ("minionerec",), 20)
 
 
 def names():

@@ -10,6 +10,7 @@ from .claims import write_claims
 from .figure_data import load_studies
 from .figures import write_figures
 from .lasar_tables import write_lasar_tables
+from .latent_tables import write_latent_comparison, write_latentr3_study
 from .paper_compare import write_comparison
 from .results_io import dataset_profile, load_manifest, method_dirs
 from .study_data import NO_ITEM_TEXT, no_item_text
@@ -31,6 +32,9 @@ SECTIONS = [
     ("n_distribution", "N distribution (Figure 4b's data)"),
     ("per_n", "Per-N metrics (Figure 5b's data)"),
     ("table_lambda", "Step-penalty (lambda) sweep"),
+    ("latent_comparison", "Latent reasoning compared: LASAR, LatentR3, Explicit CoT (not in the "
+                          "paper)"),
+    ("latentr3_study", "LatentR3 study: RL on/off, 1 vs 2 thoughts (not in the paper)"),
 ]
 FIGURES = [
     ("figure3", "Figure 3: two-stage vs mixed training, validation loss"),
@@ -42,6 +46,8 @@ FIGURES = [
 ]
 # reported missing only when studies.json has a "lambda_sweep" (a profile may not run one)
 LAMBDA = {"table_lambda", "figure_lambda"}
+# reported missing only when the run has LatentR3 (a method beyond the paper's seven)
+LATENTR3 = {"latent_comparison", "latentr3_study"}
 
 
 def write_reports(root, eval_cfg, report_md=True):
@@ -52,6 +58,8 @@ def write_reports(root, eval_cfg, report_md=True):
     paths += write_lasar_tables(root)
     paths += write_table4(root)
     paths += write_table5(root)
+    paths += write_latent_comparison(root, eval_cfg)
+    paths += write_latentr3_study(root, eval_cfg)
     paths += write_figures(root)
     paths += write_comparison(root)
     paths += write_claims(root, eval_cfg)
@@ -109,7 +117,8 @@ def write_report_md(root):
         out += [f"**Caveat:** LASAR's {NO_ITEM_TEXT} (teacher {kind}, item-text share 0). Its "
                 "alignment rows and the alignment claim test alignment to item-blind chains.",
                 ""]
-    optional = set() if "lambda_sweep" in st else LAMBDA
+    optional = (set() if "lambda_sweep" in st else LAMBDA) | \
+        (set() if "latentr3" in method_dirs(root) else LATENTR3)
     missing = []
     for stem, title in SECTIONS:
         p = root / "tables" / f"{stem}.md"

@@ -125,6 +125,12 @@ def comparison_rows(root):
                         rows.append({"table": table, "dataset": dname, "row": row,
                                      "field": field, "paper": float(pv), "ours": ov,
                                      "ratio": (ov / pv) if ov is not None and pv else None})
+    # methods the paper does not have (LatentR3): their Table 1 numbers, the paper's "–"
+    in_paper = {r["row"] for r in rows if r["table"] == "table1"}
+    for (table, dname, row, field), v in sorted(ours.items()):
+        if table == "table1" and in_paper and row not in in_paper:
+            rows.append({"table": table, "dataset": dname, "row": row, "field": field,
+                         "paper": None, "ours": v, "ratio": None})
     return rows
 
 
@@ -146,10 +152,12 @@ def write_comparison(root):
                                         "mean_n_end") else f"{v:.4f}"
     body = [[r["table"], r["row"], r["field"], f(r["paper"], r["field"]), f(r["ours"], r["field"]),
              "–" if r["ratio"] is None else f"{r['ratio']:.2f}"] for r in rows]
-    n_ours = sum(r["ours"] is not None for r in rows)
-    notes = [f"{ds}, {prof} profile: {n_ours} of the paper's {len(rows)} numbers for {ds} "
+    papers = [r for r in rows if r["paper"] is not None]
+    n_ours = sum(r["ours"] is not None for r in papers)
+    notes = [f"{ds}, {prof} profile: {n_ours} of the paper's {len(papers)} numbers for {ds} "
              "reproduced here (– = not measured by this run: the paper reports it for another "
-             "setting, or the run lacks the method or study). Paper values from "
+             "setting, or the run lacks the method or study; a paper value of – is a method "
+             "the paper does not have, e.g. LatentR3). Paper values from "
              "reports/paper_numbers.yaml; s_per_sample in seconds (ours on this machine, not 8x "
              "L40); Figure 5a's start/end mean N are the first 10% / last 20% of RL steps."]
     paths = write_table(root, "paper_comparison", header,

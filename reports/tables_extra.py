@@ -40,7 +40,10 @@ def table4_data(root):
     n_test = None
     rows = []
     for key, method, label in (("plain", "minionerec", "MiniOneRec"), ("lasar", "lasar", "LASAR"),
-                               ("cot_generation", "cot_gream", "Explicit CoT (CoT Gen.)")):
+                               ("cot_generation", "cot_gream", "Explicit CoT (CoT Gen.)"),
+                               ("latentr3", "latentr3", "LatentR3")):
+        if key not in b["ms_per_user"]:          # LatentR3: only when the run had it
+            continue
         ms = b["ms_per_user"][key]
         total, measured = None, False
         if method in found and key != "cot_generation":
@@ -78,7 +81,7 @@ def write_table4(root):
                         f"{r['NDCG@10']:.4f}", f"{r['HR@10']:.4f}"])
         return out
     notes = [f"{ds}, {prof} profile. Time/Sample: `bench cot` on {b['users']} fixed test users, "
-             f"beam width 50, the three decoders alternating, {_processes(b)} ({b['device']}, "
+             f"beam width 50, the decoders alternating, {_processes(b)} ({b['device']}, "
              f"{b['threads']} thread(s) a process, median of {b['repeats']} repeat(s)); N@10 "
              "and HR@10 on those users. MiniOneRec's time is plain decoding by its SFT model (RL does not "
              "change decoding).",

@@ -131,7 +131,8 @@ def test_cot_tasks_layout():
 
 
 def test_bench_cot_json(tmp_path):
-    """`bench cot`: the four decoders on the same users, in one process; JSON and file."""
+    """`bench cot`: the four decoders and LatentR3's on the same users, in one process; JSON
+    and file. `bench lasar` then times LASAR and LatentR3 against plain decoding."""
     import json
 
     from .conftest import run_cli, write_dataset
@@ -142,7 +143,10 @@ def test_bench_cot_json(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["users"] == 12 and len(res["test_user_ids"]) == 12
-    assert set(res["ms_per_user"]) == {"plain", "lasar", "cot_direct", "cot_generation"}
+    assert set(res["ms_per_user"]) == {"plain", "lasar", "cot_direct", "cot_generation",
+                                       "latentr3"}
+    assert res["latentr3_over_plain"] == pytest.approx(
+        res["ms_per_user"]["latentr3"] / res["ms_per_user"]["plain"], rel=0.02, abs=2e-3)
     assert all(v > 0 for v in res["ms_per_user"].values())
     assert res["cot_generation_over_lasar"] == pytest.approx(
         res["ms_per_user"]["cot_generation"] / res["ms_per_user"]["lasar"], rel=0.02, abs=2e-3)
@@ -159,3 +163,5 @@ def test_bench_cot_json(tmp_path):
     assert lb["users"] == 12 and len(lb["plain_seconds"]) == len(lb["lasar_seconds"]) == 2
     assert lb["lasar_over_plain"] == pytest.approx(
         lb["lasar_ms_per_user"] / lb["plain_ms_per_user"], rel=0.02, abs=2e-3)
+    assert len(lb["latentr3_seconds"]) == 2 and lb["latentr3_over_plain"] == pytest.approx(
+        lb["latentr3_ms_per_user"] / lb["plain_ms_per_user"], rel=0.02, abs=2e-3)

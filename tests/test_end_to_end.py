@@ -31,7 +31,8 @@ LEARN = [f"{m}.{k}" for m in ("sasrec", "gru4rec", "rearec")
     for k in ("batch_size=8", "micro_batch=8", "patience=20")] + [
     "minionerec.sft.epochs=20", "minionerec.sft.lr=1.0e-3", "lcrec.sft.epochs=15",
     "lcrec.sft.lr=2.0e-3", "lasar.stage2.epochs=10", "lasar.stage2.batch_size=16",
-    "lasar.stage2.micro_batch=16", "lasar.stage2.patience=20"]
+    "lasar.stage2.micro_batch=16", "lasar.stage2.patience=20", "latentr3.sft.batch_size=16",
+    "latentr3.sft.micro_batch=16", "latentr3.sft.epochs=5", "latentr3.sft.patience=20"]
 
 
 def test_every_registered_method_end_to_end(tmp_path):
@@ -42,7 +43,7 @@ def test_every_registered_method_end_to_end(tmp_path):
     names = methods.names()
     out = tmp_path / "results"
     assert set(names) == {"sasrec", "gru4rec", "rearec", "minionerec", "lcrec", "lasar",
-                          "cot_gream"}                        # LEARN names every method
+                          "cot_gream", "latentr3"}            # LEARN names every method
     r = run_cli("run", "toy", "--profile", "smoke", "--methods", ",".join(names),
                 "--data-dir", tmp_path / "data", "--out", out,
                 *[a for s in LEARN for a in ("--set", s)],
@@ -62,6 +63,7 @@ def test_every_registered_method_end_to_end(tmp_path):
     assert (root / "tables" / "table1.tex").read_text().count(r"\toprule") == 1
     check_lasar_studies(root, 80)
     check_rearec_and_cot(root)
+    check_latentr3(root)
     check_artifacts(root / "_work", out / "toy" / "_cache")
 
 
@@ -147,6 +149,17 @@ def check_rearec_and_cot(root):
     assert cot["direct"]["equals_main_run"] and len(cot["eval_user_ids"]) == cot["eval_users"]
 
 
+def check_latentr3(root):
+    """LatentR3's study rows (RL off, 2 thoughts) on fixed users, its main row equal to Table
+    1's ranking of them, and a fit record that says RL ran and no CoT data was used."""
+    st = json.loads((root / "latentr3" / "studies.json").read_text())
+    assert {"main", "sft_only", "thoughts_2", "thoughts_2_sft"} <= set(st["rows"])
+    assert st["rows"]["main"]["equals_main_run"]
+    assert len(st["eval_user_ids"]) == st["eval_users"] == len(st["rows"]["sft_only"]["ranks"])
+    man = json.loads((root / "latentr3" / "manifest.json").read_text())
+    assert man["fit_info"]["rl"]["steps_run"] > 0 and man["fit_info"]["cot_data"] is False
+
+
 def check_lasar_studies(root, n_users):
     """LASAR's ablation/sweep data and tables exist and are consistent with its main row."""
     st = json.loads((root / "lasar" / "studies.json").read_text())
@@ -182,13 +195,14 @@ def test_smoke_profile_on_real_sports(smoke_run):
     for m in ("sasrec", "gru4rec"):
         _, _, man = check_method_folder(root / m, data / "sports", 300)
         assert man["dataset"]["items"] == 18357 and man["dataset"]["users"] == 35598
-    for m in ("lasar", "rearec", "cot_gream", "minionerec", "lcrec"):
+    for m in ("lasar", "rearec", "cot_gream", "minionerec", "lcrec", "latentr3"):
         check_method_folder(root / m, data / "sports", 300)
     for m in ("lasar", "cot_gream", "minionerec"):
         _, _, man = check_method_folder(root / "_scaling" / "large" / m, data / "sports", 300)
         assert man["config"]["shared"]["lm"]["hidden_size"] == 96
     check_lasar_studies(root, 300)
     check_rearec_and_cot(root)
+    check_latentr3(root)
     check_reports(root)
     check_artifacts(root / "_work", root / "_scaling" / "large" / "_work", root.parent / "_cache")
     log = [json.loads(x) for x in (root / "run_log.jsonl").read_text().splitlines()]

@@ -128,3 +128,35 @@ def test_killed_minionerec_grpo_resumes_like_an_uninterrupted_run(lm_toy, tiny_q
     assert _fit_info(out, "minionerec")["rl"]["valid_ndcg10_curve"] == \
         _fit_info(whole, "minionerec")["rl"]["valid_ndcg10_curve"]
     assert _predictions(out, "minionerec") == _predictions(whole, "minionerec")
+
+
+# LatentR3 on a one-epoch Stage 1: SFT checkpoints every 2 steps, RL's every step (3 steps of
+# 32 prompts) at a high rate
+LATENTR3 = ("--methods", "latentr3", "--set", "latentr3.studies.enabled=false", "--set",
+            "minionerec.rl.enabled=false", "--set", "minionerec.sft.epochs=1", "--set",
+            "latentr3.sft.eval_every=2", "--set", "latentr3.sft.epochs=1", "--set",
+            "latentr3.rl.eval_every=1", "--set", "latentr3.rl.max_prompts=96", "--set",
+            "latentr3.rl.lr=1.0e-2")
+
+
+def test_killed_latentr3_sft_and_rl_resume_like_an_uninterrupted_run(lm_toy):
+    """LatentR3 killed after its SFT checkpoint at step 2, then (SFT reused) after its RL
+    checkpoint at step 1: each resumed stage ends where the uninterrupted run ends (SFT's
+    validation curve; RL's per-step log, whose noise needs no state: seed and step fix it;
+    the predictions)."""
+    whole, sft, rl = lm_toy / "r3_whole", lm_toy / "r3_sft", lm_toy / "r3_rl"
+    r = _run(lm_toy, whole, LATENTR3)
+    assert r.returncode == 0, r.stderr[-3000:]
+    _reuse(whole, with_sids(lm_toy, sft, whole / "toy" / "_cache"), "sft")
+    err = _killed_then_resumed(lm_toy, sft, LATENTR3, "latentr3", "latentr3-sft:2")
+    assert re.search(r"resuming SFT from \S*/_work/latentr3-sft-\w+\.partial/last at step 2", err)
+    assert _fit_info(sft, "latentr3")["sft"]["valid_loss_curve"] == \
+        _fit_info(whole, "latentr3")["sft"]["valid_loss_curve"]
+    assert _predictions(sft, "latentr3") == _predictions(whole, "latentr3")
+    _reuse(whole, with_sids(lm_toy, rl, whole / "toy" / "_cache"), "sft", "latentr3-sft")
+    err = _killed_then_resumed(lm_toy, rl, LATENTR3, "latentr3", "latentr3-rl:1")
+    assert "resuming RL" in err and "at step 1" in err
+    log = _rl_log(whole, "latentr3")
+    assert sorted(log) == [1, 2, 3] and {"policy", "reward", "clean_reward"} <= set(log[1])
+    assert _rl_log(rl, "latentr3") == log
+    assert _predictions(rl, "latentr3") == _predictions(whole, "latentr3")

@@ -222,46 +222,79 @@ class KVStepper:
 def head_cache(model, config, head, rows):
     """KV cache of `head` (H,) ids, the prompt start shared by every row, run once at batch
     size 1 and repeated for `rows` rows. -> (cache, H)."""
+    cache, H, _ = head_cache_states(model, config, head, rows, hidden=False)
+    return cache, H
+
+
+def head_cache_states(model, config, head, rows, hidden=True):
+    """head_cache, and the head's last-layer hidden states (1, H, D) when `hidden` (None
+    otherwise, or when there is no head). -> (cache, H, states)."""
     from transformers import DynamicCache
     cache = DynamicCache(config=config)
     if head is None or len(head) == 0:
-        return cache, 0
-    model(input_ids=head[None], past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return cache, 0, None
+    out = model(input_ids=head[None], past_key_values=cache, use_cache=True, logits_to_keep=1,
+                output_hidden_states=hidden)
     cache.batch_repeat_interleave(rows)
-    return cache, len(head)
+    return cache, len(head), out.hidden_states[-1] if hidden else None
+
+
+class PromptStates(NamedTuple):
+    """Every position's last-layer hidden state of [head | left-padded rows]: states
+    (B, H + S, D), mask (B, H + S) (1 on real tokens) and position ids (B, H + S)."""
+    states: torch.Tensor
+    mask: torch.Tensor
+    positions: torch.Tensor
 
 
 class PromptForward(NamedTuple):
     """What `encode_prompts` returns: log-probs at the prompts' last position (B, V), the
-    last-layer hidden state there (B, D) or None, and the stepper holding their KV cache."""
+    last-layer hidden state there (B, D), every position's (PromptStates, hidden="all") or
+    None, and the stepper holding their KV cache."""
     first_logp: torch.Tensor
-    hidden: torch.Tensor
+    hidden: object
     stepper: "KVStepper"
 
 
 def encode_prompts(model, input_ids, attention_mask, head=None, hidden=False):
-    """Prompt forward on [head | left-padded rows]. -> PromptForward."""
+    """Prompt forward on [head | left-padded rows]. `hidden`: False, True (the last position's
+    last-layer state) or "all" (PromptStates: LatentR3's thought attention reads them).
+    -> PromptForward."""
     B = input_ids.shape[0]
-    cache, H = head_cache(model, model.config, head, B)
+    cache, H, head_states = head_cache_states(model, model.config, head, B,
+                                              hidden=hidden == "all")
     mask = torch.cat([attention_mask.new_ones((B, H)), attention_mask], 1)
     pos = H + (attention_mask.cumsum(1) - 1).clamp_min(0)
     out = model(input_ids=input_ids, attention_mask=mask, position_ids=pos,
-                past_key_values=cache, use_cache=True, output_hidden_states=hidden,
+                past_key_values=cache, use_cache=True, output_hidden_states=bool(hidden),
                 logits_to_keep=1)
     stepper = KVStepper(model, out.past_key_values, mask, pos[:, -1] + 1)
-    return PromptForward(torch.log_softmax(out.logits[:, -1].float(), -1),
-                         out.hidden_states[-1][:, -1] if hidden else None, stepper)
+    states = None
+    if hidden == "all":
+        rows = out.hidden_states[-1]                                       # (B, S, D)
+        states = rows if head_states is None else \
+            torch.cat([head_states.expand(B, -1, -1), rows], 1)
+        positions = torch.cat([torch.arange(H, device=pos.device).expand(B, H), pos], 1)
+        states = PromptStates(states, mask, positions)
+    elif hidden:
+        states = out.hidden_states[-1][:, -1]
+    return PromptForward(torch.log_softmax(out.logits[:, -1].float(), -1), states, stepper)
 
 
 @torch.no_grad()
 def recommend(model, input_ids, attention_mask, trie, sid_token_ids, width=50, k=50,
-              prefix_hook=None, head=None):
+              prefix_hook=None, head=None, prefix_states="last"):
     """Top-k items per prompt by joint SID log-probability. `head`: ids shared by every prompt
     in front of the (left-padded) rows. prefix_hook(stepper, hidden) may run extra positions on
-    the cache (LASAR's latent loop) and returns the log-probabilities at the first SID
-    position. -> BeamResult with (B, k) items and scores."""
-    first_logp, hidden, stepper = encode_prompts(model, input_ids, attention_mask, head,
-                                                 hidden=prefix_hook is not None)
+    the cache (LASAR's latent loop, LatentR3's thought) and returns the log-probabilities at
+    the first SID position; `hidden` is the prompts' last-layer state at their last position
+    (`prefix_states` "last") or every position's (PromptStates, "all").
+    -> BeamResult with (B, k) items and scores."""
+    if prefix_states not in ("last", "all"):
+        raise ValueError(f"prefix_states must be 'last' or 'all', got {prefix_states!r}")
+    first_logp, hidden, stepper = encode_prompts(
+        model, input_ids, attention_mask, head,
+        hidden=False if prefix_hook is None else (True if prefix_states == "last" else "all"))
     if prefix_hook is not None:
         first_logp = prefix_hook(stepper, hidden)
     stepper.expand(width)

@@ -9,7 +9,6 @@ what it would alone (Appendix E.1, Figure 6; tests/test_lasar.py). The KV cache 
 prompt and of the latent slots is reused by `<e>` and the answer (training) or by the beam
 search (decoding, through its prefix hook).
 """
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from benchmark.protocol.beam import KVStepper
 
 from ..lm.forward import run_rows
+from ..lm.wrapped import WrappedLM
 
 START, THOUGHT, END = "<|latent_start|>", "<|latent|>", "<|latent_end|>"
 LATENT_TOKENS = (START, THOUGHT, END)
@@ -64,8 +64,9 @@ class LatentOutputs(NamedTuple):
     stepper: KVStepper
 
 
-class LatentLM(torch.nn.Module):
+class LatentLM(WrappedLM):
     """The backbone plus the Policy Head; saved as the backbone's folder + policy_head.pt."""
+    extra_attr, extra_file = "policy_head", "policy_head.pt"
 
     def __init__(self, lm, tok, n_max=8, policy_hidden=256, detach_policy_input=True):
         super().__init__()
@@ -76,22 +77,6 @@ class LatentLM(torch.nn.Module):
         self.start_id, self.end_id = tok.convert_tokens_to_ids([START, END])
         if tok.unk_token_id is not None and tok.unk_token_id in (self.start_id, self.end_id):
             raise ValueError("latent tokens missing from the tokenizer; call add_latent_tokens")
-
-    @property
-    def config(self):
-        return self.lm.config
-
-    # --- persistence (sft.save_model / sft.load_weights) -------------------------------
-    def save_pretrained(self, folder):
-        self.lm.save_pretrained(folder)
-        torch.save(self.policy_head.state_dict(), Path(folder) / "policy_head.pt")
-
-    def load_folder(self, folder):
-        from ..lm.sft import load_weights
-        head = torch.load(Path(folder) / "policy_head.pt", map_location="cpu",
-                          weights_only=True)          # read first: a bad file changes nothing
-        load_weights(self.lm, folder)
-        self.policy_head.load_state_dict(head)
 
     # --- the loop ------------------------------------------------------------------------
     def encode(self, batch):

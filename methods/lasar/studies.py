@@ -53,12 +53,17 @@ def per_n_metrics(topk, targets, ns, ks):
     return out
 
 
+def study_index(ctx, k):
+    """Positions in the test split of the studies' fixed-seed sample of k test users (all when
+    k is null or too large)."""
+    n = len(ctx.split.test)
+    return np.arange(n) if not k or k >= n else \
+        np.sort(np.random.default_rng(ctx.eval_seed + 2).choice(n, k, replace=False))
+
+
 def study_users(ctx, k):
     """The studies' fixed-seed sample of k test users (all when k is null or too large)."""
-    test = ctx.split.test
-    idx = np.arange(len(test)) if not k or k >= len(test) else \
-        np.sort(np.random.default_rng(ctx.eval_seed + 2).choice(len(test), k, replace=False))
-    return test.subset(idx)
+    return ctx.split.test.subset(study_index(ctx, k))
 
 
 def run_studies(method, ctx, fitted, ranking, out_dir):

@@ -164,12 +164,15 @@ class GRPOLoop:
     `state`/`load_state`. `stage` names the stage for `crash_point`. Under `accelerate launch`
     every process runs it together (the module docstring). `run()` -> info."""
 
+    reference = True                  # a frozen copy of the start model (`ref`) for the KL
+    postfix = ("reward", "hit")       # the step logs shown on the progress bar
+
     def __init__(self, ctx, model, tok, cfg, folder, eval_batch, stage):
         self.ctx, self.tok, self.cfg, self.folder, self.stage = ctx, tok, cfg, folder, stage
         self.log_path = self.folder / "rl_log.jsonl"
         self.dev = ctx.device
         self.model = model.to(self.dev)
-        self.ref = copy.deepcopy(model).eval().requires_grad_(False)
+        self.ref = copy.deepcopy(model).eval().requires_grad_(False) if self.reference else None
         self.loss = GRPOLoss(cfg)
         self.catalog = Catalog.build(ctx, tok, self.dev)
         self.eval_batch = eval_batch
@@ -351,7 +354,7 @@ class GRPOLoop:
                 logs = self.step(perm[k * cfg.batch_size:(k + 1) * cfg.batch_size], step)
                 step += 1
                 bar.update(1)
-                bar.set_postfix(reward=f"{logs['reward']:.3f}", hit=f"{logs['hit']:.2f}")
+                bar.set_postfix({k: f"{logs[k]:.3f}" for k in self.postfix})
                 if writer:
                     for key, v in logs.items():
                         writer.add_scalar(f"rl/{key}", v, step)
