@@ -231,6 +231,27 @@ def cmd_bench_cot(args):
     _print(args, res, _cot_text)
 
 
+def cmd_users(args):
+    from .external import export_users, folder_of
+    f = folder_of(_config(args), args.dataset, args.data_dir, args.out_dir)
+    n, sids = export_users(f, args.split, args.out)
+    print(f"wrote {args.out}: {n:,} {args.split} examples of {args.dataset} ({args.profile}), "
+          "history as item ids" + (" and SIDs" if sids else
+                                   " (no SID table built yet for this profile: no SIDs)"))
+
+
+def cmd_score(args):
+    from reports.build import write_reports
+
+    from .external import folder_of, score
+    f = folder_of(_config(args), args.dataset, args.data_dir, args.out)
+    folder, metrics = score(f, args.dataset, args.predictions, args.name, args.allow_short)
+    print(f"wrote {folder}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                                          if k != "n_users"))
+    for p in write_reports(f.root, f.cfg.settings.eval):
+        print(f"wrote {p}")
+
+
 def cmd_methods(args):
     import methods
     for n in methods.names():
@@ -306,6 +327,27 @@ def parser():
         if common:
             _common(bp)
         bp.set_defaults(func=func)
+
+    u = sub.add_parser("users", help="export a split's examples as every method sees them")
+    u.add_argument("dataset")
+    u.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    u.add_argument("--out", required=True, help="JSONL file to write")
+    u.add_argument("--results", dest="out_dir", help="results root whose SID table to use "
+                                                     "(default: results/)")
+    _common(u)
+    u.set_defaults(func=cmd_users)
+
+    sc = sub.add_parser("score", help="score predictions made elsewhere against every row")
+    sc.add_argument("dataset")
+    sc.add_argument("--predictions", required=True,
+                    help='JSONL, one {"user", "target", "topk"} per test user, best first')
+    sc.add_argument("--name", required=True, help="the row's name in the tables")
+    sc.add_argument("--allow-short", action="store_true",
+                    help="accept top-k lists shorter than the protocol's k (a target past the "
+                         "list counts as a miss)")
+    sc.add_argument("--out", help="results root (default: results/)")
+    _common(sc)
+    sc.set_defaults(func=cmd_score)
 
     m = sub.add_parser("methods", help="list registered methods")
     m.set_defaults(func=cmd_methods)

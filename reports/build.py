@@ -9,10 +9,11 @@ from benchmark.protocol.io import atomic_write_text
 from .claims import write_claims
 from .figure_data import load_studies
 from .figures import write_figures
+from .external_tables import write_external_comparison
 from .lasar_tables import write_lasar_tables
 from .latent_tables import write_latent_comparison, write_latentr3_study
 from .paper_compare import write_comparison
-from .results_io import dataset_profile, load_manifest, method_dirs
+from .results_io import dataset_profile, external_dirs, load_manifest, method_dirs
 from .study_data import NO_ITEM_TEXT, no_item_text
 from .table1 import PAPER_ORDER, write_table1
 from .tables_extra import write_table4, write_table5
@@ -22,6 +23,7 @@ SECTIONS = [
     ("claims", "The paper's claims"),
     ("table1", "Table 1: main results"),
     ("table1_pvalues", "Table 1: significance (LASAR > baseline, one-sided paired bootstrap)"),
+    ("external_comparison", "External rows against LASAR and the best baseline"),
     ("table2_alignment", "Table 2: alignment ablation"),
     ("table9_alignment", "Table 9: alignment ablation"),
     ("table3_rl_ablation", "Table 3: RL ablation"),
@@ -55,6 +57,7 @@ def write_reports(root, eval_cfg, report_md=True):
     eval_cfg: the run's EvalConfig (metric cut-offs, bootstrap settings)."""
     root = Path(root)
     paths = write_table1(root, eval_cfg)
+    paths += write_external_comparison(root, eval_cfg)
     paths += write_lasar_tables(root)
     paths += write_table4(root)
     paths += write_table5(root)
@@ -63,7 +66,7 @@ def write_reports(root, eval_cfg, report_md=True):
     paths += write_figures(root)
     paths += write_comparison(root)
     paths += write_claims(root, eval_cfg)
-    if report_md and method_dirs(root):
+    if report_md and (method_dirs(root) or external_dirs(root)):
         paths.append(write_report_md(root))
     return paths
 
@@ -72,8 +75,16 @@ def _provenance(root):
     found = method_dirs(root)
     lines = ["| Method | config | git commit | seed | test users | fit | rank | finished |",
              "|---|---|---|---|---|---|---|---|"]
+    found.update({f"external/{n}": p for n, p in external_dirs(root).items()})
     for m in [m for m in PAPER_ORDER if m in found] + sorted(set(found) - set(PAPER_ORDER)):
         man = load_manifest(found[m])
+        if man.get("kind") == "external":
+            f = man.get("predictions_file") or {}
+            lines.append(f"| {man.get('display_name', m)} (external) | sha256 "
+                         f"`{str(f.get('sha256'))[:12]}` | `{str(man.get('git_commit'))[:10]}` "
+                         f"| – | {man['dataset']['test_users']} | – | – | "
+                         f"{man.get('created', '')} |")
+            continue
         t = man.get("timings", {})
         lines.append(f"| {man.get('display_name', m)} | `{man['config_hash']}` | "
                      f"`{str(man.get('git_commit'))[:10]}` | {man['seed']} | "
@@ -118,7 +129,8 @@ def write_report_md(root):
                 "alignment rows and the alignment claim test alignment to item-blind chains.",
                 ""]
     optional = (set() if "lambda_sweep" in st else LAMBDA) | \
-        (set() if "latentr3" in method_dirs(root) else LATENTR3)
+        (set() if "latentr3" in method_dirs(root) else LATENTR3) | \
+        (set() if external_dirs(root) else {"external_comparison"})
     missing = []
     for stem, title in SECTIONS:
         p = root / "tables" / f"{stem}.md"

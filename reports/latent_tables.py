@@ -16,7 +16,8 @@ import numpy as np
 from benchmark.protocol.stats import paired_difference
 
 from .fmt import write_table
-from .results_io import dataset_profile, load_manifest, load_metrics, load_per_user, method_dirs
+from .results_io import (dataset_profile, load_manifest, load_metrics, load_per_user,
+                         method_dirs)
 
 METHODS = (("lasar", "LASAR", "yes (teacher CoTs, aligned)"),
            ("latentr3", "LatentR3", "no"),
@@ -114,7 +115,7 @@ def write_latentr3_study(root, eval_cfg):
     for r in order[1:]:
         ranks = np.asarray(rows[r]["ranks"])
         hit = lambda x: (x > 0) & (x <= 10)
-        ndcg = lambda x: np.where(hit(x), 1 / np.log2(x + 1.0), 0.0)
+        ndcg = lambda x: np.where(hit(x), 1 / np.log2(np.maximum(x, 1) + 1.0), 0.0)
         pairs[r + ":NDCG@10"] = (ndcg(main), ndcg(ranks))
         pairs[r + ":HR@10"] = (hit(main).astype(float), hit(ranks).astype(float))
     diffs = paired_difference(pairs, eval_cfg.bootstrap_resamples, eval_cfg.bootstrap_seed) \

@@ -25,6 +25,17 @@ def method_dirs(root):
             and (p / "manifest.json").is_file()}
 
 
+def external_dirs(root):
+    """{name: folder} of the rows scored from outside predictions
+    (results/<ds>/<profile>/external/<name>/, `python -m benchmark score`)."""
+    base = Path(root) / "external"
+    if not base.is_dir():
+        return {}
+    return {p.name: p for p in sorted(base.iterdir())
+            if p.is_dir() and (p / "metrics.json").is_file() and (p / "manifest.json").is_file()
+            and (p / "predictions.jsonl").is_file()}
+
+
 def load_metrics(folder):
     with open(Path(folder) / "metrics.json") as f:
         return json.load(f)

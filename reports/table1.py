@@ -12,7 +12,8 @@ from benchmark.protocol.metrics import METRIC_ORDER
 from benchmark.protocol.stats import paired_bootstrap
 
 from .fmt import MARKS_NOTE, cell, latex_table, markdown_table, rank_marks
-from .results_io import dataset_profile, load_manifest, load_metrics, load_per_user, method_dirs
+from .results_io import (dataset_profile, external_dirs, load_manifest, load_metrics,
+                         load_per_user, method_dirs)
 
 PAPER_ORDER = ("lasar", "cot_gream", "minionerec", "rearec", "lcrec", "gru4rec", "sasrec")
 DISPLAY = {"lasar": "LASAR", "cot_gream": r"Explicit CoT$_{\mathrm{GREAM}}$",
@@ -22,9 +23,29 @@ DISPLAY_MD = {**DISPLAY, "cot_gream": "Explicit CoT (GREAM)"}
 HEADER = ["Model", "N@5", "N@10", "N@20", "HR@5", "HR@10", "HR@20"]
 
 
+EXTERNAL = "external/"          # key prefix of a row scored from outside predictions
+
+
 def _order(names):
+    """The paper's seven, then other registered methods, then external rows."""
     known = [m for m in PAPER_ORDER if m in names]
-    return known + sorted(m for m in names if m not in PAPER_ORDER)
+    return known + sorted(m for m in names if m not in PAPER_ORDER and
+                          not m.startswith(EXTERNAL)) + sorted(m for m in names
+                                                               if m.startswith(EXTERNAL))
+
+
+def found_rows(root):
+    """{key: folder} of every row of Table 1: the methods' folders and, keyed
+    'external/<name>', the external rows (`python -m benchmark score`)."""
+    return {**method_dirs(root),
+            **{EXTERNAL + n: p for n, p in external_dirs(root).items()}}
+
+
+def label(m, man, style):
+    disp = DISPLAY if style == "latex" else DISPLAY_MD
+    if m.startswith(EXTERNAL):
+        return f"{man.get('display_name') or m[len(EXTERNAL):]} (external)"
+    return disp.get(m, man.get("display_name") or m)
 
 
 def significance(found, eval_cfg):
@@ -47,7 +68,7 @@ def significance(found, eval_cfg):
 def write_table1(root, eval_cfg):
     """Write tables/table1.{tex,md} (+ table1_pvalues.*) under `root`; returns the paths."""
     root = Path(root)
-    found = method_dirs(root)
+    found = found_rows(root)
     if not found:
         return []
     names = _order(found)
@@ -70,10 +91,9 @@ def write_table1(root, eval_cfg):
                      f"LASAR is better than every baseline at p < 0.05 on no metric ({test}).")
     out = []
     for style, ext in (("latex", "tex"), ("md", "md")):
-        disp = DISPLAY if style == "latex" else DISPLAY_MD
         rows = []
         for i, m in enumerate(names):
-            row = [disp.get(m, mans[m].get("display_name") or m)]
+            row = [label(m, mans[m], style)]
             for k in METRIC_ORDER:
                 sig = m == "lasar" and pvals and all(p[k] < 0.05 for p in pvals.values())
                 row.append(cell(metrics[m][k], cols[k][i], style, suffix="*" if sig else ""))
@@ -87,7 +107,7 @@ def write_table1(root, eval_cfg):
         atomic_write_text(path, text)
         out.append(path)
         if pvals:
-            prow = [[disp.get(b, b)] + [f"{pvals[b][k]:.4f}" for k in METRIC_ORDER]
+            prow = [[label(b, mans[b], style)] + [f"{pvals[b][k]:.4f}" for k in METRIC_ORDER]
                     for b in names if b in pvals]
             ptext = (latex_table(HEADER, prow, f"One-sided paired bootstrap p-values, LASAR > "
                                  f"baseline, {dataset} ({profile}).", f"tab:pvalues-{dataset}")
