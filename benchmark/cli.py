@@ -48,6 +48,19 @@ def cmd_data_convert(args):
           f"({args.k}-core)")
 
 
+def cmd_data_download(args):
+    from recdata.download import download
+    r = download(args.dataset, args.to, args.base_url)
+    u, i = r["table6"]
+    print(f"wrote {args.to}/{args.dataset}: {r['users']:,} users, {r['items']:,} items, "
+          f"{r['interactions']:,} interactions (5-core) from {', '.join(r['files'])}")
+    print(f"Table 6 of the paper: {u:,} users, {i:,} items: "
+          + ("the same" if r["matches_table6"] else
+             "different (the paper's copy was filtered further than the raw 5-core file; "
+             "../shared/datasets/README.md says where the prepared copies come from)"))
+    print(f"use it with --data-dir {args.to}")
+
+
 def cmd_sids(args):
     from recdata import load_dataset
 
@@ -277,6 +290,11 @@ def parser():
     cv.add_argument("--out", required=True, help="output folder, e.g. datasets/data/sports")
     cv.add_argument("--k", type=int, default=5, help="k-core threshold (default 5)")
     cv.set_defaults(func=cmd_data_convert)
+    dl = dsub.add_parser("download", help="fetch the public raw Amazon files, then convert")
+    dl.add_argument("dataset", choices=("sports", "beauty", "instruments"))
+    dl.add_argument("--to", required=True, help="folder for raw/ and <dataset>/ (--data-dir)")
+    dl.add_argument("--base-url", help="a mirror holding the same file names")
+    dl.set_defaults(func=cmd_data_download)
 
     for name, hlp in (("run", "train and evaluate methods, then write tables"),
                       ("all", "what ./run_all.sh DATASET runs")):

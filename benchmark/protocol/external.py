@@ -6,7 +6,6 @@ The file is the output contract's predictions.jsonl: one JSON object a line per 
 line naming the file and the line; all of them are reported together (up to MAX_PROBLEMS),
 and nothing is scored while any remain.
 """
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BenchmarkError
+from .io import file_sha256
 
 MAX_PROBLEMS = 20
 
@@ -25,14 +25,6 @@ class ExternalPredictions:
     items: np.ndarray
     sha256: str
     short: int
-
-
-def file_sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _as_id(x):

@@ -93,3 +93,13 @@ def staged_dir(final):
         shutil.rmtree(stage, ignore_errors=True)
         raise
     replace_dir(stage, final)
+
+
+def file_sha256(path):
+    """sha256 of a file's bytes (hex)."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
