@@ -43,20 +43,22 @@ def _stage1_key(plan, method):
     return MiniOneRec.of(ctx).sft_artifact(ctx).key
 
 
-def test_a_stage1_setting_makes_lasar_and_explicit_cot_stale(data):
-    """LASAR and Explicit CoT start from MiniOneRec's SFT model (MiniOneRec.stage1): its
-    settings are in their keys, and the Stage-1 artifact they load is a different one."""
-    assert methods.spec("lasar").depends_on == methods.spec("cot_gream").depends_on \
-        == ("minionerec",)
-    assert _changed(data, "minionerec.sft.lr=1.0e-3") == {"minionerec", "lasar", "cot_gream"}
-    assert _changed(data, "minionerec.tasks=[seqrec]") == {"minionerec", "lasar", "cot_gream"}
+def test_a_stage1_setting_makes_its_reusers_stale(data):
+    """LASAR, Explicit CoT and LatentR3 start from MiniOneRec's SFT model (MiniOneRec.stage1):
+    its settings are in their keys, and the Stage-1 artifact they load is a different one."""
+    reusers = ("lasar", "cot_gream", "latentr3")
+    assert {methods.spec(m).depends_on for m in reusers} == {("minionerec",)}
+    assert _changed(data, "minionerec.sft.lr=1.0e-3") == {"minionerec", *reusers}
+    assert _changed(data, "minionerec.tasks=[seqrec]") == {"minionerec", *reusers}
     base, new = _plan(data), _plan(data, "minionerec.sft.lr=1.0e-3")
-    shared = {_stage1_key(base, m) for m in ("minionerec", "lasar", "cot_gream")}
-    assert len(shared) == 1                                   # one Stage 1 for the three
-    assert {_stage1_key(new, m) for m in ("lasar", "cot_gream")} == \
+    shared = {_stage1_key(base, m) for m in ("minionerec",) + reusers}
+    assert len(shared) == 1                                   # one Stage 1 for all of them
+    assert {_stage1_key(new, m) for m in reusers} == \
         {_stage1_key(new, "minionerec")} != shared            # trained again, shared again
-    # LASAR's own Stage-2 settings leave Stage 1 (and MiniOneRec, Explicit CoT) alone
+    # a reuser's own settings leave Stage 1 (and the other methods) alone
     assert _changed(data, "lasar.stage2.lr=2.0e-3") == {"lasar"}
+    assert _changed(data, "latentr3.rl.noise_std=1.0") == {"latentr3"}
+    assert _changed(data, "latentr3.init=backbone") == {"latentr3"}
     assert _stage1_key(_plan(data, "lasar.stage2.lr=2.0e-3"), "lasar") in shared
 
 
