@@ -36,7 +36,7 @@ SECTIONS = [
     ("table_lambda", "Step-penalty (lambda) sweep"),
     ("latent_comparison", "Latent reasoning compared: LASAR, LatentR3, Explicit CoT (not in the "
                           "paper)"),
-    ("latentr3_study", "LatentR3 study: RL on/off, 1 vs 2 thoughts (not in the paper)"),
+    ("latentr3_study", "LatentR3 study: RL on/off, thought count (not in the paper)"),
 ]
 FIGURES = [
     ("figure3", "Figure 3: two-stage vs mixed training, validation loss"),

@@ -107,8 +107,9 @@ def write_latentr3_study(root, eval_cfg):
     order = [r for r, _ in STUDY_ROWS if r in rows] + sorted(r for r in rows if r not in
                                                             dict(STUDY_ROWS))
     labels = {**dict(STUDY_ROWS),
-              **{r: f"{rows[r]['thoughts']} thoughts" + (", RL off" if r.endswith("_sft")
-                                                          else "")
+              **{r: (f"{rows[r]['thoughts']} thoughts" + (", RL off" if r.endswith("_sft")
+                                                           else "")
+                     if rows[r]["thoughts"] else "no thought (the same SFT; no RL)")
                  for r in rows if r.startswith("thoughts_")}}
     main = np.asarray(rows["main"]["ranks"])
     pairs = {}
@@ -138,4 +139,4 @@ def write_latentr3_study(root, eval_cfg):
                        lambda style: [[c.replace("_", r"\_") for c in r] for r in body]
                        if style == "latex" else body,
                        f"LatentR3: RL and thought count, {ds} ({prof}).",
-                       "LatentR3 study: RL on/off, 1 vs 2 thoughts", notes)
+                       "LatentR3 study: RL on/off, thought count (0 = no thought)", notes)

@@ -153,7 +153,8 @@ def check_latentr3(root):
     """LatentR3's study rows (RL off, 2 thoughts) on fixed users, its main row equal to Table
     1's ranking of them, and a fit record that says RL ran and no CoT data was used."""
     st = json.loads((root / "latentr3" / "studies.json").read_text())
-    assert {"main", "sft_only", "thoughts_2", "thoughts_2_sft"} <= set(st["rows"])
+    assert {"main", "sft_only", "thoughts_0", "thoughts_2", "thoughts_2_sft"} <= set(st["rows"])
+    assert st["rows"]["thoughts_0"]["rl"] is False and "thoughts_0_sft" not in st["rows"]
     assert st["rows"]["main"]["equals_main_run"]
     assert len(st["eval_user_ids"]) == st["eval_users"] == len(st["rows"]["sft_only"]["ranks"])
     man = json.loads((root / "latentr3" / "manifest.json").read_text())

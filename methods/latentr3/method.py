@@ -66,7 +66,8 @@ class LatentR3StudiesConfig:
     enabled: bool
     eval_users: PosInt | None         # the studies' fixed-seed test users (LASAR's rule)
     rl_ablation: bool                 # the model before RL on the same users
-    thoughts: list[PosInt]            # thought counts compared (each trained SFT + RL)
+    thoughts: list[NonNegInt]         # thought counts compared (each trained SFT + RL; 0: the
+                                      # same SFT with no thought, no RL: the budget's control)
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ class LatentR3(GenerativeMethod):
                                                 fitted.start, n_thoughts)
         info = {"sft": sft_info}
         model = sft
-        if self.config.rl.enabled:
+        if self.config.rl.enabled and n_thoughts > 0:       # no thought: nothing for RL
             model, info["rl"] = self.rl_phase(ctx, fitted, sft, key)
         return model.eval(), sft.eval(), info
 
@@ -213,9 +214,11 @@ class LatentR3(GenerativeMethod):
         model = model.to(ctx.device).eval()
         k, cat = ctx.topk, fitted.catalog
 
+        hook = thought_hook(model) if model.n_thoughts else None   # 0: the studies' control
+
         def step(number, b):
             return {"items": recommend(model.lm, b.ids, b.mask, cat.trie, cat.sid_ids, width=k,
-                                       k=k, prefix_hook=thought_hook(model), head=b.head,
+                                       k=k, prefix_hook=hook, head=b.head,
                                        prefix_states="all").items}
         return sharded_decode(model, enc, fitted.tok.pad_token_id, self.config.eval_batch,
                               ctx.device, step, progress)["items"]

@@ -7,7 +7,8 @@ share their users). Written to results/<ds>/<profile>/latentr3/studies.json:
   main            the configured model (= Table 1's model on these users)
   sft_only        the same model before RL (RL off)
   thoughts_<t>    SFT + RL (as configured) with t thought tokens, for each t of
-                  `studies.thoughts` other than the configured count
+                  `studies.thoughts` other than the configured count; t = 0 is the control:
+                  the same SFT (start model, data, steps) with no thought, and no RL
   thoughts_<t>_sft  that variant before RL
 
 Under `accelerate launch` every process runs it (decodings shared out, trainings collective);
@@ -42,7 +43,7 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
     others = sorted(set(st.thoughts) - {c.n_thoughts})
     for t in others:
         plan.append((f"thoughts_{t}", t))
-        if c.rl.enabled and st.rl_ablation:
+        if c.rl.enabled and st.rl_ablation and t > 0:
             plan.append((f"thoughts_{t}_sft", t))
     variants = {}
     with progress(total=len(plan) * len(ex), unit="user", desc="latentr3 studies") as bar:
@@ -63,8 +64,9 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
             if name == "main":
                 main_items = items
             rows[name] = {**summarize(ranks, ks), "ms_per_user": round(ms, 3),
-                          "thoughts": t or c.n_thoughts,
-                          "rl": c.rl.enabled and not name.endswith(("_sft", "sft_only")),
+                          "thoughts": c.n_thoughts if t is None else t,
+                          "rl": c.rl.enabled and t != 0 and not name.endswith(("_sft",
+                                                                              "sft_only")),
                           "ranks": ranks.tolist()}
             log.info("latentr3 studies: %s N@10 %.4f HR@10 %.4f", name, rows[name]["NDCG@10"],
                      rows[name]["HR@10"])

@@ -91,14 +91,21 @@ class ThoughtLM(WrappedLM):
         self.n_thoughts = n_thoughts
 
     def encode(self, batch):
-        """Prompt forward on [head | left-padded rows]. -> (PromptStates, KVStepper)."""
+        """Prompt forward on [head | left-padded rows]. -> (PromptStates, KVStepper); the
+        prompts' own next-token log-probabilities are kept for `n_thoughts` 0."""
         fwd = encode_prompts(self.lm, batch.ids, batch.mask, batch.head, hidden="all")
+        self._prompt_logp = fwd.first_logp
         return fwd.hidden, fwd.stepper
 
     def think(self, stepper, mem, noise=None):
         """The thoughts on the stepper's cache, one after another; thought t's embedding is the
         attention's output plus noise[:, t-1] (RL's exploration; None: the deterministic
-        thought). -> (log-probabilities of the first answer token (B, V), thoughts (B, T, d))."""
+        thought). With `n_thoughts` 0 (the studies' control: the same training, no thought)
+        the answer follows the prompt. -> (log-probabilities of the first answer token (B, V),
+        thoughts (B, T, d))."""
+        if self.n_thoughts == 0:
+            first = self._prompt_logp
+            return first, first.new_zeros((first.shape[0], 0, self.config.hidden_size))
         thoughts = []
         for t in range(self.n_thoughts):
             z = self.attention(mem)
@@ -122,6 +129,7 @@ class ThoughtLM(WrappedLM):
         if repeat > 1:
             stepper.repeat_rows(repeat)
             mem = PromptStates(*(t.repeat_interleave(repeat, 0) for t in mem))
+            self._prompt_logp = self._prompt_logp.repeat_interleave(repeat, 0)
         first, _ = self.think(stepper, mem, noise)
         lp0 = first.gather(1, answers[:, :1])
         if answers.shape[1] == 1:
@@ -133,11 +141,13 @@ class ThoughtLM(WrappedLM):
 
 class ThoughtSFT(torch.nn.Module):
     """Stage 1's objective (AnswerCE's contract): cross-entropy on the answer after the
-    deterministic thought, the whole LM and the attention trained."""
+    deterministic thought, the whole LM and the attention trained (with no thought the
+    attention gets no gradient: `skips_parameters`, for DDP)."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
+        self.skips_parameters = model.n_thoughts == 0
 
     def forward(self, batch):
         lp = self.model.answer_logps(batch, batch.labels)
