@@ -37,8 +37,8 @@ class Server:
     """Serves `files`; honours Range; `drop` = {name: bytes}: the first full request of that
     file sends only that many bytes and closes the connection."""
 
-    def __init__(self, files, drop=None):
-        self.files, self.drop, self.requests = files, dict(drop or {}), []
+    def __init__(self, files, drop=None, fail=0):
+        self.files, self.drop, self.requests, self.fail = files, dict(drop or {}), [], fail
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -52,6 +52,10 @@ class Server:
                 outer.requests.append((name, rng))
                 if data is None:
                     self.send_error(404)
+                    return
+                if outer.fail:                       # a server error before serving
+                    outer.fail -= 1
+                    self.send_error(503)
                     return
                 start = int(rng.split("=")[1].rstrip("-")) if rng else 0
                 body = data[start:]
@@ -114,6 +118,20 @@ def test_a_part_file_left_by_a_killed_run_is_resumed(tmp_path):
         fetch(s.url + name, tmp_path / name)
         assert (tmp_path / name).read_bytes() == data
         assert s.requests == [(name, "bytes=100-")]
+    finally:
+        s.close()
+
+
+def test_server_errors_are_retried_and_a_missing_file_is_one_line(tmp_path):
+    files = raw_files("beauty")
+    s = Server(files, fail=2)
+    try:
+        name, data = next(iter(files.items()))
+        fetch(s.url + name, tmp_path / name)
+        assert (tmp_path / name).read_bytes() == data and len(s.requests) == 3
+        from benchmark.protocol.errors import BenchmarkError
+        with pytest.raises(BenchmarkError, match="HTTP 404"):
+            fetch(s.url + "nope.json.gz", tmp_path / "nope.json.gz")
     finally:
         s.close()
 

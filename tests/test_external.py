@@ -123,6 +123,14 @@ def test_every_invalid_file_is_rejected_with_its_line_and_writes_nothing(gru_run
         for line in lines:
             assert line in err, (case, line, err)
         assert not (root / "external" / f"Bad{case}").exists(), case
+    # many bad lines: the first 20 are listed, not all of them
+    r = _score(data, out, _write(tmp_path / "many.jsonl", [], ["{bad\n"] * 40), "Many")
+    assert r.returncode == 2 and r.stderr.count("not valid JSON") == 20
+    assert "20 problem(s)" in r.stderr and "the first ones" in r.stderr
+    # a byte-order mark is not a problem
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + (root / "gru4rec" / "predictions.jsonl").read_bytes())
+    assert _score(data, out, bom, "Bom").returncode == 0
     # a short list is scored with --allow-short: a target past it is a miss
     r = _score(data, out, cases["short"][0], "Short", "--allow-short")
     assert r.returncode == 0, r.stderr[-3000:]

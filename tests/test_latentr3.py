@@ -95,9 +95,9 @@ def test_noise_free_row_is_the_deterministic_thought():
         rep = model.answer_logps(b, b.labels.repeat_interleave(G, 0), noise, repeat=G)
         det = model.answer_logps(b, b.labels)
         record = {}
-        mem, stepper = model.encode(b)
+        mem, stepper, _ = model.encode(b)
         thought_hook(model, record)(stepper, mem)
-        mem2, st2 = model.encode(b)
+        mem2, st2, _ = model.encode(b)
         _, z = model.think(st2, mem2)
     rep = rep.view(2, G, -1)
     assert torch.allclose(rep[:, 0], det, atol=1e-5)                     # row 0: no noise

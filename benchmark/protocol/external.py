@@ -49,8 +49,10 @@ def read_external(path, dataset, test, k, allow_short=False, sample_note=""):
     def bad(line, what):
         problems.append(f"{path}:{line}: {what}")
 
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         for no, text in enumerate(f, 1):
+            if len(problems) >= MAX_PROBLEMS:
+                break
             if not text.strip():
                 continue
             try:
@@ -98,8 +100,6 @@ def read_external(path, dataset, test, k, allow_short=False, sample_note=""):
                     continue
                 short += 1
             items[row, :len(ids)] = [item_index[i] for i in ids]
-            if len(problems) >= MAX_PROBLEMS:
-                break
     missing = [u for u in user_row if u not in seen]
     if missing and len(problems) < MAX_PROBLEMS:
         problems.append(f"{path}: {len(missing)} of {len(user_row)} test users missing (e.g. "

@@ -40,6 +40,20 @@ def _get(url, start, timeout):
     return urllib.request.urlopen(req, timeout=timeout)
 
 
+def _check_gzip(path, url):
+    """A download without a Content-Length ends at EOF whether or not it was cut: a .gz must
+    then decompress to its end (a cut one raises, and the .part is resumed on the retry)."""
+    import gzip
+    if not str(url).endswith(".gz"):
+        return
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+    except (EOFError, OSError) as e:
+        raise http.client.IncompleteRead(b"", None) from e
+
+
 def fetch(url, dest, retries=5, timeout=60):
     """Download `url` to `dest` (via dest.part, resumed when present). -> dest."""
     dest = Path(dest)
@@ -69,6 +83,8 @@ def fetch(url, dest, retries=5, timeout=60):
                             f.write(block)
                             bar.update(len(block))
                 size = part.stat().st_size
+                if total is None:                       # no length given: gzip must be whole
+                    _check_gzip(part, url)
                 if total is not None and size < total:
                     raise http.client.IncompleteRead(b"", total - size)
                 if total is not None and size != total:
@@ -77,15 +93,20 @@ def fetch(url, dest, retries=5, timeout=60):
                 part.replace(dest)
                 return dest
             except urllib.error.HTTPError as e:
-                if e.code == 416 and have:              # asked past the end: the part is whole
-                    part.replace(dest)
+                whole = (e.headers.get("Content-Range") or "").rpartition("/")[2]
+                if e.code == 416 and have and whole.isdigit() and int(whole) == have:
+                    part.replace(dest)                  # asked past the end: the part is whole
                     return dest
+                if e.code >= 500 and tries < retries:   # a server error: try again
+                    tries += 1
+                    time.sleep(min(2 ** tries, 10) * 0.1)
+                    continue
                 raise BenchmarkError(f"{url}: HTTP {e.code} {e.reason}; download it by hand "
                                      f"to {dest}") from None
             except (urllib.error.URLError, socket.timeout, OSError,
                     http.client.HTTPException) as e:
-                tries += 1
                 reached = part.is_file() and part.stat().st_size > have
+                tries = 1 if reached else tries + 1     # progress resets the retry count
                 if isinstance(e, urllib.error.URLError) and not reached and tries > 1 \
                         or tries > retries:
                     host = urllib.request.urlparse(url).netloc

@@ -91,21 +91,22 @@ class ThoughtLM(WrappedLM):
         self.n_thoughts = n_thoughts
 
     def encode(self, batch):
-        """Prompt forward on [head | left-padded rows]. -> (PromptStates, KVStepper); the
-        prompts' own next-token log-probabilities are kept for `n_thoughts` 0."""
+        """Prompt forward on [head | left-padded rows]. -> (PromptStates, KVStepper, the
+        prompts' own next-token log-probabilities (B, V): the answer's with `n_thoughts` 0)."""
         fwd = encode_prompts(self.lm, batch.ids, batch.mask, batch.head, hidden="all")
-        self._prompt_logp = fwd.first_logp
-        return fwd.hidden, fwd.stepper
+        return fwd.hidden, fwd.stepper, fwd.first_logp
 
-    def think(self, stepper, mem, noise=None):
+    def think(self, stepper, mem, noise=None, prompt_logp=None):
         """The thoughts on the stepper's cache, one after another; thought t's embedding is the
         attention's output plus noise[:, t-1] (RL's exploration; None: the deterministic
         thought). With `n_thoughts` 0 (the studies' control: the same training, no thought)
         the answer follows the prompt. -> (log-probabilities of the first answer token (B, V),
         thoughts (B, T, d))."""
         if self.n_thoughts == 0:
-            first = self._prompt_logp
-            return first, first.new_zeros((first.shape[0], 0, self.config.hidden_size))
+            if prompt_logp is None:
+                raise ValueError("no thought: pass the prompts' log-probabilities")
+            return prompt_logp, prompt_logp.new_zeros((prompt_logp.shape[0], 0,
+                                                       self.config.hidden_size))
         thoughts = []
         for t in range(self.n_thoughts):
             z = self.attention(mem)
@@ -125,12 +126,12 @@ class ThoughtLM(WrappedLM):
         `prompt_grad` false runs the prompt forward without a graph (RL: the LM is frozen).
         -> (B * repeat, A) token log-probabilities."""
         with torch.set_grad_enabled(prompt_grad and torch.is_grad_enabled()):
-            mem, stepper = self.encode(batch)
+            mem, stepper, prompt_logp = self.encode(batch)
         if repeat > 1:
             stepper.repeat_rows(repeat)
             mem = PromptStates(*(t.repeat_interleave(repeat, 0) for t in mem))
-            self._prompt_logp = self._prompt_logp.repeat_interleave(repeat, 0)
-        first, _ = self.think(stepper, mem, noise)
+            prompt_logp = prompt_logp.repeat_interleave(repeat, 0)
+        first, _ = self.think(stepper, mem, noise, prompt_logp)
         lp0 = first.gather(1, answers[:, :1])
         if answers.shape[1] == 1:
             return lp0
