@@ -1,9 +1,11 @@
 """Table 1: main results (paper Table 1), from results/ only.
 
-Rows in the paper's order; best per column in bold, second underlined. When LASAR has results,
-a one-sided paired bootstrap p-value (LASAR > baseline) is computed for every baseline and
-metric over the same test users; Table 1 marks LASAR's cell with * when p < 0.05 against every
-baseline, and a companion table lists every p-value.
+Rows in the paper's order, then other registered methods (LatentR3), then external rows
+(`python -m benchmark score`); best per column in bold, second underlined. When LASAR has
+results, a one-sided paired bootstrap p-value (LASAR > row) is computed for every other row and
+metric over the same test users; Table 1 marks LASAR's cell with * when p < 0.05 against each
+of the paper's baselines present (the paper's claim; the other rows do not decide it), and a
+companion table lists every p-value.
 """
 from pathlib import Path
 
