@@ -236,6 +236,9 @@ class Plan:
             out.update(s.generative_inputs())
         if spec.depends_on:
             out["depends_on"] = {d: self.method(d).dependents_read() for d in spec.depends_on}
+        versions = self.method(method).code_versions()
+        if versions:
+            out["code_versions"] = versions
         return out
 
     def key(self, method):

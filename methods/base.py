@@ -57,6 +57,12 @@ class Method:
         configuration: part of the dependents' results key. Default: all of it."""
         return to_dict(self.config)
 
+    def code_versions(self):
+        """Versions of code whose output the configuration does not name (a teacher's template,
+        a segmentation rule): part of this method's results key, so a bumped version makes
+        its results stale. Default: none (the key then holds no entry for it)."""
+        return {}
+
     def fit(self, ctx):
         """Train. -> FitRecord."""
         raise NotImplementedError

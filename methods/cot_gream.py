@@ -33,7 +33,7 @@ from benchmark.protocol.schema import PosInt, to_dict
 from .lasar.config import TeacherConfig
 from .lasar.pool import pool_examples
 from .lasar.item_text import item_text_share
-from .lasar.teacher import check_teacher, cot_artifact, teacher_cots, warn_without_item_text
+from .lasar.teacher import check_teacher, cot_artifact, teacher_inputs, teacher_cots, warn_without_item_text
 from .lm.backbone import new_token_init
 from .lm.config import SFTConfig
 from .lm.decode import Catalog, sharded_decode
@@ -138,6 +138,10 @@ class ExplicitCoT(GenerativeMethod):
     def check(self, settings, processes, n_items):
         super().check(settings, processes, n_items)
         check_teacher(self.config.teacher, "cot_gream.teacher")
+
+    def code_versions(self):
+        """The teacher's chains: a new template makes the results stale (LASAR's do too)."""
+        return {"teacher": teacher_inputs(self.config.teacher)}
 
     def fit(self, ctx):
         from .minionerec import MiniOneRec

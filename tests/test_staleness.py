@@ -121,3 +121,19 @@ def test_a_rerun_with_an_orchestration_change_is_up_to_date(tmp_path):
     changed = run_cli(*args, "--set", "threads=2", "--set", "gru4rec.learning_rate=0.002")
     assert changed.returncode == 0, changed.stderr[-3000:]
     assert "up to date" not in changed.stderr and "gru4rec: training on" in changed.stderr
+
+
+def test_a_new_teacher_template_or_segmentation_rule_makes_lasar_and_cot_stale(data,
+                                                                               monkeypatch):
+    """Code versions the configuration does not name (the template teacher's, the
+    segmentation rule's) are in the results key: bumping one makes exactly the methods that
+    read it stale, not only their pool artifacts."""
+    import methods.lasar.method as lasar_method
+    import methods.lasar.teacher as teacher
+    base = _keys(_plan(data))
+    monkeypatch.setattr(lasar_method, "SEGMENTATION_VERSION", 999)
+    seg = _keys(_plan(data))
+    assert {m for m in ALL if seg[m] != base[m]} == {"lasar"}
+    monkeypatch.setattr(teacher, "TEMPLATE_VERSION", 999)
+    tpl = _keys(_plan(data))
+    assert {m for m in ALL if tpl[m] != seg[m]} == {"lasar", "cot_gream"}
