@@ -33,7 +33,8 @@ from benchmark.protocol.schema import PosInt, to_dict
 from .lasar.config import TeacherConfig
 from .lasar.pool import pool_examples
 from .lasar.item_text import item_text_share
-from .lasar.teacher import check_teacher, cot_artifact, teacher_inputs, teacher_cots, warn_without_item_text
+from .lasar.teacher import (check_teacher, cot_artifact, teacher_cots, teacher_inputs,
+                             warn_without_item_text)
 from .lm.backbone import new_token_init
 from .lm.config import SFTConfig
 from .lm.decode import Catalog, sharded_decode

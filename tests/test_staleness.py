@@ -128,10 +128,10 @@ def test_a_new_teacher_template_or_segmentation_rule_makes_lasar_and_cot_stale(d
     """Code versions the configuration does not name (the template teacher's, the
     segmentation rule's) are in the results key: bumping one makes exactly the methods that
     read it stale, not only their pool artifacts."""
-    import methods.lasar.method as lasar_method
+    import methods.lasar.segment as segment
     import methods.lasar.teacher as teacher
     base = _keys(_plan(data))
-    monkeypatch.setattr(lasar_method, "SEGMENTATION_VERSION", 999)
+    monkeypatch.setattr(segment, "SEGMENTATION_VERSION", 999)
     seg = _keys(_plan(data))
     assert {m for m in ALL if seg[m] != base[m]} == {"lasar"}
     monkeypatch.setattr(teacher, "TEMPLATE_VERSION", 999)

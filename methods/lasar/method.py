@@ -31,7 +31,7 @@ from .config import LasarConfig
 from .latent import START, LatentLM, add_latent_tokens
 from .objective import LatentSFT, latent_task
 from .pool import build_pool
-from .segment import SEGMENTATION_VERSION
+from . import segment
 from .teacher import check_teacher, teacher_inputs
 from .rl import LasarGRPO, rl_prompts
 
@@ -67,7 +67,7 @@ class Lasar(GenerativeMethod):
         """The teacher's chains and their segmentation rule (PROTOCOL 6): a new template or
         rule makes LASAR's results stale, not only its pool artifacts."""
         return {"teacher": teacher_inputs(self.config.teacher),
-                "segmentation": SEGMENTATION_VERSION}
+                "segmentation": segment.SEGMENTATION_VERSION}
 
     # --- Stage 2 (and the single-stage 'mixed' variant) -------------------------------------
     def new_latent(self, ctx, base, tok, s):
