@@ -1,4 +1,6 @@
 """Table formatting: LaTeX (booktabs) and Markdown, with best bold and second underlined."""
+import re
+
 import numpy as np
 
 
@@ -40,13 +42,20 @@ def cell(value, mark, style, digits=4, suffix=""):
     return s
 
 
+def latex_text(text):
+    """Plain text for a LaTeX note: the characters LaTeX reads as commands escaped (a bare '%'
+    would drop the rest of the line as a comment, a bare '_' is an error outside math); an
+    already escaped one is left as it is."""
+    return re.sub(r"(?<!\\)([%_&#$])", r"\\\1", text)
+
+
 def latex_table(header, rows, caption, label, notes=()):
     cols = "l" + "c" * (len(header) - 1)
     lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}", rf"\label{{{label}}}",
              rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
     lines += [" & ".join(r) + r" \\" for r in rows]
     lines += [r"\bottomrule", r"\end{tabular}"]
-    lines += [rf"\par\smallskip\footnotesize {n}" for n in notes]
+    lines += [rf"\par\smallskip\footnotesize {latex_text(n)}" for n in notes]
     lines += [r"\end{table}"]
     return "\n".join(lines) + "\n"
 

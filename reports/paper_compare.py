@@ -88,7 +88,7 @@ def reproduced(root):
                 out[("table4", ds, row, "total_s")] = r["total_s"]
     t5 = table5_data(root)
     if t5:
-        for i, (_, _, rows) in enumerate(t5["scales"][:2]):
+        for i, (_, _, rows, _) in enumerate(t5["scales"][:2]):
             for m, met in rows.items():
                 for k in ("NDCG@10", "HR@10"):
                     out[("table5", f"{ds}/{'small' if i == 0 else 'large'}", m, k)] = met[k]

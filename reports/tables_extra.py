@@ -9,8 +9,10 @@ larger-backbone rows under _scaling/<label>/ (run by ./run_all.sh when the profi
 import json
 from pathlib import Path
 
+from benchmark.protocol.stats import paired_difference
+
 from .fmt import cell, rank_marks, write_table
-from .results_io import dataset_profile, load_manifest, load_metrics, method_dirs
+from .results_io import dataset_profile, load_manifest, load_metrics, load_per_user, method_dirs
 from .table1 import DISPLAY, DISPLAY_MD
 
 
@@ -124,35 +126,67 @@ def table5_data(root):
             continue
         ref = "minionerec" if "minionerec" in found else next(iter(rows))
         scales.append((sub.name if sub != root else "profile", _backbone(load_manifest(found[ref])),
-                       rows))
+                       rows, {m: found[m] for m in rows}))
     return {"scales": scales} if len(scales) > 1 else None
 
 
-def write_table5(root):
+def scaling_differences(scales, eval_cfg=None):
+    """[(backbone text, method, {metric: paired_difference summary})]: each larger backbone's
+    row minus the profile backbone's, N@10 and HR@10 paired over the same test users (the
+    paper reads Table 5 as "a larger backbone helps"; a difference needs its interval). A
+    method without predictions.jsonl on both sides is left out."""
+    boot = ((eval_cfg.bootstrap_resamples, eval_cfg.bootstrap_seed) if eval_cfg is not None
+            else (10000, 2026))
+    base_dirs = scales[0][3]
+    out = []
+    for _, bb, _, dirs in scales[1:]:
+        for m in SCALING:
+            if m not in dirs or m not in base_dirs or not all(
+                    (Path(d) / "predictions.jsonl").is_file() for d in (dirs[m], base_dirs[m])):
+                continue
+            ub, b = load_per_user(base_dirs[m], (10,))
+            ua, a = load_per_user(dirs[m], (10,))
+            if ua != ub:
+                raise ValueError(f"{dirs[m]}: test users differ from {base_dirs[m]}'s; rerun "
+                                 "both backbones on the same split")
+            out.append((bb, m, paired_difference({k: (a[k], b[k]) for k in ("NDCG@10", "HR@10")},
+                                                 *boot)))
+    return out
+
+
+def write_table5(root, eval_cfg=None):
     root = Path(root)
     d = table5_data(root)
     if d is None:
         return []
     scales = d["scales"]
     ds, prof = dataset_profile(root)
-    header = ["Method"] + [f"{bb} {m}" for _, bb, _ in scales for m in ("N@10", "HR@10")]
+    header = ["Method"] + [f"{bb} {m}" for _, bb, _, _ in scales for m in ("N@10", "HR@10")]
 
     def fmt(style):
         disp = DISPLAY if style == "latex" else DISPLAY_MD
         marks = {(i, k): rank_marks([rows.get(m, {}).get(k) for m in SCALING])
-                 for i, (_, _, rows) in enumerate(scales) for k in ("NDCG@10", "HR@10")}
+                 for i, (_, _, rows, _) in enumerate(scales) for k in ("NDCG@10", "HR@10")}
         out = []
         for j, m in enumerate(SCALING):
             line = [disp[m]]
-            for i, (_, _, rows) in enumerate(scales):
+            for i, (_, _, rows, _) in enumerate(scales):
                 for k in ("NDCG@10", "HR@10"):
                     line.append(cell(rows.get(m, {}).get(k), marks[(i, k)][j], style))
             out.append(line)
         return out
-    n = sorted({r["n_users"] for _, _, rows in scales for r in rows.values()})
+    n = sorted({r["n_users"] for _, _, rows, _ in scales for r in rows.values()})
     notes = [f"{ds}, {prof} profile, {', '.join(map(str, n))} test users; each method trained "
              "with its full recipe (SFT + RL where it has RL) on each backbone. A randomly "
              "initialised backbone is fully fine-tuned (a frozen random base would be "
              "meaningless); a pretrained larger backbone (the paper's Qwen3-1.7B) uses LoRA."]
+    diffs = scaling_differences(scales, eval_cfg)
+    if diffs:
+        notes.append(f"Larger minus {scales[0][1]} backbone, paired over the same test users "
+                     "(mean difference, 95% bootstrap interval): " + "; ".join(
+                         f"{DISPLAY_MD[m]} on {bb}: " + ", ".join(
+                             f"{k.replace('NDCG', 'N')} {v['diff']:+.4f} "
+                             f"[{v['lo']:+.4f}, {v['hi']:+.4f}]" for k, v in d.items())
+                         for bb, m, d in diffs) + ".")
     return write_table(root, "table5_scaling", header, fmt, f"Model scaling, {ds} ({prof}).",
                   "Table 5: model scaling", notes)

@@ -2,6 +2,7 @@
 backbone labels, against values computed by hand (the claims: tests/test_claims.py)."""
 import json
 
+import numpy as np
 import pytest
 
 from reports import paper
@@ -91,6 +92,61 @@ def test_table5_labels_backbones(tmp_path):
     assert [s[1] for s in d["scales"]] == ["random Qwen3 0.00M full FT", "Qwen3-1.7B LoRA"]
     md = write_table5(root)[1].read_text()
     assert "| LASAR | **0.0500** | **0.0500** | **0.0600** | **0.0600** |" in md
+
+
+def _predictions(folder, ranks):
+    """predictions.jsonl whose target sits at `ranks[u]` (1-based; 0 = not in the top 20)."""
+    lines = []
+    for u, r in enumerate(ranks):
+        topk = [f"i{j}" for j in range(20)]
+        if r:
+            topk[r - 1] = "t"
+        lines.append(json.dumps({"user": str(u), "target": "t", "topk": topk}))
+    (folder / "predictions.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_table5_gives_each_backbone_difference_with_its_interval(tmp_path):
+    """The larger-backbone difference in Table 5's note is the hand-computed mean of per-user
+    differences, paired by user, and its interval the shared bootstrap's; different test users
+    on the two backbones stop the table with the folder named."""
+    from benchmark.protocol.stats import paired_difference
+    root = _run(tmp_path)
+    big = root / "_scaling" / "large"
+    for m in ("lasar", "minionerec", "cot_gream"):
+        _method(big, m, 0.03, lm={"backbone": "/models/Qwen3-1.7B", "lora": True}, params=None)
+    small = [1, 0, 3, 0, 11, 2, 0, 0]            # ranks per user, profile backbone
+    large = [1, 1, 0, 0, 2, 2, 0, 5]
+    _predictions(root / "lasar", small)
+    _predictions(big / "lasar", large)
+    gain = lambda r: 1 / np.log2(r + 1) if 0 < r <= 10 else 0.0   # noqa: E731
+    want_n = np.mean([gain(b) - gain(a) for a, b in zip(small, large)])
+    want_hr = np.mean([(0 < b <= 10) - (0 < a <= 10) for a, b in zip(small, large)])
+    d = paired_difference({"NDCG@10": ([gain(r) for r in large], [gain(r) for r in small]),
+                           "HR@10": ([float(0 < r <= 10) for r in large],
+                                     [float(0 < r <= 10) for r in small])})
+    assert d["NDCG@10"]["diff"] == pytest.approx(want_n)
+    assert d["HR@10"]["diff"] == pytest.approx(want_hr)
+    md = write_table5(root)[1].read_text()
+    n, hr = d["NDCG@10"], d["HR@10"]
+    assert (f"LASAR on Qwen3-1.7B LoRA: N@10 {n['diff']:+.4f} [{n['lo']:+.4f}, {n['hi']:+.4f}], "
+            f"HR@10 {hr['diff']:+.4f} [{hr['lo']:+.4f}, {hr['hi']:+.4f}]") in md
+    assert "MiniOneRec on" not in md             # no predictions on either side: left out
+    tex = (root / "tables" / "table5_scaling.tex").read_text()
+    assert "95\\% bootstrap" in tex and "95% bootstrap" in md
+    _predictions(big / "lasar", large[:-1])
+    with pytest.raises(ValueError, match="test users differ"):
+        write_table5(root)
+
+
+def test_latex_notes_escape_what_latex_reads_as_commands():
+    """A '%' in a note would comment out the rest of the line in LaTeX, a '_' is an error:
+    both escaped in the .tex, never twice, and the Markdown keeps the text as written."""
+    from reports.fmt import latex_table, markdown_table
+    note = "95% interval; rl_full & N#1 costs $2; already 5\\% escaped"
+    tex = latex_table(["A"], [["1"]], "c", "tab:x", [note])
+    assert ("95\\% interval; rl\\_full \\& N\\#1 costs \\$2; already 5\\% escaped"
+            in tex), tex
+    assert note in markdown_table(["A"], [["1"]], "t", [note])
 
 
 def test_table8_puts_the_label_histogram_beside_the_papers(tmp_path):
