@@ -10,7 +10,7 @@ import sys
 
 from .cli import setup_logging
 from .plan import Plan, RunRequest
-from .protocol.errors import BenchmarkError
+from protocol.errors import BenchmarkError
 from .runner import run
 
 

@@ -5,7 +5,7 @@ import json
 import logging
 import sys
 
-from .protocol.errors import BenchmarkError
+from protocol.errors import BenchmarkError
 
 
 def _common(p, profile=True):
@@ -19,7 +19,7 @@ def _common(p, profile=True):
 
 def _config(args):
     import methods
-    from .protocol.config import Config
+    from protocol.config import Config
     backbone = [f"lm.backbone={args.backbone}"] if getattr(args, "backbone", None) else []
     return Config(args.profile, backbone + args.overrides, methods.all_default_configs(),
                   methods.default_files())
@@ -65,7 +65,7 @@ def cmd_sids(args):
     from recdata import load_dataset
 
     from .plan import results_root
-    from .protocol.sids import build_or_load
+    from protocol.sids import build_or_load
     settings = _config(args).settings
     ds = load_dataset(args.dataset, args.data_dir)
     table = build_or_load(ds, settings.sids, results_root(args.out) / args.dataset / "_cache")
@@ -128,7 +128,7 @@ def _plan(args, methods):
 def _print(args, res, text):
     """The result as one JSON object (--json), else as the lines `text(res)` gives; by the
     main process only under `accelerate launch` (the others decoded their share with it)."""
-    from .protocol.dist import is_main_process
+    from protocol.dist import is_main_process
     if is_main_process():
         print(json.dumps(res) if args.json else "\n".join(text(res)))
 

@@ -22,13 +22,13 @@ import numpy as np
 from recdata import load_dataset, make_split
 from recdata.split import sample_users
 
-from .protocol import manifest as mf
-from .protocol.artifact import Artifact
-from .protocol.errors import BenchmarkError
-from .protocol.external import read_external
-from .protocol.io import atomic_write_json, jsonl_text, staged_dir
-from .protocol.metrics import summarize, target_ranks
-from .protocol.sids import sid_inputs
+from protocol import manifest as mf
+from protocol.artifact import Artifact
+from protocol.errors import BenchmarkError
+from protocol.external import read_external
+from protocol.io import atomic_write_json, jsonl_text, staged_dir
+from protocol.metrics import summarize, target_ranks
+from protocol.sids import sid_inputs
 
 log = logging.getLogger(__name__)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
@@ -69,7 +69,7 @@ def export_users(f, split_name, out_path):
     art = Artifact(f.root.parent / "_cache", "sids", sid_inputs(f.dataset, f.cfg.settings.sids))
     table = None
     if art.done:
-        from .protocol.sids import build_or_load
+        from protocol.sids import build_or_load
         table = build_or_load(f.dataset, f.cfg.settings.sids, f.root.parent / "_cache")
     ids = np.asarray(f.dataset.item_ids, dtype=object)
     rows = []

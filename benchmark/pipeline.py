@@ -29,9 +29,9 @@ from contextlib import contextmanager
 import methods as registry
 
 from .plan import Plan, claim_folder
-from .protocol.dist import is_main_process
-from .protocol.errors import BenchmarkError
-from .protocol.manifest import hardware
+from protocol.dist import is_main_process
+from protocol.errors import BenchmarkError
+from protocol.manifest import hardware
 from .runlock import hold
 
 log = logging.getLogger(__name__)

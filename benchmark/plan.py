@@ -9,14 +9,14 @@ import methods as registry
 from recdata import load_dataset, make_split
 from recdata.split import sample_users
 
-from .protocol import manifest as mf
-from .protocol.artifact import key_of
-from .protocol.config import Config
-from .protocol.dist import world_size
-from .protocol.context import RunContext
-from .protocol.errors import BenchmarkError
-from .protocol.schema import ConfigKeyError, out_of_range, to_dict
-from .protocol.sids import embedder_path
+from protocol import manifest as mf
+from protocol.artifact import key_of
+from protocol.config import Config
+from protocol.dist import world_size
+from protocol.context import RunContext
+from protocol.errors import BenchmarkError
+from protocol.schema import ConfigKeyError, out_of_range, to_dict
+from protocol.sids import embedder_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,7 @@ def claim_folder(plan):
         raise BenchmarkError(f"{plan.profile_root} holds results of the backbone {held}, not "
                              f"{mine}; give this run another --out (or rename the folder)")
     if held is None:
-        from .protocol.io import atomic_write_json
+        from protocol.io import atomic_write_json
         plan.profile_root.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, {"backbone": mine})
 

@@ -18,8 +18,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .protocol.dist import is_main_process, world_size
-from .protocol.errors import BenchmarkError
+from protocol.dist import is_main_process, world_size
+from protocol.errors import BenchmarkError
 
 log = logging.getLogger(__name__)
 NAME = ".run.lock"

@@ -21,12 +21,12 @@ import numpy as np
 
 import methods as registry
 
-from .protocol import manifest as mf
-from .protocol import dist
-from .protocol.errors import BenchmarkError
-from .protocol.io import atomic_write_json, jsonl_text, staged_dir
-from .protocol.metrics import summarize, target_ranks
-from .protocol.progress import progress
+from protocol import manifest as mf
+from protocol import dist
+from protocol.errors import BenchmarkError
+from protocol.io import atomic_write_json, jsonl_text, staged_dir
+from protocol.metrics import summarize, target_ranks
+from protocol.progress import progress
 
 log = logging.getLogger(__name__)
 

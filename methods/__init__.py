@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmark.protocol.errors import unknown_name
+from protocol.errors import unknown_name
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 

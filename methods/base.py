@@ -9,7 +9,7 @@ processes, n_items)` before any work):
                                                      -> Ranking: items (n, k) int64
     extra   = method.studies(ctx, fitted, ranking, out_dir)   (optional) -> dict
 
-`ctx` is a benchmark.protocol.context.RunContext; `examples` a recdata.Examples of n users;
+`ctx` is a protocol.context.RunContext; `examples` a recdata.Examples of n users;
 k = ctx.topk. `fit` trains on ctx.split.train and early-stops on ctx.split.valid; everything it
 learned goes into the record it returns (nothing is kept on the method object), so studies and
 benchmarks get the same record explicitly. `self.config` is the method's configuration, an
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchmark.protocol.schema import to_dict
+from protocol.schema import to_dict
 
 
 @dataclass

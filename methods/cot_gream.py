@@ -23,12 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from benchmark.protocol.beam import recommend
-from benchmark.protocol.dist import clock, is_main_process
-from benchmark.protocol.io import atomic_write_json
-from benchmark.protocol.metrics import summarize, target_ranks
-from benchmark.protocol.progress import progress as progress_bar
-from benchmark.protocol.schema import PosInt, to_dict
+from protocol.beam import recommend
+from protocol.dist import clock, is_main_process
+from protocol.io import atomic_write_json
+from protocol.metrics import summarize, target_ranks
+from protocol.progress import progress as progress_bar
+from protocol.schema import PosInt, to_dict
 
 from .lasar.config import TeacherConfig
 from .lasar.pool import pool_examples

@@ -26,9 +26,9 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from benchmark.protocol.io import atomic_write_json
-from benchmark.protocol.metrics import summarize, target_ranks
-from benchmark.protocol.schema import (NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, out_of_range,
+from protocol.io import atomic_write_json
+from protocol.metrics import summarize, target_ranks
+from protocol.schema import (NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, out_of_range,
                                        to_dict)
 
 from .base import FitRecord

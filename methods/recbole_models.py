@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from benchmark.protocol.progress import progress as progress_bar
-from benchmark.protocol.schema import NonNegFloat, PosFloat, PosInt, Prob, out_of_range, to_dict
+from protocol.progress import progress as progress_bar
+from protocol.schema import NonNegFloat, PosFloat, PosInt, Prob, out_of_range, to_dict
 
 from ._recbole_compat import import_recbole, load_checkpoint
 from .base import FitRecord, Method, Ranking

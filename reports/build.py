@@ -4,7 +4,7 @@ embeds them all so a reader can look instead of parse."""
 import json
 from pathlib import Path
 
-from benchmark.protocol.io import atomic_write_text
+from protocol.io import atomic_write_text
 
 from .claims import write_claims
 from .figure_data import load_studies

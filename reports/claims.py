@@ -3,7 +3,7 @@ section 4, "Claims and ablations"). Reads only results/<dataset>/<profile>/ (pre
 metrics.json, lasar/studies.json, bench/cot.json); writes tables/claims.{md,json}.
 
 Every "A beats B" a claim makes is one comparison: a paired bootstrap over the same users
-(benchmark/protocol/stats.paired_difference) gives the mean difference A - B, its 95%
+(protocol/stats.paired_difference) gives the mean difference A - B, its 95%
 percentile interval, the one-sided p in the claimed direction and the minimum detectable effect
 (MDE: the smallest true difference a two-sided test at alpha 0.05 finds with 80% power on these
 users). A claim
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.protocol.stats import paired_difference, unpaired_difference
+from protocol.stats import paired_difference, unpaired_difference
 
 from .figure_data import load_studies
 from .results_io import dataset_profile, load_per_user, method_dirs
@@ -359,7 +359,7 @@ def claims_markdown(cl, ds, prof):
 def write_claims(root, eval_cfg=None):
     """tables/claims.{md,json}; the bootstrap settings are eval_cfg's (10,000 resamples, seed
     2026 without one)."""
-    from benchmark.protocol.io import atomic_write_json, atomic_write_text
+    from protocol.io import atomic_write_json, atomic_write_text
     root = Path(root)
     kw = ({"n_resamples": eval_cfg.bootstrap_resamples, "seed": eval_cfg.bootstrap_seed}
           if eval_cfg is not None else {})

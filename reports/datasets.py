@@ -5,7 +5,7 @@ under one results root and writes results/claims-<profile>.{md,json}. Reads resu
 import json
 from pathlib import Path
 
-from benchmark.protocol.io import atomic_write_json, atomic_write_text
+from protocol.io import atomic_write_json, atomic_write_text
 
 DATASETS = ("sports", "beauty", "instruments")
 # where the paper makes each claim (claims.py ids): Tables 1, 2/9 and 4 cover all three;

@@ -4,12 +4,12 @@ the best baseline, from results/ only: tables/external_comparison.{md,tex}.
 For each external row and each of LASAR and the best of the paper's six baselines (by N@10 on
 this run), the paired difference external - other over the same test users on N@10 and HR@10,
 its 95% percentile bootstrap interval and the one-sided p (external > other)
-(benchmark/protocol/stats.paired_difference). Table 1 shows the rows themselves; its p-value
+(protocol/stats.paired_difference). Table 1 shows the rows themselves; its p-value
 table gives LASAR > external like every other row.
 """
 from pathlib import Path
 
-from benchmark.protocol.stats import paired_difference
+from protocol.stats import paired_difference
 
 from .fmt import write_table
 from .results_io import (dataset_profile, external_dirs, load_manifest, load_metrics,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.protocol.stats import bootstrap_interval, wilson_interval
+from protocol.stats import bootstrap_interval, wilson_interval
 
 from .results_io import per_user_from, read_predictions
 from .study_data import (INTERVAL_RESAMPLES, INTERVAL_SEED, adaptive_rows, lambda_sweep,

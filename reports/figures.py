@@ -268,7 +268,7 @@ def _draw_figure_lambda(fig, d):
 
 def _save(fig, path, fmt):
     """Write `fig` to `path` atomically: a temp file in the same folder, then os.replace."""
-    from benchmark.protocol.io import atomic_open
+    from protocol.io import atomic_open
     kw = {"dpi": DPI} if fmt == "png" else {"metadata": {"CreationDate": None}}
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format=fmt, **kw)

@@ -73,7 +73,7 @@ def write_table(root, stem, header, rows_fn, caption, title, notes=()):
     "latex" or "md". Returns the two paths."""
     from pathlib import Path
 
-    from benchmark.protocol.io import atomic_write_text
+    from protocol.io import atomic_write_text
     paths = []
     for style, ext in (("latex", "tex"), ("md", "md")):
         rows = rows_fn(style)

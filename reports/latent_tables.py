@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.protocol.stats import paired_difference
+from protocol.stats import paired_difference
 
 from .fmt import write_table
 from .results_io import (dataset_profile, load_manifest, load_metrics, load_per_user,

@@ -135,7 +135,7 @@ def comparison_rows(root):
 
 
 def write_comparison(root):
-    from benchmark.protocol.io import atomic_write_text
+    from protocol.io import atomic_write_text
     root = Path(root)
     rows = comparison_rows(root)
     if not rows:

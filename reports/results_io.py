@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.protocol.metrics import per_user, target_ranks
+from protocol.metrics import per_user, target_ranks
 
 
 def dataset_profile(root):

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.protocol.io import atomic_write_json, atomic_write_text
-from benchmark.protocol.metrics import METRIC_ORDER
-from benchmark.protocol.stats import paired_difference
+from protocol.io import atomic_write_json, atomic_write_text
+from protocol.metrics import METRIC_ORDER
+from protocol.stats import paired_difference
 
 from .fmt import latex_table, markdown_table
 from .claims import claims_markdown, judge, study_claims

@@ -2,7 +2,7 @@
 results/<ds>/<profile>/lasar/studies.json only (written by methods/lasar/studies.py):
 
   rows[name]["ranks"]    1-based rank of each study user's target in the row's top-k (0 when
-                         absent; benchmark/protocol/metrics.target_ranks), in the order of
+                         absent; protocol/metrics.target_ranks), in the order of
                          studies.json["eval_user_ids"]
   rows[name]["n_dist"]   {"counts": [users per N = 1..n_max], "mean": N}
   lambda_sweep           [{"step_penalty": lambda, "row": name}] in increasing lambda (paper
@@ -13,12 +13,12 @@ results/<ds>/<profile>/lasar/studies.json only (written by methods/lasar/studies
 
 A studies.json written before ranks were recorded gives None wherever per-user data are needed
 (no intervals, no verdicts from it). Intervals are 95% percentile bootstrap intervals over the
-study users, one set of INTERVAL_RESAMPLES resamples per call (benchmark/protocol/stats.py).
+study users, one set of INTERVAL_RESAMPLES resamples per call (protocol/stats.py).
 """
 import numpy as np
 
-from benchmark.protocol.metrics import per_user
-from benchmark.protocol.stats import bootstrap_interval
+from protocol.metrics import per_user
+from protocol.stats import bootstrap_interval
 
 INTERVAL_RESAMPLES, INTERVAL_SEED = 2000, 2026
 NO_ITEM_TEXT = ("teacher chains written without item text: the anchors carry no item "

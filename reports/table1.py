@@ -9,9 +9,9 @@ companion table lists every p-value.
 """
 from pathlib import Path
 
-from benchmark.protocol.io import atomic_write_text
-from benchmark.protocol.metrics import METRIC_ORDER
-from benchmark.protocol.stats import paired_bootstrap
+from protocol.io import atomic_write_text
+from protocol.metrics import METRIC_ORDER
+from protocol.stats import paired_bootstrap
 
 from .fmt import MARKS_NOTE, cell, latex_table, markdown_table, rank_marks
 from .results_io import (dataset_profile, external_dirs, load_manifest, load_metrics,

@@ -9,7 +9,7 @@ larger-backbone rows under _scaling/<label>/ (run by ./run_all.sh when the profi
 import json
 from pathlib import Path
 
-from benchmark.protocol.stats import paired_difference
+from protocol.stats import paired_difference
 
 from .fmt import cell, rank_marks, write_table
 from .results_io import dataset_profile, load_manifest, load_metrics, load_per_user, method_dirs

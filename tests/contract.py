@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.protocol.metrics import summarize, target_ranks
+from protocol.metrics import summarize, target_ranks
 
 MANIFEST_KEYS = {"config", "config_hash", "seed", "git_commit", "packages", "hardware",
                  "timings", "dataset", "profile", "method", "metrics"}
@@ -120,7 +120,7 @@ def check_reports(root):
         assert cells[:4] == [f"{r[k]:.4f}" for k in ("NDCG@5", "NDCG@10", "HR@5", "HR@10")]
     # every study row keeps its per-user ranks (the claims' paired bootstrap), which give its
     # metrics; the lambda sweep names a row per value, the configured one LASAR's own
-    from benchmark.protocol.metrics import summarize
+    from protocol.metrics import summarize
     for name, r in st["rows"].items():
         assert len(r["ranks"]) == st["eval_users"] == len(st["eval_user_ids"]), name
         assert summarize(np.array(r["ranks"]), (5, 10, 20))["HR@10"] == pytest.approx(r["HR@10"])

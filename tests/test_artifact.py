@@ -1,4 +1,4 @@
-"""The one artifact mechanism (benchmark/protocol/artifact.py): keys from named inputs, inputs.json
+"""The one artifact mechanism (protocol/artifact.py): keys from named inputs, inputs.json
 beside the payload, built once, staged, resumable, continuable, refreshable, one builder at a
 time across processes."""
 import json
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from benchmark.protocol.artifact import Artifact, key_of
+from protocol.artifact import Artifact, key_of
 
 
 def _writer(text):

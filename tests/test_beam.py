@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.protocol.beam import SidTrie, constrained_beam_search, recommend
+from protocol.beam import SidTrie, constrained_beam_search, recommend
 
 from .conftest import tiny_qwen
 

@@ -19,7 +19,7 @@ def _args(**kw):
 def _full_rows(p):
     """Each example's whole prompt + answer as token ids, tokenized here from the prompt text
     (not from Codec's pieces): the rows the bench's batch must stand for."""
-    from benchmark.protocol.prompt import rec_prompt
+    from protocol.prompt import rec_prompt
     from methods.lm.tokenizer import sid_tokens
     names = np.array(sid_tokens(4, 256)).reshape(4, 256)
     sid = lambda i: "".join(names[l, c] for l, c in enumerate(p.codes[i]))

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.protocol.artifact import Artifact
-from benchmark.protocol.errors import BenchmarkError
+from protocol.artifact import Artifact
+from protocol.errors import BenchmarkError
 
 from .conftest import tiny_qwen, write_dataset
 
@@ -80,7 +80,7 @@ def test_a_loader_that_fails_on_a_fresh_build_raises_and_bad_input_is_not_retrie
 
 
 def test_sid_table_and_embeddings_rebuilt_when_truncated(tmp_path, caplog):
-    from benchmark.protocol.sids import build_or_load
+    from protocol.sids import build_or_load
     from recdata import load_dataset
 
     from .test_sids import CFG

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmark.protocol.metrics import summarize
+from protocol.metrics import summarize
 from reports.build import write_report_md
 from reports.claims import claims, judge, timing_verdict, write_claims
 from reports.lasar_tables import write_lasar_tables

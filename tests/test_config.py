@@ -1,8 +1,8 @@
 import pytest
 
 import methods
-from benchmark.protocol.config import Config
-from benchmark.protocol.errors import BenchmarkError
+from protocol.config import Config
+from protocol.errors import BenchmarkError
 
 
 def _cfg(profile="smoke", overrides=()):
@@ -40,8 +40,8 @@ def test_unknown_profile_lists_choices():
 def test_every_profile_resolves_every_method():
     """Every profile file (cpu-full too), each method's section typed and checked as a plan
     builds it."""
-    from benchmark.protocol.config import PROFILE_DIR, profile_names
-    from benchmark.protocol.schema import build
+    from protocol.config import PROFILE_DIR, profile_names
+    from protocol.schema import build
     files = sorted(f.stem for f in PROFILE_DIR.glob("*.yaml") if f.stem != "defaults")
     assert profile_names() == files and {"cpu", "cpu-full", "paper", "smoke", "smol"} <= set(files)
     for p in files:
@@ -77,7 +77,7 @@ def test_schema_checks_types_and_choices_before_any_work(tmp_path, over, msg):
 
 def test_typed_sections_are_the_resolved_yaml():
     """The dataclass views hold exactly the layered values (defaults < profile < --set)."""
-    from benchmark.protocol.schema import build, to_dict
+    from protocol.schema import build, to_dict
     from methods.lasar.config import LasarConfig
     c = _cfg("smoke", ["lasar.stage2.lr=0.5", "lm.hidden_size=96"])
     typed = build(LasarConfig, c.method("lasar"), "lasar")
@@ -94,8 +94,8 @@ def test_a_bad_value_names_the_file_it_came_from(tmp_path, monkeypatch):
 
     import yaml
 
-    from benchmark.protocol import config as config_mod
-    from benchmark.protocol.schema import ConfigKeyError
+    from protocol import config as config_mod
+    from protocol.schema import ConfigKeyError
     from methods.lasar.config import LasarConfig
     shutil.copy(config_mod.PROFILE_DIR / "defaults.yaml", tmp_path / "defaults.yaml")
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(

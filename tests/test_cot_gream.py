@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.protocol.beam import SidTrie, recommend
+from protocol.beam import SidTrie, recommend
 from methods.cot_gream import CotGenerator, cot_tasks
 
 from .conftest import tiny_qwen

@@ -108,7 +108,7 @@ def test_lasar_rl_in_two_processes_takes_the_one_process_steps(one, two):
 
 def test_each_process_gets_a_contiguous_part_of_the_batch(monkeypatch):
     """dist.my_rows: the parts of 0..n-1 in process order, sizes differing by at most one."""
-    from benchmark.protocol import dist
+    from protocol import dist
     for n in (1, 5, 8, 9):
         for w in (1, 2, 3):
             monkeypatch.setenv("WORLD_SIZE", str(w))

@@ -129,7 +129,7 @@ def test_server_errors_are_retried_and_a_missing_file_is_one_line(tmp_path):
         name, data = next(iter(files.items()))
         fetch(s.url + name, tmp_path / name)
         assert (tmp_path / name).read_bytes() == data and len(s.requests) == 3
-        from benchmark.protocol.errors import BenchmarkError
+        from protocol.errors import BenchmarkError
         with pytest.raises(BenchmarkError, match="HTTP 404"):
             fetch(s.url + "nope.json.gz", tmp_path / "nope.json.gz")
     finally:

@@ -215,7 +215,7 @@ def _predictions(root, ns, hits):
 def test_figure5b_error_bars(tmp_path):
     """Without predictions: Wilson intervals from the hit counts (1 of 5: [3.62, 62.45]%, by
     the textbook); with predictions whose N counts match: bootstrap over each N's users."""
-    from benchmark.protocol.stats import bootstrap_interval
+    from protocol.stats import bootstrap_interval
     root = _root(tmp_path, _studies())
     f5b = figure_data(root)["figure5b"]
     assert f5b["ci_kind"] == "wilson"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.protocol.beam import SidTrie
+from protocol.beam import SidTrie
 from methods.lasar.latent import (LatentLM, add_latent_tokens, bidir_kl, cosine_distance, mse,
                                   policy_labels, stepwise_alignment, START)
 from methods.lasar.objective import LatentSFT, latent_task
@@ -237,7 +237,7 @@ def test_template_teacher_grows_with_the_history_and_import_checks_coverage(tmp_
         user_ids, item_ids = ["u1", "u2"], ["i0", "i1"]
     ex = examples([[0], [0]], [1, 1])
     ex.users = np.array([0, 1])
-    from benchmark.protocol.errors import BenchmarkError
+    from protocol.errors import BenchmarkError
     with pytest.raises(BenchmarkError, match="no CoT for user u2, target i1"):
         imported_cots(ex, DS, path)
     assert imported_cots(ex.subset([0]), DS, path) == ["because"]
@@ -314,7 +314,7 @@ def test_local_teacher_generates_one_capped_cot_per_example(tmp_path):
     latent.lm.save_pretrained(tmp_path / "teacher")
     tok.save_pretrained(tmp_path / "teacher")
     recs = [{"keywords": f"thing {i}", "attributes": ["B", "Sports", "Camping"]} for i in range(4)]
-    from benchmark.protocol.schema import replace
+    from protocol.schema import replace
     from methods.lasar.config import TeacherConfig
     cfg = TeacherConfig("local", None, str(tmp_path / "teacher"), 2, 6)
     ex = examples([[0, 1], [2], [1, 2, 3]], [3, 0, 0])
@@ -329,7 +329,7 @@ def test_local_teacher_prompt_and_the_auto_teacher():
     """The local teacher asks for GREAM's headed chain (Appendix E.2) from the item text of the
     history and the target; `auto` is `local` with a model, else `template`, and shares the
     CoT key of what it resolves to; another kind's settings leave that key alone."""
-    from benchmark.protocol.schema import replace
+    from protocol.schema import replace
     from methods.lasar.config import TeacherConfig
     from methods.lasar.teacher import teacher_inputs, teacher_prompt
     recs = [{"keywords": f"thing {i}", "attributes": [f"Brand{i}", "Sports", f"Cat{i}"]}
@@ -358,7 +358,7 @@ def _rl_term_grads(rl_detaches=True):
     import copy
 
     import methods
-    from benchmark.protocol.schema import build, replace
+    from protocol.schema import build, replace
     from methods.lasar.anchors import Anchors
     from methods.lasar.config import LasarConfig
     from methods.lasar.rl import LasarGRPO

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from benchmark.protocol.beam import SidTrie, recommend
+from protocol.beam import SidTrie, recommend
 from methods.latentr3.method import LatentR3RLConfig, thought_task
 from methods.latentr3.rl import (LatentR3RL, neg_perplexity, reference_advantages,
                                  step_noise)

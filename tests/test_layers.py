@@ -1,5 +1,6 @@
 """The house rules that keep the project easy to change (README "Architecture"): imports point
-down the layers, light commands stay light, modules stay small, docstrings name real tests."""
+down the layers, at the level of modules and of top-level folders; light commands stay light,
+modules stay small, docstrings name real tests."""
 import ast
 import re
 import subprocess
@@ -9,34 +10,40 @@ import pytest
 
 from .conftest import REPO, write_dataset
 
-PACKAGES = {"benchmark": REPO / "benchmark", "methods": REPO / "methods",
-            "reports": REPO / "reports", "recdata": REPO / "datasets" / "recdata"}
-LEAF = {"benchmark.protocol.errors", "benchmark.protocol.io", "benchmark.protocol.progress",
-        "benchmark.protocol.dist"}
+# top-level package -> its folder; FOLDER_RANK: the folders bottom to top (an import may only
+# point at a lower rank or its own folder; methods and reports share a rank and never import
+# each other)
+PACKAGES = {"protocol": REPO / "protocol", "recdata": REPO / "datasets" / "recdata",
+            "methods": REPO / "methods", "reports": REPO / "reports",
+            "benchmark": REPO / "benchmark"}
+FOLDER = {"protocol": "protocol", "recdata": "datasets", "methods": "methods",
+          "reports": "reports", "benchmark": "benchmark"}
+FOLDER_RANK = {"protocol": 0, "datasets": 1, "methods": 2, "reports": 2, "benchmark": 3}
+# the protocol's leaf modules: standard library (and lazy torch/accelerate) only, nothing else
+# of the project
+LEAF = {"protocol.errors", "protocol.io", "protocol.progress", "protocol.dist"}
 
 
 def layer(mod):
-    """leaf < recdata < protocol < methods, reports < orchestration; None: not ours."""
+    """leaf < protocol < recdata < methods, reports < orchestration; None: not ours."""
     top = mod.split(".")[0]
     if top not in PACKAGES:
         return None
     if mod in LEAF:
         return "leaf"
-    if top == "recdata":
-        return "recdata"
-    if mod == "benchmark.protocol" or mod.startswith("benchmark.protocol."):
+    if top == "protocol":
         return "protocol"
-    if top in ("methods", "reports"):
+    if top in ("recdata", "methods", "reports"):
         return top
     return "orchestration"
 
 
 ALLOWED = {"leaf": {"leaf"},
-           "recdata": {"leaf", "recdata"},
-           "protocol": {"leaf", "recdata", "protocol"},
+           "protocol": {"leaf", "protocol"},
+           "recdata": {"leaf", "protocol", "recdata"},
            "methods": {"leaf", "protocol", "methods"},
            "reports": {"leaf", "protocol", "reports"},
-           "orchestration": {"leaf", "recdata", "protocol", "methods", "reports",
+           "orchestration": {"leaf", "protocol", "recdata", "methods", "reports",
                              "orchestration"}}
 
 
@@ -88,14 +95,46 @@ def test_no_import_runs_up_a_layer():
                                                                       for a, b in bad)
 
 
+def folder_arrows(mods):
+    """{(folder, imported folder)} over every import between two top-level folders."""
+    arrows = set()
+    for mod, path in mods.items():
+        src = FOLDER[mod.split(".")[0]]
+        for target in imports(path.read_text(), mod, path.name == "__init__.py"):
+            top = target.split(".")[0]
+            if top in FOLDER and FOLDER[top] != src:
+                arrows.add((src, FOLDER[top]))
+    return arrows
+
+
+def upward(arrows):
+    return sorted((a, b) for a, b in arrows
+                  if FOLDER_RANK[b] >= FOLDER_RANK[a])      # same rank: methods <-> reports
+
+
+def test_no_import_runs_up_between_top_level_folders():
+    """The folder picture is the architecture: protocol/ at the bottom, then datasets/, then
+    methods/ and reports/ side by side, benchmark/ on top; no arrow points up or sideways."""
+    arrows = folder_arrows(dict(project_modules()))
+    assert not upward(arrows), f"folder imports that run up or sideways: {upward(arrows)}"
+    assert ("benchmark", "protocol") in arrows and ("datasets", "protocol") in arrows
+
+
+def test_the_folder_check_catches_an_upward_arrow():
+    assert upward({("protocol", "datasets")}) and upward({("datasets", "benchmark")})
+    assert upward({("methods", "reports")}) and upward({("reports", "methods")})
+    assert not upward({("benchmark", "methods"), ("methods", "protocol")})
+
+
 @pytest.mark.parametrize("module,source", [
-    ("methods.lasar.method", "from benchmark.runner import run"),            # method -> top
+    ("methods.lasar.method", "from benchmark.runner import run_plan"),       # method -> top
     ("methods.lasar.method", "def f():\n    from benchmark import pipeline"),
     ("reports.table1", "import methods"),                                    # report -> method
-    ("benchmark.protocol.config", "from ..plan import Plan"),                # protocol -> top
-    ("benchmark.protocol.sids", "import methods.lasar"),
-    ("recdata.split", "from benchmark.protocol.sids import item_text"),      # data -> protocol
-    ("benchmark.protocol.io", "from .artifact import Artifact"),             # leaf -> protocol
+    ("protocol.config", "from benchmark.plan import Plan"),                 # protocol -> top
+    ("protocol.sids", "import methods.lasar"),
+    ("protocol.sids", "from recdata import load_dataset"),                 # protocol -> data
+    ("recdata.split", "from methods.base import FitRecord"),               # data -> method
+    ("protocol.io", "from .artifact import Artifact"),                     # leaf -> protocol
 ])
 def test_the_layer_check_catches_an_upward_import(module, source):
     assert violations(source, module)
@@ -126,7 +165,7 @@ def _project_texts():
     for _, p in project_modules():
         yield p, p.read_text()
     for p in [REPO / "README.md", *REPO.glob("*/README.md"), *REPO.glob("*/*/README.md"),
-              *REPO.glob("reports/*.md"), *REPO.glob("benchmark/profiles/*.yaml"),
+              *REPO.glob("reports/*.md"), *REPO.glob("protocol/profiles/*.yaml"),
               *REPO.glob("methods/configs/*.yaml"), REPO / "run_all.sh"]:
         yield p, p.read_text()
 
@@ -150,7 +189,7 @@ def test_every_registered_method_has_a_schema_matching_its_yaml():
     import dataclasses
 
     import methods
-    from benchmark.protocol.schema import build
+    from protocol.schema import build
     for name in methods.names():
         cls = methods.get(name).config_class
         assert dataclasses.is_dataclass(cls), name

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.protocol.beam import SidTrie, recommend
-from benchmark.protocol.sids import SidTable
+from protocol.beam import SidTrie, recommend
+from protocol.sids import SidTable
 from methods.lm.forward import AnswerCE, collate
 from methods.lm.config import GRPOConfig
 from methods.lm.grpo import GRPOLoss, candidate_token_logps, group_advantages, rule_ndcg_reward
@@ -117,7 +117,7 @@ def test_candidate_logps_equal_whole_sequences_and_grpo_terms():
             want = [float(full[L - 1 + j, answers[p, g, j]]) for j in range(5)]
             np.testing.assert_allclose(lp[p, g].detach().numpy(), want, rtol=1e-4, atol=1e-5)
     import methods
-    from benchmark.protocol.schema import build
+    from protocol.schema import build
     rl = {**methods.default_config("minionerec")["rl"], "group_size": 2, "beta": 0.5}
     loss = GRPOLoss(build(GRPOConfig, rl, "minionerec.rl"))
     adv = torch.tensor([[1.0, -1.0], [0.5, -0.5]])

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from benchmark.protocol.errors import BenchmarkError
+from protocol.errors import BenchmarkError
 
 from .conftest import REPO, run_cli, with_sids, write_dataset
 
@@ -84,8 +84,8 @@ CODES4 = {"levels": 4, "n_codes": 4, "seed": 0}
 
 
 def lm(**over):
-    from benchmark.protocol.schema import build
-    from benchmark.protocol.settings import LMConfig
+    from protocol.schema import build
+    from protocol.settings import LMConfig
     return build(LMConfig, {**LM, **over}, "lm")
 
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmark.protocol.metrics import per_user, summarize, target_ranks
+from protocol.metrics import per_user, summarize, target_ranks
 
 
 def test_ranks_are_one_based_and_zero_when_absent():

@@ -222,7 +222,7 @@ def test_rearec_end_to_end_toy(tmp_path):
     saved = json.loads((out / "studies.json").read_text())
     assert saved["chosen_variant"] == best
     # the chosen variant's studies row is the main row's ranking
-    from benchmark.protocol.metrics import summarize, target_ranks
+    from protocol.metrics import summarize, target_ranks
     assert saved["variants"][best]["test"] == summarize(target_ranks(top, plan.split.test.targets),
                                                       plan.settings.eval.ks)
     # a second fit reuses the finished runs: same choice, same ranking

@@ -8,7 +8,7 @@ import torch
 
 import methods
 from benchmark.plan import Plan
-from benchmark.protocol.errors import BenchmarkError
+from protocol.errors import BenchmarkError
 from benchmark.runner import run
 from methods.base import Method
 from methods.recbole_models import write_atomic_files
@@ -112,7 +112,7 @@ def test_manifest_records_the_commit_read_at_start(tmp_path, monkeypatch):
     """A long run must record the code that ran, not a commit made while it trained."""
     import json
 
-    import benchmark.protocol.manifest as mf
+    import protocol.manifest as mf
     monkeypatch.setattr(mf, "git_commit", lambda: "start-commit")
     plan = _plan(tmp_path, ("gru4rec",), **{"gru4rec.epochs": 1})
     monkeypatch.setattr(mf, "git_commit", lambda: "later-commit")
@@ -136,7 +136,7 @@ def test_manifest_records_the_commit_packages_and_key_that_produced_it(tmp_path)
     import json
     from importlib import metadata
 
-    from benchmark.protocol.artifact import key_of
+    from protocol.artifact import key_of
     plan = _plan(tmp_path, ("gru4rec",), **{"gru4rec.epochs": 1})
     run(plan)
     man = json.loads((tmp_path / "results" / "toy" / "smoke" / "gru4rec" / "manifest.json")

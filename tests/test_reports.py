@@ -109,7 +109,7 @@ def test_table5_gives_each_backbone_difference_with_its_interval(tmp_path):
     """The larger-backbone difference in Table 5's note is the hand-computed mean of per-user
     differences, paired by user, and its interval the shared bootstrap's; different test users
     on the two backbones stop the table with the folder named."""
-    from benchmark.protocol.stats import paired_difference
+    from protocol.stats import paired_difference
     root = _run(tmp_path)
     big = root / "_scaling" / "large"
     for m in ("lasar", "minionerec", "cot_gream"):

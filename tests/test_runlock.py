@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from benchmark.protocol.errors import BenchmarkError
+from protocol.errors import BenchmarkError
 from benchmark.runlock import NAME, hold
 
 from .conftest import REPO, run_cli, write_dataset

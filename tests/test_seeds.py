@@ -8,7 +8,7 @@ import pytest
 
 from benchmark.cli import parse_seeds
 from benchmark.plan import Plan, RunRequest
-from benchmark.protocol.errors import BenchmarkError
+from protocol.errors import BenchmarkError
 
 from .conftest import run_cli, write_dataset
 
@@ -98,7 +98,7 @@ def test_seed_pooled_claims_against_a_hand_computation(tmp_path):
     """Two seeds, LASAR and one baseline with hand-written predictions: the pooled difference
     is the mean over users of the seed-averaged per-user differences, and its verdict is
     decided by the interval."""
-    from benchmark.protocol.settings import EvalConfig
+    from protocol.settings import EvalConfig
     from reports.seeds import seed_claims
     root = tmp_path / "toy" / "cpu"
     n = 400

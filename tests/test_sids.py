@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from benchmark.protocol.schema import build, replace
-from benchmark.protocol.settings import SidsConfig
-from benchmark.protocol.sids import break_collisions, build_or_load, item_text, residual_kmeans
+from protocol.schema import build, replace
+from protocol.settings import SidsConfig
+from protocol.sids import break_collisions, build_or_load, item_text, residual_kmeans
 from recdata import load_dataset
 
 from .conftest import write_dataset
@@ -33,7 +33,7 @@ def test_residual_kmeans_gives_m_codes_and_reduces_error():
 def test_restarts_keep_the_lowest_inertia():
     import torch
 
-    from benchmark.protocol.sids import kmeans
+    from protocol.sids import kmeans
     x = torch.from_numpy(np.random.default_rng(1).normal(size=(400, 8)).astype(np.float32))
 
     def inertia(c, a):

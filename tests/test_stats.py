@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from benchmark.protocol.stats import (bootstrap_counts, bootstrap_interval, paired_bootstrap,
+from protocol.stats import (bootstrap_counts, bootstrap_interval, paired_bootstrap,
                                       paired_difference, unpaired_difference,
                                       wilson_interval)
 

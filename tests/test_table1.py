@@ -3,9 +3,9 @@ import json
 
 import numpy as np
 
-from benchmark.protocol.io import jsonl_text
-from benchmark.protocol.metrics import METRIC_ORDER, summarize, target_ranks
-from benchmark.protocol.settings import EvalConfig
+from protocol.io import jsonl_text
+from protocol.metrics import METRIC_ORDER, summarize, target_ranks
+from protocol.settings import EvalConfig
 from reports.table1 import write_table1
 
 from .contract import check_table_numbers

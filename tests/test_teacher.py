@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from benchmark.protocol.artifact import digest
+from protocol.artifact import digest
 from methods.lasar.config import TeacherConfig
 from methods.lasar.item_text import category_diversity, item_text_share
 from methods.lasar.segment import is_heading, segment_cots
@@ -161,7 +161,7 @@ def test_labels_on_real_sports_cots_like_table8():
     data = real_data_dir()
     if data is None:
         pytest.skip("../shared/datasets not present")
-    from benchmark.protocol.config import read_yaml
+    from protocol.config import read_yaml
     from methods.lasar.pool import pool_examples
     from recdata import load_dataset
     from recdata.split import make_split

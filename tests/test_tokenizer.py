@@ -1,6 +1,6 @@
 import torch
 
-from benchmark.protocol.prompt import rec_prompt, sid_string
+from protocol.prompt import rec_prompt, sid_string
 from methods.lm.tokenizer import build_tokenizer, sid_tokens
 
 

@@ -43,7 +43,7 @@ def fitted(plan, name):
     distributed run, whose process group it makes first (collective artifacts, timers)."""
     import torch
 
-    from ..protocol.dist import init
+    from protocol.dist import init
     if plan.settings.threads:
         torch.set_num_threads(plan.settings.threads)
     ctx = plan.context(name)

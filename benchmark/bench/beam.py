@@ -4,7 +4,7 @@ One run, one model, one set of prompts, one catalog, three timings:
   generate:      Hugging Face generate, num_beams=50, num_return_sequences=50, with a
                  prefix_allowed_tokens_fn over a Python dict trie (how MiniOneRec decodes), on
                  the whole prompt;
-  ours:          benchmark.protocol.beam.recommend, exactly as the generative methods call it (tensor
+  ours:          protocol.beam.recommend, exactly as the generative methods call it (tensor
                  trie, prompt head run once and shared, one KV cache for all beams);
   bare forward:  the forward passes a 4-token beam search cannot avoid and nothing else: the
                  prompt forward (same shared head), then 3 cached single-token steps over
@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from ..protocol.beam import SidTrie, encode_prompts, recommend
+from protocol.beam import SidTrie, encode_prompts, recommend
 from . import PRESETS
 from .synthetic import CODES, LEVELS, prompts, random_model
 

@@ -16,10 +16,10 @@ import statistics
 
 import numpy as np
 
-from ..protocol.artifact import Artifact
-from ..protocol.dist import clock, is_main_process, world_size
-from ..protocol.io import atomic_write_json
-from ..protocol.metrics import summarize, target_ranks
+from protocol.artifact import Artifact
+from protocol.dist import clock, is_main_process, world_size
+from protocol.io import atomic_write_json
+from protocol.metrics import summarize, target_ranks
 from . import bench_users, fitted
 
 MODES = ("plain", "lasar", "cot_direct", "cot_generation")

@@ -12,7 +12,7 @@ import statistics
 
 import numpy as np
 
-from ..protocol.dist import clock, world_size
+from protocol.dist import clock, world_size
 from . import bench_users, fitted
 
 

@@ -162,8 +162,8 @@ def epoch_tokens(dataset, data_dir, profile, tokenizer_kind):
     from recdata import load_dataset, make_split
     from methods.lm.sft import epoch_batches
     from methods.lm.tasks import Codec, build_tasks
-    from ..protocol.config import Config
-    from ..protocol.sids import SidTable, item_text
+    from protocol.config import Config
+    from protocol.sids import SidTable, item_text
     cfg = Config(profile, [], methods.all_default_configs(), methods.default_files())
     s, m = cfg.settings, cfg.method("minionerec")
     sft = m["sft"]

@@ -59,7 +59,7 @@ def prompts(n, n_items, tokenizer_kind="bpe", with_answers=False, seed=0):
     from methods.lm.forward import collate
     from methods.lm.tasks import Codec
     from methods.lm.tokenizer import sid_token_table
-    from ..protocol.sids import SidTable
+    from protocol.sids import SidTable
     rng = np.random.default_rng(seed)
     codes = catalog(rng, n_items)
     tok = tokenizer(tokenizer_kind)

@@ -10,8 +10,8 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from benchmark.protocol.errors import InputError
-from benchmark.protocol.io import atomic_write_text, jsonl_text, text_lines
+from protocol.errors import InputError
+from protocol.io import atomic_write_text, jsonl_text, text_lines
 
 
 def _records(path):

@@ -18,9 +18,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from benchmark.protocol.errors import BenchmarkError
-from benchmark.protocol.io import file_sha256
-from benchmark.protocol.progress import progress
+from protocol.errors import BenchmarkError
+from protocol.io import file_sha256
+from protocol.progress import progress
 
 SNAP = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/"
 UCSD = "https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_v2/"

@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.protocol.errors import BenchmarkError, InputError, did_you_mean
-from benchmark.protocol.io import read_text, text_lines
+from protocol.errors import BenchmarkError, InputError, did_you_mean
+from protocol.io import read_text, text_lines
 
 KNOWN_DATASETS = ("sports", "beauty", "instruments")
 MIN_INTERACTIONS = 3  # test target + validation target + at least one history item

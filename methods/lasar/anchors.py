@@ -16,7 +16,7 @@ import logging
 import numpy as np
 import torch
 
-from benchmark.protocol.progress import progress
+from protocol.progress import progress
 
 from ..lm.decode import sharded_rows
 

@@ -3,7 +3,7 @@ Table 7). Explicit CoT shares the teacher section."""
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from benchmark.protocol.schema import NonNegFloat, PosFloat, PosInt, Prob, Range, out_of_range
+from protocol.schema import NonNegFloat, PosFloat, PosInt, Prob, Range, out_of_range
 
 from ..lm.config import GRPOConfig, SFTConfig
 

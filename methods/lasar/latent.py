@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from benchmark.protocol.beam import KVStepper
+from protocol.beam import KVStepper
 
 from ..lm.forward import run_rows
 from ..lm.wrapped import WrappedLM

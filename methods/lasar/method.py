@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from benchmark.protocol.beam import BeamResult, recommend
-from benchmark.protocol import dist
-from benchmark.protocol.schema import replace, to_dict
-from benchmark.protocol.sids import embedder_path
+from protocol.beam import BeamResult, recommend
+from protocol import dist
+from protocol.schema import replace, to_dict
+from protocol.sids import embedder_path
 
 from ..base import FitRecord, Ranking
 from ..lm.backbone import new_token_init

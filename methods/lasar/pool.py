@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.protocol.dist import is_main_process
-from benchmark.protocol.schema import to_dict
+from protocol.dist import is_main_process
+from protocol.schema import to_dict
 
 from ..lm.backbone import autocast
 from .anchors import encode_segments, load_anchors, save_anchors

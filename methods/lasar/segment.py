@@ -46,7 +46,7 @@ def is_heading(sentence):
 
 def embed_unique(all_sentences, spec, batch_size=128):
     """-> (dict sentence -> row, (U, d) float32 normalised embeddings)."""
-    from benchmark.protocol.sids import embed
+    from protocol.sids import embed
     uniq = sorted(set(all_sentences))
     index = {s: k for k, s in enumerate(uniq)}
     emb = np.asarray(embed(uniq, spec, batch_size), dtype=np.float32)

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.protocol.dist import clock, is_main_process
-from benchmark.protocol.io import atomic_write_json
-from benchmark.protocol.metrics import summarize, target_ranks
-from benchmark.protocol.progress import progress
-from benchmark.protocol.schema import replace
+from protocol.dist import clock, is_main_process
+from protocol.io import atomic_write_json
+from protocol.metrics import summarize, target_ranks
+from protocol.progress import progress
+from protocol.schema import replace
 
 log = logging.getLogger(__name__)
 

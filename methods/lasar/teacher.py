@@ -26,11 +26,11 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from benchmark.protocol.artifact import digest
-from benchmark.protocol.dist import is_main_process
-from benchmark.protocol.errors import BenchmarkError
-from benchmark.protocol.io import jsonl_text, text_lines
-from benchmark.protocol.schema import ConfigKeyError
+from protocol.artifact import digest
+from protocol.dist import is_main_process
+from protocol.errors import BenchmarkError
+from protocol.io import jsonl_text, text_lines
+from protocol.schema import ConfigKeyError
 
 from .item_text import item_area, item_brand, item_category, item_name
 

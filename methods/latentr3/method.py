@@ -18,9 +18,9 @@ from typing import Annotated, Literal
 import numpy as np
 import torch
 
-from benchmark.protocol import dist
-from benchmark.protocol.beam import recommend
-from benchmark.protocol.schema import (NonNegInt, PosFloat, PosInt, Prob, Range, out_of_range,
+from protocol import dist
+from protocol.beam import recommend
+from protocol.schema import (NonNegInt, PosFloat, PosInt, Prob, Range, out_of_range,
                                        to_dict)
 
 from ..base import FitRecord, Ranking

@@ -18,10 +18,10 @@ import logging
 
 import numpy as np
 
-from benchmark.protocol.dist import clock, is_main_process
-from benchmark.protocol.io import atomic_write_json
-from benchmark.protocol.metrics import summarize, target_ranks
-from benchmark.protocol.progress import progress
+from protocol.dist import clock, is_main_process
+from protocol.io import atomic_write_json
+from protocol.metrics import summarize, target_ranks
+from protocol.progress import progress
 
 from ..lasar.studies import study_index
 

@@ -20,7 +20,7 @@ reference, so the vocabulary (and the answer's softmax) is the reference's.
 import math
 import torch
 
-from benchmark.protocol.beam import PromptStates, encode_prompts
+from protocol.beam import PromptStates, encode_prompts
 
 from ..lm.wrapped import WrappedLM
 

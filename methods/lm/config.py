@@ -1,12 +1,12 @@
 """Configuration schema of the generative core (defaults: methods/configs/<name>.yaml).
 
-Each YAML section maps to one of these dataclasses (benchmark/protocol/schema.py builds them),
+Each YAML section maps to one of these dataclasses (protocol/schema.py builds them),
 so the keys and their defaults are written once, in the YAML.
 """
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from benchmark.protocol.schema import (NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, Range,
+from protocol.schema import (NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, Range,
                                        out_of_range)
 
 Task = Literal["seqrec", "item2sid", "sid2item", "fusion"]

@@ -1,15 +1,15 @@
 """Decoding helpers every generative method shares: the catalog as the beam search sees it,
 batches of prompts of similar length (PROTOCOL 4), and their sharing out among the processes of
 a distributed run (`accelerate launch`): each process computes whole batches of the global
-batch order (benchmark.protocol.dist.my_batches) and the rows are gathered back in order, so
+batch order (protocol.dist.my_batches) and the rows are gathered back in order, so
 the result is the one-process result (sharded_rows, sharded_decode)."""
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from benchmark.protocol import dist
-from benchmark.protocol.beam import SidTrie, recommend
+from protocol import dist
+from protocol.beam import SidTrie, recommend
 
 from .forward import collate
 from .tokenizer import sid_token_table
@@ -17,7 +17,7 @@ from .tokenizer import sid_token_table
 
 @dataclass
 class Catalog:
-    """trie: the SID trie (benchmark.protocol.beam.SidTrie); sid_ids (levels, codes): the
+    """trie: the SID trie (protocol.beam.SidTrie); sid_ids (levels, codes): the
     vocabulary id of each code; item_tokens (I, levels + 1): each item's SID tokens then eos
     (the answer a candidate item stands for)."""
     trie: SidTrie

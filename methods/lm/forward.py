@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from benchmark.protocol.beam import head_cache
+from protocol.beam import head_cache
 
 
 @dataclass

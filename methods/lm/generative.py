@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchmark.protocol.schema import out_of_range, to_dict
-from benchmark.protocol.sids import item_text
+from protocol.schema import out_of_range, to_dict
+from protocol.sids import item_text
 
 from ..base import FitRecord, Method, Ranking
 from .backbone import autocast, build_backbone, n_parameters, new_token_init

@@ -50,15 +50,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from benchmark.protocol import dist
-from benchmark.protocol.beam import recommend
-from benchmark.protocol.metrics import summarize, target_ranks
-from benchmark.protocol.progress import progress
+from protocol import dist
+from protocol.beam import recommend
+from protocol.metrics import summarize, target_ranks
+from protocol.progress import progress
 
 from .backbone import autocast
 from .decode import Catalog, beam_rank
 from .forward import collate, run_rows
-from benchmark.protocol.io import replace_dir
+from protocol.io import replace_dir
 
 from .sft import crash_point, load_best, own_rng, resume, save_checkpoint, save_model
 
@@ -380,7 +380,7 @@ def run_grpo(method, ctx, model, tok, codec, sft_key):
     """MiniOneRec's GRPO from its SFT model on training prompts: an artifact keyed by the SFT
     model and the RL settings, built by every process of a distributed run together.
     -> (model with the best RL weights, info)."""
-    from benchmark.protocol.schema import to_dict
+    from protocol.schema import to_dict
     rl = method.config.rl
     dist.init(ctx.device)        # the process group, also when SFT was reused from the cache
     art = ctx.artifact("rl", {"sft": sft_key, "rl": to_dict(rl), "validation": {

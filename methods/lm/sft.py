@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.protocol.errors import brief
-from benchmark.protocol.io import replace_dir
-from benchmark.protocol.progress import progress
+from protocol.errors import brief
+from protocol.io import replace_dir
+from protocol.progress import progress
 
 from .forward import AnswerCE, make_batch
 

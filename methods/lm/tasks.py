@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.protocol.prompt import PREAMBLE, rec_prompt
+from protocol.prompt import PREAMBLE, rec_prompt
 
 TASKS = ("seqrec", "item2sid", "sid2item", "fusion")
 _SLOT = "\x00"

@@ -1,4 +1,4 @@
-"""The shared configuration (benchmark/profiles/defaults.yaml) as typed sections.
+"""The shared configuration (protocol/profiles/defaults.yaml) as typed sections.
 
 Defaults live in the YAML only; these classes are the schema (`schema.build` fills them). The
 protocol part (seed, split, SIDs, backbone, metrics) is what methods read and what keys their

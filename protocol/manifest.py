@@ -9,7 +9,7 @@ from pathlib import Path
 
 PACKAGES = ("torch", "transformers", "trl", "peft", "recbole", "numpy", "scipy", "pandas",
             "sentence-transformers", "tokenizers", "accelerate")
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def git_commit():

@@ -37,7 +37,7 @@ class RunContext:
         return min(self.config.topk, self.dataset.n_items)
 
     def artifact(self, kind, inputs, shared=False, **kw):
-        """An artifact of this run (benchmark/protocol/artifact.py): under _work/, or with
+        """An artifact of this run (protocol/artifact.py): under _work/, or with
         shared=True under the dataset's _cache/ (what every profile of a dataset reuses:
         SID tables, embeddings, teacher CoTs, segments, converted backbones)."""
         return Artifact(self.cache_dir if shared else self.work_dir, kind, inputs, **kw)

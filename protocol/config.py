@@ -1,7 +1,7 @@
 """Layered configuration: defaults < profile < method section < command line.
 
-- defaults: benchmark/profiles/defaults.yaml plus each method's own YAML (methods/configs/)
-- profile:  benchmark/profiles/<profile>.yaml (shared keys, and `methods: {name: {...}}`)
+- defaults: protocol/profiles/defaults.yaml plus each method's own YAML (methods/configs/)
+- profile:  protocol/profiles/<profile>.yaml (shared keys, and `methods: {name: {...}}`)
 - method:   the method's section of the profile
 - command line: --set key=value (shared) or --set method.key=value
 
@@ -9,7 +9,7 @@ Unknown keys, wrong types and values out of range are errors that name the key a
 --set the value came from (`Config.source`: every key remembers its layer). The method defaults
 are handed in by the caller (the orchestration reads them from the registry's YAML files), so this
 module never imports a method. `Config.settings` is the shared configuration as typed sections
-(benchmark/protocol/settings.py).
+(protocol/settings.py).
 """
 import copy
 from pathlib import Path
@@ -20,7 +20,7 @@ from .errors import BenchmarkError, did_you_mean, unknown_name
 from .schema import ConfigKeyError, build
 from .settings import Settings
 
-PROFILE_DIR = Path(__file__).resolve().parents[1] / "profiles"
+PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 
 
 def profile_names():
