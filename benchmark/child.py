@@ -11,20 +11,20 @@ import sys
 from .cli import setup_logging
 from .plan import Plan, RunRequest
 from protocol.errors import BenchmarkError
-from .runner import run
+from .runner import run_plan
 
 
-def main(argv=None):
+def run_child(argv=None):
     request_json, method = (argv if argv is not None else sys.argv[1:])
     req = RunRequest.from_json(request_json)
     setup_logging()
     try:
-        plan = Plan.of(req, [method])
-        return 0 if run(plan)[method] is not None else 1
+        plan = Plan(req, [method])
+        return 0 if run_plan(plan)[method] is not None else 1
     except BenchmarkError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_child())

@@ -95,34 +95,38 @@ def parse_seeds(text):
 def _request(args):
     from .plan import RunRequest
     overrides = ([f"lm.backbone={args.backbone}"] if getattr(args, "backbone", None) else [])
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] \
-        if getattr(args, "methods", None) else None
+    methods = ([m.strip() for m in args.methods.split(",") if m.strip()]
+               if getattr(args, "methods", None) else None)
     return RunRequest(args.dataset, args.profile, methods, args.data_dir, args.out,
                       overrides + list(args.overrides),
                       seeds=parse_seeds(getattr(args, "seeds", None)))
 
 
 def cmd_run(args):
-    from .pipeline import run
-    return run(_request(args), only_reports=args.only_reports)
+    from .pipeline import run_pipeline
+    return run_pipeline(_request(args), only_reports=args.only_reports)
+
+
+def _write_reports(root, eval_cfg):
+    """Every report of the results folder `root`, read once; prints what it wrote."""
+    from reports.build import write_reports
+    from reports.results import load_results
+    for p in write_reports(load_results(root, eval_cfg)):
+        print(f"wrote {p}")
 
 
 def cmd_tables(args):
-    from reports.build import write_reports
-
+    from .pipeline import check_seeds_folder
     from .plan import profile_folder, results_root
     cfg = _config(args)
-    from .pipeline import check_seeds_folder
     root = results_root(args.out) / args.dataset / profile_folder(cfg)
     check_seeds_folder(root=root)
-    for p in write_reports(root, cfg.settings.eval):
-        print(f"wrote {p}")
+    _write_reports(root, cfg.settings.eval)
 
 
 def _plan(args, methods):
     from .plan import Plan
-    req = _request(args)
-    return Plan(req.dataset, req.profile, methods, req.data_dir, req.out, req.overrides)
+    return Plan(_request(args), methods)
 
 
 def _print(args, res, text):
@@ -134,7 +138,7 @@ def _print(args, res, text):
 
 
 def _beam_text(res):
-    from .bench import ARCH_NAMES
+    from methods.lm.bench import ARCH_NAMES
     su = res["setup"]
     yield (f"beam search, width {su['beam_width']}, {su['prompts']} prompts of "
            f"{su['prompt_tokens']} tokens ({su['head_tokens']} shared), {su['items']:,} items, "
@@ -152,7 +156,7 @@ def _beam_text(res):
 
 
 def _sft_text(res):
-    from .bench import ARCH_NAMES
+    from methods.lm.bench import ARCH_NAMES
     yield (f"SFT step (forward + backward + clip + AdamW), batch {res['batch']}, "
            f"{res['parameters']:,}-parameter {ARCH_NAMES[res['arch']]} ({res['preset']}, vocab "
            f"{res['vocab']:,}, {res['tokenizer']} tokenizer), {res['device']} "
@@ -222,13 +226,17 @@ def _cot_text(res):
 
 
 def cmd_bench_beam(args):
-    from .bench.beam import run
-    _print(args, run(args), _beam_text)
+    from methods.lm.bench.beam import bench_beam
+    _print(args, bench_beam(args), _beam_text)
 
 
 def cmd_bench_sft(args):
-    from .bench.sft import run
-    _print(args, run(args), _sft_text)
+    from methods.lm.bench.sft import bench_sft
+    res = bench_sft(args)
+    if args.epoch_of:
+        from .bench import sft_epoch
+        res["epoch"] = sft_epoch(args, res["tokens_per_s"])
+    _print(args, res, _sft_text)
 
 
 def cmd_bench_lasar(args):
@@ -254,15 +262,12 @@ def cmd_users(args):
 
 
 def cmd_score(args):
-    from reports.build import write_reports
-
     from .external import folder_of, score
     f = folder_of(_config(args), args.dataset, args.data_dir, args.out)
     folder, metrics = score(f, args.dataset, args.predictions, args.name, args.allow_short)
     print(f"wrote {folder}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()
                                           if k != "n_users"))
-    for p in write_reports(f.root, f.cfg.settings.eval):
-        print(f"wrote {p}")
+    _write_reports(f.root, f.cfg.settings.eval)
 
 
 def cmd_methods(args):

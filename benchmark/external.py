@@ -32,7 +32,7 @@ from protocol.sids import sid_inputs
 
 log = logging.getLogger(__name__)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
-EXTERNAL = "external"              # reports/results_io.py reads the same folder
+EXTERNAL = "external"              # reports/results.py reads the same folder
 
 
 @dataclass
@@ -89,12 +89,12 @@ def export_users(f, split_name, out_path):
 
 def existing_users(root):
     """The test users of the folder's first method with predictions (None: none yet)."""
-    from reports.results_io import method_dirs, read_predictions
-    found = method_dirs(root)
+    from reports.results import method_folders, read_predictions
+    found = method_folders(root)
     if not found:
         return None, None
     name = sorted(found)[0]
-    return name, read_predictions(found[name])[0]
+    return name, read_predictions(found[name]).users
 
 
 def score(f, dataset_name, path, name, allow_short=False):

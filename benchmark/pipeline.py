@@ -48,13 +48,13 @@ def plan_runs(req, only_reports=False):
     """The main plan (one per seed with --seeds) and, when the profile enables Table 5 (and
     training is asked for), the larger-backbone plan (of the first seed)."""
     reqs = [req.for_seed(s) for s in req.seeds] if req.seeds else [req]
-    plans = [Plan.of(r) for r in reqs]
+    plans = [Plan(r) for r in reqs]
     plan = plans[0]
     if only_reports:
         return plans
     sc = plan.settings.scaling
     if not req.scaling and sc.enabled and set(sc.methods) & set(plan.methods):
-        big = Plan.of(reqs[0].for_seed(reqs[0].seed, scaling=True), plan.methods)
+        big = Plan(reqs[0].for_seed(reqs[0].seed, scaling=True), plan.methods)
         say(f"[run] Table 5: {', '.join(big.methods)} also on the larger backbone "
             f"({big.results_dir})")
         plans.append(big)
@@ -74,11 +74,11 @@ def train(plans):
     """Every method of every plan. One queue of children when the profile's jobs > 1 (Table
     5's runs start as soon as a core is free), else one plan after the other in this process.
     -> one {method: metrics or None} per plan."""
-    from .runner import run
+    from .runner import run_plan
     from .schedule import run_parallel, threads_per_job
     jobs = plans[0].settings.jobs
     if jobs <= 1 or sum(len(p.methods) for p in plans) <= 1:
-        return [run(p) for p in plans]
+        return [run_plan(p) for p in plans]
     generative = [m for m in plans[0].methods if registry.spec(m).kind == "generative"]
     if generative:     # the SID table once, here with every core, not in two children at once
         plans[0].context(generative[0]).sids()
@@ -110,43 +110,48 @@ def bench_step(plan, results):
 
 # --- reports ------------------------------------------------------------------------------
 def reports_step(plan, report_md=True):
-    """The plan's tables, figures and claims; then, for a one-seed run, the claims of every
-    dataset of this profile side by side (results/claims-<profile>.md)."""
+    """The plan's tables, figures and claims, from its results folder read once; then, for a
+    one-seed run, the claims of every dataset of this profile side by side
+    (results/claims-<profile>.md). -> the RunResults (report.md is written from it later)."""
     from reports.build import write_reports
     from reports.datasets import write_cross_dataset_claims
-    paths = write_reports(plan.profile_dir, plan.settings.eval, report_md)
+    from reports.results import load_results
+    results = load_results(plan.profile_dir, plan.settings.eval)
+    paths = write_reports(results, report_md)
     if plan.request.seed is None:
         paths += write_cross_dataset_claims(plan.profile_root.parent.parent,
                                             plan.profile_root.name)
     for p in paths:
         say(f"wrote {p}")
+    return results
 
 
-def report_md_step(plan):
+def report_md_step(results):
     from reports.build import write_report_md
-    from reports.results_io import method_dirs
-    if method_dirs(plan.profile_dir):
-        say(f"wrote {write_report_md(plan.profile_dir)}")
+    if results.methods:
+        say(f"wrote {write_report_md(results)}")
 
 
 def check_seeds_folder(plan=None, root=None):
     """--only-reports without --seeds (or `tables`) on the folder of a several-seed run (no
     method folder of its own, seed-<s>/ ones) would write claims of nothing there: one line
     saying what to add."""
-    from reports.results_io import method_dirs
+    from reports.results import method_folders
     root = plan.profile_root if plan is not None else root
-    seeds = sorted(p.name[5:] for p in root.glob("seed-*") if p.is_dir()) \
-        if root.is_dir() else []
-    if (plan is None or plan.request.seeds is None) and seeds and not method_dirs(root):
+    seeds = (sorted(p.name[5:] for p in root.glob("seed-*") if p.is_dir())
+             if root.is_dir() else [])
+    if (plan is None or plan.request.seeds is None) and seeds and not method_folders(root):
         held = ", ".join("seed-" + s for s in seeds)
         raise BenchmarkError(f"{root} holds a several-seed run ({held}): add --seeds "
                              f"{','.join(seeds)} to rewrite its reports")
 
 
-def seeds_step(plan):
-    """With several seeds: the seed-pooled Table 1 and claims in the run's own folder."""
+def seeds_step(plan, runs):
+    """With several seeds: the seed-pooled Table 1 and claims in the run's own folder, from
+    each seed's RunResults (`runs`, in the order of --seeds)."""
     from reports.seeds import write_seed_reports
-    for p in write_seed_reports(plan.profile_root, plan.request.seeds, plan.settings.eval):
+    by_seed = dict(zip(plan.request.seeds, runs))
+    for p in write_seed_reports(plan.profile_root, by_seed, plan.settings.eval):
         say(f"wrote {p}")
 
 
@@ -191,7 +196,7 @@ def sigterm_as_interrupt():
 
 
 # --- the pipeline -------------------------------------------------------------------------
-def run(req, only_reports=False):
+def run_pipeline(req, only_reports=False):
     """The whole run. -> exit code (0; 1 when a method failed)."""
     t0 = time.time()
     plans = plan_runs(req, only_reports)
@@ -199,10 +204,9 @@ def run(req, only_reports=False):
     main = mains[0]
     if only_reports:
         check_seeds_folder(plan=main)
-        for p in mains:
-            reports_step(p)
+        runs = [reports_step(p) for p in mains]
         if req.seeds:
-            seeds_step(main)
+            seeds_step(main, runs)
         return 0
     with hold(main.profile_root):         # one run per results folder (benchmark/runlock.py)
         if is_main_process():
@@ -218,16 +222,16 @@ def run(req, only_reports=False):
                 bench_step(main, results[0])            # in every process (collective)
                 if not is_main_process():
                     return 0
-                for p in mains:
-                    reports_step(p, report_md=False)       # report.md after run_log.jsonl
+                # report.md after run_log.jsonl, which it quotes
+                runs = [reports_step(p, report_md=False) for p in mains]
                 if req.seeds:
-                    seeds_step(main)
+                    seeds_step(main, runs)
                 runlog.completed = True
         finally:
             if is_main_process():
                 runlog.write()
-        for p in mains:
-            report_md_step(p)
+        for r in runs:
+            report_md_step(r)
     if runlog.failed:
         names = ", ".join(f"{m} ({t})" if t else m for t, m in runlog.failed)
         say(f"error: method(s) failed: {names} (see the log above); "

@@ -101,12 +101,14 @@ class Plan:
     """A validated run: settings, method list and their typed configurations, dataset and split.
     Built before any training; every problem is one line (BenchmarkError)."""
 
-    def __init__(self, dataset, profile, methods=None, data_dir=None, out=None, overrides=None,
-                 scaling=False, seeds=None, seed=None):
-        self.request = RunRequest(dataset, profile, list(methods) if methods else None,
-                                  data_dir, out, list(overrides or []), scaling, seeds, seed)
+    def __init__(self, request, methods=None):
+        """The plan of `request` (a RunRequest): its methods, or `methods` when given (a
+        child process's one method, Table 5's methods on the larger backbone)."""
+        self.request = request
+        profile, scaling = request.profile, request.scaling
+        methods = list(methods or request.methods or []) or None
         defaults = registry.all_default_configs(), registry.default_files()
-        over = self.request.overrides + self.request.seed_overrides()
+        over = request.overrides + request.seed_overrides()
         self.cfg = Config(profile, over, *defaults)
         if scaling:          # Table 5: the scaling methods again on the profile's larger backbone
             sc = self.cfg.settings.scaling
@@ -119,7 +121,7 @@ class Plan:
         self.specs = {m: registry.spec(m) for m in self.methods}    # unknown names fail here
         needed = set(self.methods) | {d for sp in self.specs.values() for d in sp.depends_on}
         self.method_cfgs = {m: self._typed(m) for m in sorted(needed)}
-        self.dataset = load_dataset(dataset, data_dir)
+        self.dataset = load_dataset(request.dataset, request.data_dir)
         self._check_against_data(scaling)
         users = sample_users(self.dataset.n_users, s.max_users, s.users_seed)
         self.split = make_split(self.dataset, s.history_len, users)
@@ -128,24 +130,19 @@ class Plan:
         self.git_commit = mf.git_commit()          # the code that runs is the code read now
         # results/<ds>/<profile>: the run's folder (its lock, backbone.json, and with several
         # seeds the seed-pooled tables); profile_dir: this plan's tables and methods
-        self.profile_root = results_root(out) / dataset / profile_folder(self.cfg)
-        self.profile_dir = (self.profile_root / f"seed-{seed}" if seed is not None
-                            else self.profile_root)
+        self.profile_root = (results_root(request.out) / request.dataset
+                             / profile_folder(self.cfg))
+        self.profile_dir = (self.profile_root / f"seed-{request.seed}"
+                            if request.seed is not None else self.profile_root)
         self.results_dir = (self.profile_dir / "_scaling" / s.scaling.label if scaling
                             else self.profile_dir)
-
-    @classmethod
-    def of(cls, req, methods=None):
-        """The plan of a RunRequest (its methods unless `methods` is given)."""
-        return cls(req.dataset, req.profile, methods or req.methods, req.data_dir, req.out,
-                   req.overrides, req.scaling, req.seeds, req.seed)
 
     @property
     def tag(self):
         """The plan's name in a queue of several: '' for a one-seed run's main plan, else its
         seed folder and/or Table 5's label."""
-        parts = ([f"seed-{self.request.seed}"] if self.request.seed is not None else []) + \
-            ([self.settings.scaling.label] if self.request.scaling else [])
+        parts = (([f"seed-{self.request.seed}"] if self.request.seed is not None else [])
+                 + ([self.settings.scaling.label] if self.request.scaling else []))
         return "/".join(parts)
 
     def _check_against_data(self, scaling):

@@ -170,7 +170,7 @@ def run_method(plan, name):
     return metrics
 
 
-def run(plan):
+def run_plan(plan):
     """Run every planned method in this process, each after the methods it depends on; a
     failing method is reported loudly and the others go on, but not the methods that depend on
     it (skipped, no results). Under `accelerate launch` a failure ends the launch instead (the

@@ -140,27 +140,6 @@ class ReaRec(SequentialRecommender):
             noisy.append(y[B:])
         return torch.stack(hs, 1), (torch.stack(noisy, 1) if noise > 0 else None)
 
-    def states_without_cache(self, item_seq, item_seq_len):
-        """The same h_0..h_K by re-running RecBole's own encoder on the whole sequence
-        [history | reasoning tokens so far] at every step (tests: equals `states`)."""
-        B, L = item_seq.shape
-        x = self._item_inputs(item_seq)
-        valid = item_seq != 0
-        seq_out = self.trm_encoder(x, self.get_attention_mask(item_seq))[-1]
-        hs, inputs = [self.gather_indexes(seq_out, item_seq_len - 1)], []
-        for k in range(self.K):
-            inputs.append(self._reason_input(hs[-1], k))
-            T = L + k + 1
-            allowed = torch.zeros((B, T, T), dtype=torch.bool, device=x.device)
-            allowed[:, :L, :L] = torch.tril(valid[:, None, :].expand(B, L, L))
-            allowed[:, L:, :L] = valid[:, None, :]
-            allowed[:, L:, L:] = torch.tril(torch.ones(k + 1, k + 1, dtype=torch.bool,
-                                                       device=x.device))
-            mask = torch.where(allowed, 0.0, MASK)[:, None]
-            full = torch.cat([x, torch.stack(inputs, 1)], 1)
-            hs.append(self.trm_encoder(full, mask)[-1][:, -1])
-        return torch.stack(hs, 1)
-
     # --- RecBole API ---------------------------------------------------------------
     def seq_output(self, S):
         return S.mean(1) if self.variant == "erl" else S[:, -1]

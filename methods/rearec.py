@@ -28,8 +28,7 @@ from typing import Literal
 
 from protocol.io import atomic_write_json
 from protocol.metrics import summarize, target_ranks
-from protocol.schema import (NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, out_of_range,
-                                       to_dict)
+from protocol.schema import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, out_of_range, to_dict
 
 from .base import FitRecord
 from .recbole_models import RecBoleSequential, SASRecConfig
@@ -106,8 +105,8 @@ class ReaRec(RecBoleSequential):
         """Every variant's test metrics (the one not chosen is reported, not hidden)."""
         test, out = ctx.split.test, {}
         for v, variant in fitted.variants.items():
-            top = ranking.items if v == fitted.chosen else \
-                super().rank(ctx, variant, test).items      # the main row's ranking is reused
+            top = (ranking.items if v == fitted.chosen     # the main row's ranking is reused
+                   else super().rank(ctx, variant, test).items)
             out[v] = {"test": summarize(target_ranks(top, test.targets), ctx.config.eval.ks),
                       "best_valid_ndcg@10": variant.info["best_valid_ndcg@10"],
                       "best_epoch": variant.info["best_epoch"],

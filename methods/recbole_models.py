@@ -275,8 +275,8 @@ class RecBoleSequential(Method):
                 bar.set_postfix(valid_ndcg10=f"{valid_score:.4f}")
             # a finished run (cap reached or early-stopped) is not refit: RecBole's fit
             # would overwrite best.pth with the last weights when start_epoch >= epochs
-            if trainer.start_epoch < config["epochs"] and \
-                    trainer.cur_step <= config["stopping_step"]:
+            if (trainer.start_epoch < config["epochs"] and
+                    trainer.cur_step <= config["stopping_step"]):
                 best_score, best_valid = trainer.fit(train_data, run.valid_data, saved=True,
                                                      show_progress=ctx.show_progress,
                                                      callback_fn=on_epoch)

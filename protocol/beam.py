@@ -174,8 +174,8 @@ class KVStepper:
         if parent is not None:
             self.cache.reorder_cache(parent)
             self.mask, self.next_pos = self.mask[parent], self.next_pos[parent]
-        new = self.mask.new_ones((len(self.mask), 1)) if attend is None \
-            else attend[:, None].to(self.mask.dtype)
+        new = (self.mask.new_ones((len(self.mask), 1)) if attend is None
+               else attend[:, None].to(self.mask.dtype))
         self.mask = torch.cat([self.mask, new], 1)
         out = self.model(input_ids=None if input_ids is None else input_ids[:, None],
                          inputs_embeds=None if inputs_embeds is None else inputs_embeds[:, None],
@@ -272,8 +272,8 @@ def encode_prompts(model, input_ids, attention_mask, head=None, hidden=False):
     states = None
     if hidden == "all":
         rows = out.hidden_states[-1]                                       # (B, S, D)
-        states = rows if head_states is None else \
-            torch.cat([head_states.expand(B, -1, -1), rows], 1)
+        states = (rows if head_states is None else
+                  torch.cat([head_states.expand(B, -1, -1), rows], 1))
         positions = torch.cat([torch.arange(H, device=pos.device).expand(B, H), pos], 1)
         states = PromptStates(states, mask, positions)
     elif hidden:

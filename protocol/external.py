@@ -28,8 +28,9 @@ class ExternalPredictions:
 
 
 def _as_id(x):
-    return x if isinstance(x, str) else str(x) if isinstance(x, int) and \
-        not isinstance(x, bool) else None
+    if isinstance(x, str):
+        return x
+    return str(x) if isinstance(x, int) and not isinstance(x, bool) else None
 
 
 def read_external(path, dataset, test, k, allow_short=False, sample_note=""):
@@ -105,8 +106,8 @@ def read_external(path, dataset, test, k, allow_short=False, sample_note=""):
         problems.append(f"{path}: {len(missing)} of {len(user_row)} test users missing (e.g. "
                         f"{', '.join(missing[:3])}){sample_note}")
     if problems:
-        more = " (the first ones; fix them and run again)" if len(problems) >= MAX_PROBLEMS \
-            else ""
+        more = (" (the first ones; fix them and run again)" if len(problems) >= MAX_PROBLEMS
+                else "")
         raise BenchmarkError(f"{len(problems)} problem(s) in {path}{more}; nothing was "
                              "scored:\n  " + "\n  ".join(problems))
     return ExternalPredictions(items, file_sha256(path), short)

@@ -5,11 +5,6 @@ PREAMBLE = ("Below is an instruction that describes a task, paired with an input
 INSTRUCTION = "Can you predict the next possible item that the user may expect?"
 
 
-def sid_string(tokens):
-    """['<a_1>', '<b_2>', '<c_3>', '<d_4>'] -> '<a_1><b_2><c_3><d_4>'."""
-    return "".join(tokens)
-
-
 def rec_prompt(history_sids):
     """The prompt up to and including the line break after '### Response:'; the answer (the
     target's SID tokens, then end-of-sequence) follows it directly."""

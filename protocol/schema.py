@@ -52,8 +52,8 @@ class Range:
     def __str__(self):
         if self.lo is not None and self.hi is not None and not self.open_lo:
             return f"in [{self.lo}, {self.hi}]"
-        parts = ([f"{'>' if self.open_lo else '>='} {self.lo}"] if self.lo is not None else []) \
-            + ([f"<= {self.hi}"] if self.hi is not None else [])
+        parts = (([f"{'>' if self.open_lo else '>='} {self.lo}"] if self.lo is not None else [])
+                 + ([f"<= {self.hi}"] if self.hi is not None else []))
         return " and ".join(parts)
 
 
@@ -127,8 +127,9 @@ def coerce(tp, value, where):
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigKeyError(where, f"'{where}' must be a list, got {value!r}")
-        return [coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)] if args \
-            else list(value)
+        if not args:
+            return list(value)
+        return [coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigKeyError(where, f"'{where}' must be a mapping, got {value!r}")

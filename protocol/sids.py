@@ -120,8 +120,8 @@ def _kmeans_once(x, k, iters, seed):
     d2 = ((x - cent[0]) ** 2).sum(1)
     for _ in range(1, k):                                                # k-means++
         probs = d2.clamp_min(0) / d2.clamp_min(0).sum().clamp_min(1e-12)
-        i = torch.multinomial(probs, 1, generator=g) if probs.sum() > 0 \
-            else torch.randint(n, (1,), generator=g)
+        i = (torch.multinomial(probs, 1, generator=g) if probs.sum() > 0
+             else torch.randint(n, (1,), generator=g))
         cent.append(x[i].squeeze(0))
         d2 = torch.minimum(d2, ((x - cent[-1]) ** 2).sum(1))
     c = torch.stack(cent)                                                # (k, d)

@@ -1,83 +1,31 @@
-"""Every report of one run folder (results/<dataset>/<profile>/), from results/ only:
-tables/*.{tex,md}, figures/*.{png,pdf}, the paper comparison, the claims, and report.md, which
-embeds them all so a reader can look instead of parse."""
+"""Every report of one run folder (results/<dataset>/<profile>/), from results/ only: the
+folder read once (reports/results.py), every table and figure of the registry
+(reports/registry.py) written from it, and report.md, which embeds them all so a reader can
+look instead of parse."""
 import json
-from pathlib import Path
 
 from protocol.io import atomic_write_text
 
-from .claims import write_claims
-from .figure_data import load_studies
-from .figures import write_figures
-from .external_tables import write_external_comparison
-from .lasar_tables import write_lasar_tables
-from .latent_tables import write_latent_comparison, write_latentr3_study
-from .paper_compare import write_comparison
-from .results_io import dataset_profile, external_dirs, load_manifest, method_dirs
+from .registry import REPORTS
 from .study_data import NO_ITEM_TEXT, no_item_text
-from .table1 import PAPER_ORDER, write_table1
-from .tables_extra import write_table4, write_table5
-
-# (file stem under tables/, heading) in the order report.md shows them
-SECTIONS = [
-    ("claims", "The paper's claims"),
-    ("table1", "Table 1: main results"),
-    ("table1_pvalues", "Table 1: significance (LASAR > baseline, one-sided paired bootstrap)"),
-    ("external_comparison", "External rows against LASAR and the best baseline"),
-    ("table2_alignment", "Table 2: alignment ablation"),
-    ("table9_alignment", "Table 9: alignment ablation"),
-    ("table3_rl_ablation", "Table 3: RL ablation"),
-    ("table4_efficiency", "Table 4: inference efficiency"),
-    ("table5_scaling", "Table 5: model scaling"),
-    ("table8_segments", "Table 8: segment count vs sample complexity"),
-    ("force_n", "Force-N (Figure 4a's data)"),
-    ("n_distribution", "N distribution (Figure 4b's data)"),
-    ("per_n", "Per-N metrics (Figure 5b's data)"),
-    ("table_lambda", "Step-penalty (lambda) sweep"),
-    ("latent_comparison", "Latent reasoning compared: LASAR, LatentR3, Explicit CoT (not in the "
-                          "paper)"),
-    ("latentr3_study", "LatentR3 study: RL on/off, thought count (not in the paper)"),
-]
-FIGURES = [
-    ("figure3", "Figure 3: two-stage vs mixed training, validation loss"),
-    ("figure4a", "Figure 4a: Force-N vs adaptive N, HR@10"),
-    ("figure4b", "Figure 4b: N distribution after SFT and after RL"),
-    ("figure5a", "Figure 5a: RL dynamics, mean N and reward"),
-    ("figure5b", "Figure 5b: HR@10 per Policy-Head N"),
-    ("figure_lambda", "Step-penalty (lambda) sweep: HR@10 and mean N"),
-]
-# reported missing only when studies.json has a "lambda_sweep" (a profile may not run one)
-LAMBDA = {"table_lambda", "figure_lambda"}
-# reported missing only when the run has LatentR3 (a method beyond the paper's seven)
-LATENTR3 = {"latent_comparison", "latentr3_study"}
+from .table1 import row_order
 
 
-def write_reports(root, eval_cfg, report_md=True):
-    """Every table, figure, the comparison, the claims and (report_md) report.md of a run.
-    eval_cfg: the run's EvalConfig (metric cut-offs, bootstrap settings)."""
-    root = Path(root)
-    paths = write_table1(root, eval_cfg)
-    paths += write_external_comparison(root, eval_cfg)
-    paths += write_lasar_tables(root)
-    paths += write_table4(root)
-    paths += write_table5(root, eval_cfg)
-    paths += write_latent_comparison(root, eval_cfg)
-    paths += write_latentr3_study(root, eval_cfg)
-    paths += write_figures(root)
-    paths += write_comparison(root)
-    paths += write_claims(root, eval_cfg)
-    if report_md and (method_dirs(root) or external_dirs(root)):
-        paths.append(write_report_md(root))
+def write_reports(results, report_md=True):
+    """Every table and figure that applies to `results` (a RunResults: load_results(root,
+    eval settings)) and, with report_md, report.md. -> the paths written."""
+    paths = [p for r in REPORTS if r.applies(results) for p in r.write(results)]
+    if report_md and (results.methods or results.external):
+        paths.append(write_report_md(results))
     return paths
 
 
-def _provenance(root):
-    found = method_dirs(root)
+def _provenance(results):
+    found = results.rows()
     lines = ["| Method | config | git commit | seed | test users | fit | rank | finished |",
              "|---|---|---|---|---|---|---|---|"]
-    found.update({f"external/{n}": p for n, p in external_dirs(root).items()})
-    for m in [m for m in PAPER_ORDER if m in found] + sorted(set(found) - set(PAPER_ORDER)):
-        man = load_manifest(found[m])
+    for m in row_order(found):
+        man = found[m].manifest
         if man.get("kind") == "external":
             f = man.get("predictions_file") or {}
             lines.append(f"| {man.get('display_name', m)} (external) | sha256 "
@@ -90,7 +38,7 @@ def _provenance(root):
                      f"`{str(man.get('git_commit'))[:10]}` | {man['seed']} | "
                      f"{man['dataset']['test_users']} | {t.get('fit_s', 0) / 60:.1f} min | "
                      f"{t.get('rank_s', 0):.0f} s | {man.get('created', '')} |")
-    log = root / "run_log.jsonl"
+    log = results.root / "run_log.jsonl"
     if log.is_file():
         runs = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
         total = sum(r["wall_s"] for r in runs)
@@ -110,9 +58,8 @@ def _provenance(root):
     return "\n".join(lines)
 
 
-def write_report_md(root):
-    root = Path(root)
-    ds, prof = dataset_profile(root)
+def write_report_md(results):
+    root, ds, prof = results.root, results.dataset, results.profile
     rewrite = (f"./run_all.sh {ds} --profile {root.parent.name} --seeds <the run's seeds> "
                "--only-reports" if prof != root.name else
                f"python -m benchmark tables {ds} --profile {prof}")
@@ -121,38 +68,36 @@ def write_report_md(root):
            "comes from the files next "
            "to it: `<method>/metrics.json`, `lasar/studies.json`, `bench/cot.json`, "
            "`_scaling/`. Paper values: `reports/paper_numbers.yaml`.", "",
-           "## What produced it", "", _provenance(root), ""]
-    st = load_studies(root)
+           "## What produced it", "", _provenance(results), ""]
+    st = results.studies
     if no_item_text(st):
         kind = (st.get("teacher") or {}).get("kind", "?")
         out += [f"**Caveat:** LASAR's {NO_ITEM_TEXT} (teacher {kind}, item-text share 0). Its "
                 "alignment rows and the alignment claim test alignment to item-blind chains.",
                 ""]
-    optional = (set() if "lambda_sweep" in st else LAMBDA) | \
-        (set() if "latentr3" in method_dirs(root) else LATENTR3) | \
-        (set() if external_dirs(root) else {"external_comparison"})
+    expected = [r for r in REPORTS if r.applies(results)]
     missing = []
-    for stem, title in SECTIONS:
-        p = root / "tables" / f"{stem}.md"
+    for r in (r for r in expected if r.section == "tables"):
+        p = root / "tables" / f"{r.name}.md"
         if p.is_file():
             body = p.read_text().strip()
             if body.startswith("**"):          # drop the file's own bold title line
                 body = body.split("\n", 1)[1].strip()
-            out += [f"## {title}", "", body, ""]
-        elif not (stem == "table2_alignment" and ds != "beauty"
-                  or stem == "table9_alignment" and ds == "beauty" or stem in optional):
-            missing.append(title)
+            out += [f"## {r.heading}", "", body, ""]
+        else:
+            missing.append(r.heading)
     out += ["## Figures", ""]
-    for stem, title in FIGURES:
-        if (root / "figures" / f"{stem}.png").is_file():
-            out += [f"**{title}** ([PDF](figures/{stem}.pdf))", "",
-                    f"![{title}](figures/{stem}.png)", ""]
-        elif stem not in optional:
-            missing.append(title)
-    p = root / "tables" / "paper_comparison.md"
-    if p.is_file():
-        body = p.read_text().strip().split("\n", 1)[1].strip()
-        out += ["## Reproduced vs published numbers", "", body, ""]
+    for r in (r for r in expected if r.section == "figures"):
+        if (root / "figures" / f"{r.name}.png").is_file():
+            out += [f"**{r.heading}** ([PDF](figures/{r.name}.pdf))", "",
+                    f"![{r.heading}](figures/{r.name}.png)", ""]
+        else:
+            missing.append(r.heading)
+    for r in (r for r in expected if r.section == "comparison"):
+        p = root / "tables" / f"{r.name}.md"
+        if p.is_file():
+            body = p.read_text().strip().split("\n", 1)[1].strip()
+            out += [f"## {r.heading}", "", body, ""]
     if missing:
         out += ["## Not produced by this run", "",
                 "These need results this folder does not have (a method or study not run, or a "

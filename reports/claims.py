@@ -19,17 +19,14 @@ Figure 3 (validation loss of one training run) and Table 4 (timings) have no use
 their verdicts weigh the margin against the measurement's own spread (the last evaluations'
 step-to-step change; the spread of the alternating timed passes).
 """
-from pathlib import Path
-
 import numpy as np
 
+from protocol.io import atomic_write_json, atomic_write_text
 from protocol.stats import paired_difference, unpaired_difference
 
-from .figure_data import load_studies
-from .results_io import dataset_profile, load_per_user, method_dirs
 from .study_data import NO_ITEM_TEXT, adaptive_rows, n_values, no_item_text, row_per_user
 from .table1 import DISPLAY_MD, PAPER_ORDER
-from .tables_extra import table4_data
+from .table4 import table4_data
 
 HOLDS, CONTRADICTED = "holds", "contradicted"
 INCONCLUSIVE, NOT_MEASURED = "inconclusive", "not measured"
@@ -84,18 +81,13 @@ def _judged(cid, text, source, rule, comparisons, lead="", **extra):
     return _claim(cid, text, source, rule, v, ev, comparisons, **extra)
 
 
-def fmt_comparison(c):
-    return (f"{c['diff']:+.4f} [{c['lo']:+.4f}, {c['hi']:+.4f}], p {c['p']:.3f}, MDE "
-            + ("–" if c["mde"] is None else f"{c['mde']:.4f}"))
-
-
 # ---------------------------------------------------------------------------------------------
 # claims on users
 
 
-def _table1_claim(root, boot):
-    found = method_dirs(root)
-    text = f"LASAR is the best method on {dataset_profile(root)[0].capitalize()}"
+def _table1_claim(results, boot):
+    found = results.methods
+    text = f"LASAR is the best method on {results.dataset.capitalize()}"
     rule = ("LASAR above each of the six baselines on N@10 and HR@10 (12 comparisons, paired "
             "over all test users)")
     missing = [m for m in PAPER_ORDER if m not in found]
@@ -103,7 +95,7 @@ def _table1_claim(root, boot):
         return _claim("best", text, "Table 1", rule, NOT_MEASURED,
                       "missing rows: " + ", ".join(missing))
     try:
-        per = {m: load_per_user(found[m], ks=(10,)) for m in PAPER_ORDER}
+        per = {m: found[m].per_user((10,)) for m in PAPER_ORDER}
     except OSError as e:
         return _claim("best", text, "Table 1", rule, NOT_MEASURED, f"no predictions: {e}")
     users, a = per["lasar"]
@@ -281,8 +273,8 @@ def _timing_text(t, num, den, unit=".1f"):
     return f"{t['median']:{unit}}x, {spread}; {ms}"
 
 
-def _timing_claims(root):
-    t4 = table4_data(root)
+def _timing_claims(results):
+    t4 = table4_data(results)
     cot_rule = ("CoT generation's time per sample at least 15x LASAR's in every timed pass "
                 "(paper: over 20x)")
     ovh_rule = "LASAR / MiniOneRec time per sample within 1.00-1.20x in every timed pass"
@@ -321,14 +313,12 @@ def study_claims(st, ds, boot):
     return [_alignment_claim(st, ds, boot), _reinforce_claim(st, boot), _adaptive_claim(st, boot)]
 
 
-def claims(root, n_resamples=10000, seed=2026):
+def claims(results):
     """The paper's claims, each with a verdict from this run's results (module docstring)."""
-    root = Path(root)
-    st = load_studies(root)
-    boot = (n_resamples, seed)
-    align, reinforce, adaptive = study_claims(st, dataset_profile(root)[0], boot)
-    return [_table1_claim(root, boot), align, _two_stage_claim(st), reinforce, adaptive,
-            *_timing_claims(root)]
+    st, boot = results.studies, results.boot
+    align, reinforce, adaptive = study_claims(st, results.dataset, boot)
+    return [_table1_claim(results, boot), align, _two_stage_claim(st), reinforce, adaptive,
+            *_timing_claims(results)]
 
 
 def claims_markdown(cl, ds, prof):
@@ -356,15 +346,10 @@ def claims_markdown(cl, ds, prof):
     return "\n".join(lines)
 
 
-def write_claims(root, eval_cfg=None):
-    """tables/claims.{md,json}; the bootstrap settings are eval_cfg's (10,000 resamples, seed
-    2026 without one)."""
-    from protocol.io import atomic_write_json, atomic_write_text
-    root = Path(root)
-    kw = ({"n_resamples": eval_cfg.bootstrap_resamples, "seed": eval_cfg.bootstrap_seed}
-          if eval_cfg is not None else {})
-    cl = claims(root, **kw)
-    p1, p2 = root / "tables" / "claims.md", root / "tables" / "claims.json"
-    atomic_write_text(p1, claims_markdown(cl, *dataset_profile(root)))
+def write_claims(results):
+    """tables/claims.{md,json} (the bootstrap settings are the run's eval settings)."""
+    cl = claims(results)
+    p1, p2 = results.root / "tables" / "claims.md", results.root / "tables" / "claims.json"
+    atomic_write_text(p1, claims_markdown(cl, results.dataset, results.profile))
     atomic_write_json(p2, cl)
     return [p1, p2]

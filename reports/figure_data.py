@@ -3,30 +3,16 @@
 reports/figures.py draws them. A figure whose data are absent or malformed is left out, never
 the rest. Error bars are 95% intervals: percentile bootstrap over the study users from the rows'
 per-user ranks (reports/study_data.py), none for a studies.json without ranks."""
-import json
 import re
-from pathlib import Path
 
 import numpy as np
 
 from protocol.stats import bootstrap_interval, wilson_interval
 
-from .results_io import per_user_from, read_predictions
 from .study_data import (INTERVAL_RESAMPLES, INTERVAL_SEED, adaptive_rows, lambda_sweep,
                          rows_interval)
 
 NAMES = ("figure3", "figure4a", "figure4b", "figure5a", "figure5b", "figure_lambda")
-
-
-def load_studies(root):
-    """root/lasar/studies.json as a dict, or {} if it is absent or unreadable."""
-    p = Path(root) / "lasar" / "studies.json"
-    try:
-        with open(p) as f:
-            d = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return d if isinstance(d, dict) else {}
 
 
 def _num(x):
@@ -198,17 +184,17 @@ def _fig5b_data(s):
     return {"HR@10": hr, "n_users": users, "overall_HR@10": overall}
 
 
-def _fig5b_ci(root, d):
+def _fig5b_ci(results, d):
     """Per-N 95% intervals of HR@10 (%), and how they were made: "bootstrap" over each N's
     users from lasar/predictions.jsonl (per-user latent_steps) when its N counts are
     per_n_all_users', else "wilson" from the hit counts (HR@10 x users), exact enough for a
     hit rate."""
     users = d["n_users"]
     try:
-        _, targets, topk, f = read_predictions(Path(root) / "lasar", ("latent_steps",))
-        ns = np.asarray(f["latent_steps"])
+        lasar = results.methods["lasar"]
+        ns = np.asarray(lasar.predictions().fields["latent_steps"])
         if len(ns) == sum(users.values()) and all((ns == n).sum() == u for n, u in users.items()):
-            hit = per_user_from(targets, topk, (10,))["HR@10"]
+            hit = lasar.per_user((10,))[1]["HR@10"]
             return {n: [100.0 * x for x in bootstrap_interval(
                 {"hr": hit[ns == n]}, INTERVAL_RESAMPLES, INTERVAL_SEED)["hr"]]
                 for n in users}, "bootstrap"
@@ -239,7 +225,7 @@ def _safe(fn, *args):
         return None
 
 
-def figure_data(root):
+def figure_data(results):
     """Per figure, the numbers it plots (figures whose data are absent are left out):
 
       figure3   {"unit": "epoch"|"step", "stage1": [[x, loss]], "stage2": [[x, loss]]
@@ -255,7 +241,7 @@ def figure_data(root):
                  [[lo, hi]|None], "HR@10": [%], "HR@10_ci": [[lo %, hi %]|None]}, increasing
                  lambda
     """
-    s = load_studies(root)
+    s = results.studies
     out = {}
     for name, fn in (("figure3", _fig3_data), ("figure4a", _fig4a_data),
                      ("figure4b", _fig4b_data), ("figure5a", _fig5a_data),
@@ -269,6 +255,6 @@ def figure_data(root):
         out["figure4a_ci"] = _safe(_fig4a_ci, s, rows4) or {}
         out["figure4a_n_users"] = _n_users(s)
     if "figure5b" in out:
-        ci = _safe(_fig5b_ci, root, out["figure5b"]) or ({}, None)
+        ci = _safe(_fig5b_ci, results, out["figure5b"]) or ({}, None)
         out["figure5b"]["ci"], out["figure5b"]["ci_kind"] = ci
     return out

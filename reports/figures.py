@@ -15,17 +15,14 @@ methods/lasar/studies.py), as PNG (dpi 200) and PDF under results/<ds>/<profile>
             axis) against lambda, 95% bootstrap error bars, the configured lambda marked
 
 Only studies.json (and lasar/predictions.jsonl for Figure 5b's error bars) is read. A figure
-whose data are absent is skipped. `figure_data(root)` (reports/figure_data.py) returns the
+whose data are absent is skipped. `figure_data(results)` (reports/figure_data.py) returns the
 numbers each figure plots, so tests and reports can check them against studies.json.
-
-  python -m reports.figures results/sports/cpu-full
 """
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from .figure_data import NAMES, figure_data
+from .figure_data import figure_data
 
 FIGSIZE = (3.4, 2.4)          # one paper column
 FONTSIZE = 8
@@ -275,47 +272,34 @@ def _save(fig, path, fmt):
     return Path(path)
 
 
-def write_figures(root):
-    """Write root/figures/<figure>.{png,pdf} for each figure whose data exist in
-    root/lasar/studies.json; return the written paths."""
+DRAW = {"figure3": _draw_figure3, "figure4a": _draw_figure4a, "figure4b": _draw_figure4b,
+        "figure5a": _draw_figure5a, "figure5b": _draw_figure5b,
+        "figure_lambda": _draw_figure_lambda}
+
+
+def write_figure(results, name):
+    """figures/<name>.{png,pdf} of one figure when its data exist; returns the written paths."""
     import matplotlib as mpl
 
-    root = Path(root)
-    data = figure_data(root)
-    draw = {"figure3": _draw_figure3, "figure4a": _draw_figure4a, "figure4b": _draw_figure4b,
-            "figure5a": _draw_figure5a, "figure5b": _draw_figure5b,
-            "figure_lambda": _draw_figure_lambda}
+    data = results.shared("figure_data", lambda: figure_data(results))
+    if name not in data:
+        return []
     paths = []
     with mpl.rc_context():
         _style()
-        for name in NAMES:
-            if name not in data:
-                continue
-            fig = _new_figure()
-            try:
-                if name == "figure4a":
-                    draw[name](fig, data[name], data.get("figure4a_n_users"),
-                               data.get("figure4a_ci"))
-                else:
-                    draw[name](fig, data[name])
-                for fmt in ("png", "pdf"):
-                    paths.append(_save(fig, root / "figures" / f"{name}.{fmt}", fmt))
-            finally:
-                fig.clear()          # never registered with pyplot: clearing frees it
+        fig = _new_figure()
+        try:
+            if name == "figure4a":
+                DRAW[name](fig, data[name], data.get("figure4a_n_users"), data.get("figure4a_ci"))
+            else:
+                DRAW[name](fig, data[name])
+            for fmt in ("png", "pdf"):
+                paths.append(_save(fig, results.root / "figures" / f"{name}.{fmt}", fmt))
+        finally:
+            fig.clear()          # never registered with pyplot: clearing frees it
     return paths
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv:
-        print("usage: python -m reports.figures results/<dataset>/<profile> [...]",
-              file=sys.stderr)
-        return 2
-    for root in argv:
-        for p in write_figures(root):
-            print(p)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def figure(name):
+    """The registry's writer of figure `name` (reports/registry.py)."""
+    return lambda results: write_figure(results, name)

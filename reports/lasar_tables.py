@@ -14,14 +14,8 @@ methods/lasar/studies.py), in LaTeX and Markdown:
 Ablation rows are on the studies' fixed subsample of test users; MiniOneRec's row of Table 3 is
 recomputed from its predictions.jsonl on exactly those users.
 """
-import json
-from pathlib import Path
-
-import numpy as np
-
 from . import paper
 from .fmt import cell, rank_marks, write_table
-from .results_io import dataset_profile, load_per_user
 from .study_data import (INTERVAL_RESAMPLES, NO_ITEM_TEXT, adaptive_rows, lambda_sweep,
                          no_item_text)
 
@@ -41,97 +35,134 @@ def _metric_rows(rows, names, labels, style, extra=None):
     return out
 
 
-def subset_metrics(folder, user_ids, ks=(5, 10, 20)):
-    """A method's mean metrics over `user_ids`, from its predictions.jsonl."""
-    users, per = load_per_user(folder, ks)
-    pos = {u: i for i, u in enumerate(users)}
-    idx = np.array([pos[u] for u in user_ids])
-    return {k: float(v[idx].mean()) for k, v in per.items()}
+def _base(results):
+    """The notes' first words: the dataset, profile and the studies' fixed users."""
+    st = results.studies
+    return (f"{results.dataset}, {results.profile} profile, {st['eval_users']} fixed test users "
+            f"(of {st['all_test_users']})")
 
 
-def write_lasar_tables(root):
-    root = Path(root)
-    path = root / "lasar" / "studies.json"
-    if not path.is_file():
+_ALIGN = {"pure_sft": "Pure SFT (MiniOneRec SFT)", "sft_align_none": "+ Latent (w/o align.)",
+          "sft_align_kl": "+ KL alignment", "sft_align_cosine": "+ Cosine alignment",
+          "sft_align_mse": "+ MSE alignment"}
+# the main alignment trained the other way round (studies.detached_stage2): its row after the
+# main alignment's
+ALIGN_LABELS = {**_ALIGN, **{f"sft_align_{a}_{way}": f"{_ALIGN[f'sft_align_{a}']} ({what})"
+                             for a in ("none", "kl", "cosine", "mse")
+                             for way, what in (("detached", "Policy Head input detached"),
+                                               ("joint", "joint loss through h_0"))}}
+
+
+def write_alignment(results):
+    """Table 2 (Beauty) / Table 9 (Sports, Instruments): the alignment ablation after Stage 2."""
+    st = results.studies
+    if not st:
         return []
-    st = json.loads(path.read_text())
-    (ds, prof), rows = dataset_profile(root), st["rows"]
-    n_users = st["eval_users"]
-    base = f"{ds}, {prof} profile, {n_users} fixed test users (of {st['all_test_users']})"
-    out = []
-    # alignment (Table 2 / 9)
-    labels = {"pure_sft": "Pure SFT (MiniOneRec SFT)", "sft_align_none": "+ Latent (w/o align.)",
-              "sft_align_kl": "+ KL alignment", "sft_align_cosine": "+ Cosine alignment",
-              "sft_align_mse": "+ MSE alignment"}
-    # the main alignment trained the other way round (studies.detached_stage2): its row after
-    # the main alignment's
-    for a in ("none", "kl", "cosine", "mse"):
-        for way, what in (("detached", "Policy Head input detached"),
-                          ("joint", "joint loss through h_0")):
-            labels[f"sft_align_{a}_{way}"] = f"{labels[f'sft_align_{a}']} ({what})"
+    ds, prof, rows = results.dataset, results.profile, st["rows"]
     names = ["pure_sft"] + [f"sft_align_{a}{way}" for a in ("none", "kl", "cosine", "mse")
                             for way in ("", "_detached", "_joint")
                             if f"sft_align_{a}{way}" in rows]
     stem = "table2_alignment" if ds == "beauty" else "table9_alignment"
-    out += write_table(root, stem, ["Model"] + HEAD + ["Mean N"],
-                  lambda s: _metric_rows(rows, names, [labels[n] for n in names], s,
-                                         lambda n, r: [_mean_n(r)]),
-                  f"SFT-phase alignment ablation, {ds} ({prof}).",
-                  f"Alignment ablation after Stage 2 (paper Table {2 if ds == 'beauty' else 9})",
-                  [base + "; Stage 2 models, no RL."] + _item_text_notes(st))
-    # RL ablation (Table 3)
+    return write_table(results.root, stem, ["Model"] + HEAD + ["Mean N"],
+                       lambda s: _metric_rows(rows, names, [ALIGN_LABELS[n] for n in names], s,
+                                              lambda n, r: [_mean_n(r)]),
+                       f"SFT-phase alignment ablation, {ds} ({prof}).",
+                       f"Alignment ablation after Stage 2 (paper Table "
+                       f"{2 if ds == 'beauty' else 9})",
+                       [_base(results) + "; Stage 2 models, no RL."] + _item_text_notes(st))
+
+
+RL_LABELS = {"minionerec": "MiniOneRec (SFT + GRPO)", "rl_latent_only": "RL w/ latent reasoning",
+             "rl_terminal_kl": "+ Terminal KL", "rl_full": "+ REINFORCE (LASAR)"}
+
+
+def write_rl_ablation(results):
+    """Table 3: MiniOneRec's row recomputed on the studies' users, then the RL rows."""
+    st = results.studies
+    rows = st.get("rows") or {}
     rl_names = [n for n in ("rl_latent_only", "rl_terminal_kl", "rl_full") if n in rows]
-    if rl_names:
-        table_rows = dict(rows)
-        mini = root / "minionerec"
-        if (mini / "predictions.jsonl").is_file() and st.get("eval_user_ids"):
-            table_rows["minionerec"] = subset_metrics(mini, st["eval_user_ids"])
-        names3 = (["minionerec"] if "minionerec" in table_rows else []) + rl_names
-        lab3 = {"minionerec": "MiniOneRec (SFT + GRPO)", "rl_latent_only": "RL w/ latent reasoning",
-                "rl_terminal_kl": "+ Terminal KL", "rl_full": "+ REINFORCE (LASAR)"}
-        out += write_table(root, "table3_rl_ablation", ["Model"] + HEAD + ["Mean N"],
-                      lambda s: _metric_rows(table_rows, names3, [lab3[n] for n in names3], s,
-                                             lambda n, r: [_mean_n(r)]),
-                      f"RL-phase ablation, {ds} ({prof}).", "RL ablation (paper Table 3)", [base])
-    # Force-N vs adaptive (Figure 4a)
+    if not rl_names:
+        return []
+    ds, prof = results.dataset, results.profile
+    table_rows = dict(rows)
+    mini = results.methods.get("minionerec")
+    if mini is not None and mini.has_predictions and st.get("eval_user_ids"):
+        table_rows["minionerec"] = mini.subset_metrics(st["eval_user_ids"])
+    names = (["minionerec"] if "minionerec" in table_rows else []) + rl_names
+    return write_table(results.root, "table3_rl_ablation", ["Model"] + HEAD + ["Mean N"],
+                       lambda s: _metric_rows(table_rows, names, [RL_LABELS[n] for n in names],
+                                              s, lambda n, r: [_mean_n(r)]),
+                       f"RL-phase ablation, {ds} ({prof}).", "RL ablation (paper Table 3)",
+                       [_base(results)])
+
+
+def write_force_n(results):
+    """Figure 4a's data: Force-N against the Policy Head's adaptive N."""
+    st = results.studies
+    rows = st.get("rows") or {}
     fn = sorted((int(n.split("_")[1]), n) for n in rows if n.startswith("force_"))
     adaptive = adaptive_rows(st)
-    if fn and adaptive:
-        names4 = [n for _, n in fn] + [n for n, _ in adaptive]
-        out += write_table(root, "force_n", ["Setting"] + HEAD + ["Mean N"],
-                      lambda s: _metric_rows(rows, names4, [f"Force N = {k}" for k, _ in fn]
-                                             + [lab for _, lab in adaptive], s,
-                                             lambda n, r: [_mean_n(r)]),
-                      f"Force-N vs adaptive N, {ds} ({prof}).", "Force-N sweep (Figure 4a data)",
-                      [base])
-    # per-N (Figure 5b) and N distributions (Figure 4b)
+    if not (fn and adaptive):
+        return []
+    ds, prof = results.dataset, results.profile
+    names = [n for _, n in fn] + [n for n, _ in adaptive]
+    return write_table(results.root, "force_n", ["Setting"] + HEAD + ["Mean N"],
+                       lambda s: _metric_rows(rows, names, [f"Force N = {k}" for k, _ in fn]
+                                              + [lab for _, lab in adaptive], s,
+                                              lambda n, r: [_mean_n(r)]),
+                       f"Force-N vs adaptive N, {ds} ({prof}).",
+                       "Force-N sweep (Figure 4a data)", [_base(results)])
+
+
+def write_per_n(results):
+    """Figure 5b's data: the metrics of the test users the Policy Head gave each N."""
+    st = results.studies
     per = st.get("per_n_all_users") or {}
-    if per:
-        ks = sorted(per, key=int)
-        out += write_table(root, "per_n", ["N", "users", "N@10", "HR@10"],
-                      lambda s: [[k, str(per[k]["n_users"]), f"{per[k]['NDCG@10']:.4f}",
-                                  f"{per[k]['HR@10']:.4f}"] for k in ks],
-                      f"Metrics per Policy-Head N, {ds} ({prof}).", "Per-N metrics (Figure 5b data)",
-                      [f"{ds}, {prof} profile, all {st['all_test_users']} test users, final model."])
+    if not per:
+        return []
+    ds, prof = results.dataset, results.profile
+    ks = sorted(per, key=int)
+    return write_table(results.root, "per_n", ["N", "users", "N@10", "HR@10"],
+                       lambda s: [[k, str(per[k]["n_users"]), f"{per[k]['NDCG@10']:.4f}",
+                                   f"{per[k]['HR@10']:.4f}"] for k in ks],
+                       f"Metrics per Policy-Head N, {ds} ({prof}).",
+                       "Per-N metrics (Figure 5b data)",
+                       [f"{ds}, {prof} profile, all {st['all_test_users']} test users, final "
+                        "model."])
+
+
+def write_n_distribution(results):
+    """Figure 4b's data: the N distribution after SFT and after RL."""
+    st = results.studies
     sft, rl = st.get("n_dist_after_sft"), st.get("n_dist_final_subset")
-    if sft and rl:
-        tot_s, tot_r = sum(sft["counts"]) or 1, sum(rl["counts"]) or 1
-        out += write_table(root, "n_distribution", ["N", "after SFT", "after RL"],
-                      lambda s: [[str(k + 1), f"{sft['counts'][k] / tot_s:.3f}",
-                                  f"{rl['counts'][k] / tot_r:.3f}"] for k in range(len(sft["counts"]))]
-                      + [["mean", f"{sft['mean']:.2f}", f"{rl['mean']:.2f}"]],
-                      f"N distribution after SFT and after RL, {ds} ({prof}).",
-                      "N distribution (Figure 4b data)", [base])
+    if not (sft and rl):
+        return []
+    ds, prof = results.dataset, results.profile
+    tot_s, tot_r = sum(sft["counts"]) or 1, sum(rl["counts"]) or 1
+    return write_table(results.root, "n_distribution", ["N", "after SFT", "after RL"],
+                       lambda s: [[str(k + 1), f"{sft['counts'][k] / tot_s:.3f}",
+                                   f"{rl['counts'][k] / tot_r:.3f}"]
+                                  for k in range(len(sft["counts"]))]
+                       + [["mean", f"{sft['mean']:.2f}", f"{rl['mean']:.2f}"]],
+                       f"N distribution after SFT and after RL, {ds} ({prof}).",
+                       "N distribution (Figure 4b data)", [_base(results)])
+
+
+def write_table8(results):
+    """Table 8: the teacher CoTs' segment count against history length and category
+    diversity, beside the paper's Sports rows."""
+    st = results.studies
     t8 = st.get("table8")
-    if t8:
-        header, _, note = table8_rows(t8, "md")
-        out += write_table(root, "table8_segments", header, lambda s: table8_rows(t8, s)[1],
-                      f"Teacher CoT segment count vs sample complexity, {ds} ({prof}).",
-                      "Segment count vs complexity (paper Table 8)",
-                      [f"{ds}, {prof} profile: the LASAR CoT pool; counts clipped to 1..N_max "
-                       "(the Policy Head's SFT labels). " + note] + _item_text_notes(st))
-    out += _write_lambda(root, st, base)
-    return out
+    if not t8:
+        return []
+    ds, prof = results.dataset, results.profile
+    header, _, note = table8_rows(t8, "md")
+    return write_table(results.root, "table8_segments", header,
+                       lambda s: table8_rows(t8, s)[1],
+                       f"Teacher CoT segment count vs sample complexity, {ds} ({prof}).",
+                       "Segment count vs complexity (paper Table 8)",
+                       [f"{ds}, {prof} profile: the LASAR CoT pool; counts clipped to 1..N_max "
+                        "(the Policy Head's SFT labels). " + note] + _item_text_notes(st))
 
 
 def _item_text_notes(st):
@@ -154,12 +185,12 @@ def _with_ci(v, ci, digits=4):
     return s + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
 
 
-def _write_lambda(root, st, base):
+def write_lambda(results):
     """tables/table_lambda.{md,tex}: the step-penalty sweep, or nothing without one."""
-    sweep = lambda_sweep(st)
+    sweep = lambda_sweep(results.studies)
     if not sweep:
         return []
-    ds, prof = dataset_profile(root)
+    ds, prof = results.dataset, results.profile
 
     def fmt(style):
         return [[f"{r['step_penalty']:g}" + (" (configured)" if r["configured"] else ""),
@@ -167,11 +198,11 @@ def _write_lambda(root, st, base):
                  _with_ci(r["mean_n"], r["mean_n_ci"], 2),
                  _with_ci(r["NDCG@10"], r["NDCG@10_ci"]), _with_ci(r["HR@10"], r["HR@10_ci"])]
                 for r in sweep]
-    notes = [base + f"; one RL run per step penalty (lambda, Eq. 6). [lo, hi]: 95% percentile "
+    notes = [_base(results) + f"; one RL run per step penalty (lambda, Eq. 6). [lo, hi]: 95% percentile "
              f"bootstrap interval over the study users ({INTERVAL_RESAMPLES} resamples; mean N's "
              "from the N counts). Paper Table 7: lambda 1e-4, 5e-4 or 1e-3; its main runs use "
              "5e-4."]
-    return write_table(root, "table_lambda", ["Step penalty", "Row", "Mean N", "N@10", "HR@10"],
+    return write_table(results.root, "table_lambda", ["Step penalty", "Row", "Mean N", "N@10", "HR@10"],
                        fmt, f"REINFORCE step penalty sweep, {ds} ({prof}).",
                        "Step-penalty (λ) sweep", notes)
 

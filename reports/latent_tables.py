@@ -8,56 +8,45 @@ LatentR3's own study, from results/ only.
   tables/latentr3_study      latentr3/studies.json: RL on or off, 1 vs 2 thought tokens, on the
                              studies' fixed test users, each row against the main one
 """
-import json
-from pathlib import Path
-
 import numpy as np
 
 from protocol.stats import paired_difference
 
 from .fmt import write_table
-from .results_io import (dataset_profile, load_manifest, load_metrics, load_per_user,
-                         method_dirs)
 
 METHODS = (("lasar", "LASAR", "yes (teacher CoTs, aligned)"),
            ("latentr3", "LatentR3", "no"),
            ("cot_gream", "Explicit CoT (GREAM)", "yes (teacher CoTs, generated)"))
 
 
-def _bench(root):
-    p = Path(root) / "bench" / "cot.json"
-    return json.loads(p.read_text()) if p.is_file() else None
-
-
-def lasar_vs_latentr3(found, eval_cfg):
+def lasar_vs_latentr3(results):
     """{metric: paired_difference summary} of LASAR - LatentR3 on N@10 and HR@10 over all test
     users, or None without both."""
+    found = results.methods
     if not {"lasar", "latentr3"} <= set(found):
         return None
-    ua, a = load_per_user(found["lasar"], (10,))
-    ub, b = load_per_user(found["latentr3"], (10,))
+    ua, a = found["lasar"].per_user((10,))
+    ub, b = found["latentr3"].per_user((10,))
     if ua != ub:
-        raise ValueError(f"{found['latentr3']}: test users differ from LASAR's; rerun on the "
-                         "same split")
-    return paired_difference({k: (a[k], b[k]) for k in ("NDCG@10", "HR@10")},
-                             eval_cfg.bootstrap_resamples, eval_cfg.bootstrap_seed)
+        raise ValueError(f"{found['latentr3'].folder}: test users differ from LASAR's; rerun "
+                         "on the same split")
+    return paired_difference({k: (a[k], b[k]) for k in ("NDCG@10", "HR@10")}, *results.boot)
 
 
-def write_latent_comparison(root, eval_cfg):
-    root = Path(root)
-    found = method_dirs(root)
+def write_latent_comparison(results):
+    found = results.methods
     if "latentr3" not in found:
         return []
-    ds, prof = dataset_profile(root)
-    bench = _bench(root) or {}
+    ds, prof = results.dataset, results.profile
+    bench = results.bench_cot or {}
     ms = bench.get("ms_per_user", {})
-    diff = lasar_vs_latentr3(found, eval_cfg)
+    diff = lasar_vs_latentr3(results)
     rows = []
     for m, label, cot in METHODS:
         if m not in found:
             rows.append([label, cot, "–", "–", "not run", "not run", "–"])
             continue
-        met, man = load_metrics(found[m]), load_manifest(found[m])
+        met, man = found[m].metrics, found[m].manifest
         fit = man.get("fit_info") or {}
         if m == "lasar":
             steps = f"{bench['mean_latent_steps']:.2f} (adaptive)" if bench else "adaptive"
@@ -85,7 +74,7 @@ def write_latent_comparison(root, eval_cfg):
                          for k, d in diff.items()) + ".")
     header = ["Method", "CoT data needed", "Latent steps", "ms/user", "N@10", "HR@10",
               "p (LASAR > LatentR3)"]
-    return write_table(root, "latent_comparison", header,
+    return write_table(results.root, "latent_comparison", header,
                        lambda style: [[c.replace("_", r"\_") for c in r] for r in rows]
                        if style == "latex" else rows,
                        f"Latent reasoning compared, {ds} ({prof}).",
@@ -95,13 +84,11 @@ def write_latent_comparison(root, eval_cfg):
 STUDY_ROWS = (("main", "LatentR3 (as configured)"), ("sft_only", "RL off (SFT only)"))
 
 
-def write_latentr3_study(root, eval_cfg):
-    root = Path(root)
-    p = root / "latentr3" / "studies.json"
-    if not p.is_file():
+def write_latentr3_study(results):
+    st = results.latentr3_studies
+    if st is None:
         return []
-    st = json.loads(p.read_text())
-    rows, ds_prof = st.get("rows") or {}, dataset_profile(root)
+    rows = st.get("rows") or {}
     if "main" not in rows:
         return []
     order = [r for r, _ in STUDY_ROWS if r in rows] + sorted(r for r in rows if r not in
@@ -119,8 +106,7 @@ def write_latentr3_study(root, eval_cfg):
         ndcg = lambda x: np.where(hit(x), 1 / np.log2(np.maximum(x, 1) + 1.0), 0.0)
         pairs[r + ":NDCG@10"] = (ndcg(main), ndcg(ranks))
         pairs[r + ":HR@10"] = (hit(main).astype(float), hit(ranks).astype(float))
-    diffs = paired_difference(pairs, eval_cfg.bootstrap_resamples, eval_cfg.bootstrap_seed) \
-        if pairs else {}
+    diffs = paired_difference(pairs, *results.boot) if pairs else {}
     body = []
     for r in order:
         v = rows[r]
@@ -130,12 +116,12 @@ def write_latentr3_study(root, eval_cfg):
             for k, x in zip(("N@10", "HR@10"), d))
         body.append([labels.get(r, r), f"{v['NDCG@10']:.4f}", f"{v['HR@10']:.4f}",
                      f"{v['ms_per_user']:.2f}", vs])
-    ds, prof = ds_prof
+    ds, prof = results.dataset, results.profile
     notes = [f"{ds}, {prof} profile, {st['eval_users']} fixed test users (LASAR's studies' "
              "users). Last column: the main row minus this row, paired over the users, with "
              "its 95% bootstrap interval."]
     header = ["Variant", "N@10", "HR@10", "ms/user", "main - variant"]
-    return write_table(root, "latentr3_study", header,
+    return write_table(results.root, "latentr3_study", header,
                        lambda style: [[c.replace("_", r"\_") for c in r] for r in body]
                        if style == "latex" else body,
                        f"LatentR3: RL and thought count, {ds} ({prof}).",

@@ -1,7 +1,7 @@
 """The LASAR paper's published numbers, from paper_numbers.yaml next to this file.
 
-load() gives the whole mapping; lookup(table, dataset, row, metric) gives one number, or None
-when the paper does not print it. For table5 the dataset carries the scale: "beauty/small".
+load() gives the whole mapping: table -> dataset (for table5 also the scale, "small" or
+"large") -> row -> field -> number.
 """
 from functools import lru_cache
 from pathlib import Path
@@ -13,14 +13,3 @@ import yaml
 def load():
     with open(Path(__file__).with_name("paper_numbers.yaml")) as f:
         return yaml.safe_load(f)
-
-
-def lookup(table, dataset, row, metric):
-    node = load()
-    for key in (table, *dataset.split("/"), row, metric):
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    if isinstance(node, bool) or not isinstance(node, (int, float)):
-        return None
-    return float(node)

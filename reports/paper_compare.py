@@ -6,16 +6,16 @@ _scaling/) and the transcribed paper numbers. Writes tables/paper_comparison.{md
 """
 import csv
 import io
-from pathlib import Path
 
 import numpy as np
 
+from protocol.io import atomic_write_text
+
 from . import paper
-from .figure_data import load_studies
 from .fmt import write_table
-from .lasar_tables import subset_metrics
-from .results_io import dataset_profile, load_metrics, method_dirs
-from .tables_extra import table4_data, table5_data
+from .table4 import table4_data
+from .table5 import table5_data
+
 
 def _share_34(dist):
     c = np.asarray(dist["counts"], dtype=float)
@@ -31,18 +31,17 @@ def _rl_mean_n(log, head=True):
     return float(np.mean(v[:k] if head else v[-k:]))
 
 
-def reproduced(root):
+def reproduced(results):
     """{(table, dataset, row, field): value} for every number this run can set against the
     paper's."""
-    root = Path(root)
-    ds = dataset_profile(root)[0]
+    ds = results.dataset
     out = {}
-    found = method_dirs(root)
+    found = results.methods
     for m in found:
-        for k, v in load_metrics(found[m]).items():
+        for k, v in found[m].metrics.items():
             if k != "n_users":
                 out[("table1", ds, m, k)] = v
-    st = load_studies(root)
+    st = results.studies
     if st:
         rows = st["rows"]
         align_table = "table2" if ds == "beauty" else "table9"
@@ -58,7 +57,7 @@ def reproduced(root):
             if (rows.get(r) or {}).get("n_dist"):
                 out[("table3", ds, r, "mean_n")] = rows[r]["n_dist"]["mean"]
         if "minionerec" in found and st.get("eval_user_ids"):
-            for k, v in subset_metrics(found["minionerec"], st["eval_user_ids"]).items():
+            for k, v in found["minionerec"].subset_metrics(st["eval_user_ids"]).items():
                 out[("table3", ds, "minionerec", k)] = v
         for r, v in rows.items():
             if r.startswith("force_") and "HR@10" in v:
@@ -79,14 +78,14 @@ def reproduced(root):
         for r in st.get("table8") or []:
             for k in ("share", "hist_len", "cat_div"):
                 out[("table8", ds, f"segments_{r['segments']}", k)] = r[k]
-    t4 = table4_data(root)
+    t4 = table4_data(results)
     if t4:
         for r in t4["rows"]:
             row = r["key"] if r["key"] != "plain" else "minionerec"
             out[("table4", ds, row, "s_per_sample")] = r["ms_per_sample"] / 1000
             if r["total_s"] is not None:
                 out[("table4", ds, row, "total_s")] = r["total_s"]
-    t5 = table5_data(root)
+    t5 = table5_data(results)
     if t5:
         for i, (_, _, rows, _) in enumerate(t5["scales"][:2]):
             for m, met in rows.items():
@@ -95,11 +94,10 @@ def reproduced(root):
     return out
 
 
-def comparison_rows(root):
+def comparison_rows(results):
     """Every paper number of this run's dataset, with ours where we measured it."""
-    root = Path(root)
-    ds = dataset_profile(root)[0]
-    ours = reproduced(root)
+    ds = results.dataset
+    ours = reproduced(results)
     rows = []
     for table, by_ds in paper.load().items():
         if table in ("text", "table6") or not isinstance(by_ds, dict):
@@ -134,13 +132,11 @@ def comparison_rows(root):
     return rows
 
 
-def write_comparison(root):
-    from protocol.io import atomic_write_text
-    root = Path(root)
-    rows = comparison_rows(root)
+def write_comparison(results):
+    rows = comparison_rows(results)
     if not rows:
         return []
-    ds, prof = dataset_profile(root)
+    ds, prof = results.dataset, results.profile
     header = ["Source", "Row", "Field", "Paper", "Ours", "Ours / paper"]
 
     def f(v, field):
@@ -160,7 +156,7 @@ def write_comparison(root):
              "the paper does not have, e.g. LatentR3). Paper values from "
              "reports/paper_numbers.yaml; s_per_sample in seconds (ours on this machine, not 8x "
              "L40); Figure 5a's start/end mean N are the first 10% / last 20% of RL steps."]
-    paths = write_table(root, "paper_comparison", header,
+    paths = write_table(results.root, "paper_comparison", header,
                         lambda style: [[c.replace("_", r"\_") for c in r] for r in body]
                         if style == "latex" else body,
                         f"Reproduced vs published numbers, {ds} ({prof}).",
@@ -170,6 +166,6 @@ def write_comparison(root):
                                         "ratio"])
     w.writeheader()
     w.writerows(rows)
-    p = root / "tables" / "paper_comparison.csv"
+    p = results.root / "tables" / "paper_comparison.csv"
     atomic_write_text(p, buf.getvalue())
     return paths + [p]

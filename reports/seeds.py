@@ -25,25 +25,21 @@ from protocol.io import atomic_write_json, atomic_write_text
 from protocol.metrics import METRIC_ORDER
 from protocol.stats import paired_difference
 
-from .fmt import latex_table, markdown_table
 from .claims import claims_markdown, judge, study_claims
-from .results_io import dataset_profile, load_metrics, load_per_user, method_dirs
+from .fmt import latex_table, markdown_table
+from .results import dataset_profile
 from .study_data import row_per_user
-from .table1 import DISPLAY, DISPLAY_MD, HEADER, _order
+from .table1 import DISPLAY, DISPLAY_MD, HEADER, row_order
 
 CLAIM_METRICS = ("NDCG@10", "HR@10")
 
 
-def seed_folders(root, seeds):
-    return {s: Path(root) / f"seed-{s}" for s in seeds}
-
-
-def seed_metrics(root, seeds):
-    """{method: {seed: metrics.json}} of every method with results in some seed folder, in
-    Table 1's order."""
-    found = {s: method_dirs(f) for s, f in seed_folders(root, seeds).items()}
-    names = _order(sorted({m for f in found.values() for m in f}))
-    return {m: {s: load_metrics(found[s][m]) for s in seeds if m in found[s]} for m in names}
+def seed_metrics(runs):
+    """{method: {seed: metrics}} of every method with results in some seed's RunResults
+    (`runs`: {seed: RunResults}), in Table 1's order."""
+    names = row_order(sorted({m for r in runs.values() for m in r.methods}))
+    return {m: {s: r.methods[m].metrics for s, r in runs.items() if m in r.methods}
+            for m in names}
 
 
 def table1_seeds(mets):
@@ -57,33 +53,33 @@ def table1_seeds(mets):
     return out
 
 
-def pooled_per_user(root, seeds, method, ks):
+def pooled_per_user(runs, method, ks):
     """(users, {metric: (n,) per-user values averaged over the seeds}) of a method with results
     in every seed; the seeds must have scored the same users in the same order."""
-    users, per = None, []
-    for s, folder in seed_folders(root, seeds).items():
-        u, v = load_per_user(folder / method, ks)
+    users, per, first = None, [], next(iter(runs))
+    for s, r in runs.items():
+        u, v = r.methods[method].per_user(ks)
         if users is not None and u != users:
-            raise ValueError(f"{folder / method}: test users differ from seed {seeds[0]}'s; "
-                             "every seed must be scored on the same users (eval_seed)")
+            raise ValueError(f"{r.methods[method].folder}: test users differ from seed "
+                             f"{first}'s; every seed must be scored on the same users "
+                             "(eval_seed)")
         users = u
         per.append(v)
     return users, {k: np.mean([v[k] for v in per], axis=0) for k in per[0]}
 
 
-def seed_claims(root, seeds, eval_cfg, mets=None):
-    """LASAR against every baseline with results in every seed, seed-pooled (`mets`:
-    seed_metrics, read here when not given). -> (list of {baseline, metric, diff, lo, hi, p,
-    mde, n, per_seed_diffs, seed_std, seeds_agree, verdict}, or [] with the reason they are not
-    measured)."""
-    mets = mets if mets is not None else seed_metrics(root, seeds)
+def seed_claims(runs, eval_cfg):
+    """LASAR against every baseline with results in every seed, seed-pooled (`runs`: {seed:
+    RunResults}). -> (list of {baseline, metric, diff, lo, hi, p, mde, n, per_seed_diffs,
+    seed_std, seeds_agree, verdict}, or [] with the reason they are not measured)."""
+    mets, seeds = seed_metrics(runs), list(runs)
     every = [m for m, by_seed in mets.items() if len(by_seed) == len(seeds)]
     if "lasar" not in every:
         return [], "LASAR lacks results in some seed"
     ks = tuple(eval_cfg.ks)
     try:
-        users, a = pooled_per_user(root, seeds, "lasar", ks)
-        per_b = {b: pooled_per_user(root, seeds, b, ks) for b in every if b != "lasar"}
+        users, a = pooled_per_user(runs, "lasar", ks)
+        per_b = {b: pooled_per_user(runs, b, ks) for b in every if b != "lasar"}
     except ValueError as e:
         return [], str(e)
     other = [b for b, (u, _) in per_b.items() if u != users]
@@ -106,23 +102,20 @@ def seed_claims(root, seeds, eval_cfg, mets=None):
     return out, None
 
 
-def pooled_studies(root, seeds, ks=(5, 10, 20)):
-    """LASAR's studies.json of every seed as one: each row present in every seed gets its
-    per-user metrics averaged over the seeds (`per_user`, what claims.py resamples), their
-    means, and the N counts summed over seeds. None when a seed has no studies.json; the seeds
-    must have studied the same users (eval_seed)."""
-    sts = []
-    for s, folder in seed_folders(root, seeds).items():
-        p = folder / "lasar" / "studies.json"
-        if not p.is_file():
-            return None
-        sts.append(json.loads(p.read_text()))
-    ids = sts[0].get("eval_user_ids")
-    for s, st in zip(seeds, sts):
+def pooled_studies(runs, ks=(5, 10, 20)):
+    """LASAR's studies.json of every seed (`runs`: {seed: RunResults}) as one: each row present
+    in every seed gets its per-user metrics averaged over the seeds (`per_user`, what claims.py
+    resamples), their means, and the N counts summed over seeds. None when a seed has no
+    studies; the seeds must have studied the same users (eval_seed)."""
+    sts = [r.studies for r in runs.values()]
+    if not all(sts):
+        return None
+    ids, first = sts[0].get("eval_user_ids"), next(iter(runs))
+    for s, st in zip(runs, sts):
         if st.get("eval_user_ids") != ids:
-            raise ValueError(f"{seed_folders(root, [s])[s] / 'lasar' / 'studies.json'}: study "
-                             f"users differ from seed {seeds[0]}'s; every seed must study the "
-                             "same users (eval_seed)")
+            raise ValueError(f"{runs[s].root / 'lasar' / 'studies.json'}: study users differ "
+                             f"from seed {first}'s; every seed must study the same users "
+                             "(eval_seed)")
     rows = {}
     for name in (n for n in sts[0].get("rows", {}) if all(n in st["rows"] for st in sts)):
         per = [row_per_user(st, name, ks) for st in sts]
@@ -140,11 +133,11 @@ def pooled_studies(root, seeds, ks=(5, 10, 20)):
             "rows": rows}
 
 
-def per_seed_verdicts(root, seeds):
+def per_seed_verdicts(runs):
     """{claim id: (claim text, {seed: verdict})} from each seed's tables/claims.json."""
     out = {}
-    for s, folder in seed_folders(root, seeds).items():
-        p = folder / "tables" / "claims.json"
+    for s, r in runs.items():
+        p = r.root / "tables" / "claims.json"
         if not p.is_file():
             continue
         for c in json.loads(p.read_text()):
@@ -156,10 +149,11 @@ def _cell(mean, std):
     return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
 
 
-def write_seed_reports(root, seeds, eval_cfg):
-    """Write the seed-pooled tables and report.md under `root`; returns the paths."""
-    root = Path(root)
-    mets = seed_metrics(root, seeds)
+def write_seed_reports(root, runs, eval_cfg):
+    """Write the seed-pooled tables and report.md under `root` from each seed's RunResults
+    (`runs`: {seed: RunResults}, each written already); returns the paths."""
+    root, seeds = Path(root), list(runs)
+    mets = seed_metrics(runs)
     table = table1_seeds(mets)
     if not table:
         return []
@@ -184,8 +178,8 @@ def write_seed_reports(root, seeds, eval_cfg):
         p = root / "tables" / f"table1_seeds.{ext}"
         atomic_write_text(p, text)
         paths.append(p)
-    claims, why_not = seed_claims(root, seeds, eval_cfg, mets)
-    verdicts = per_seed_verdicts(root, seeds)
+    claims, why_not = seed_claims(runs, eval_cfg)
+    verdicts = per_seed_verdicts(runs)
     lines = [f"**LASAR against each baseline, seed-pooled ({len(seeds)} seeds)**", "",
              "Each user's metric averaged over the seeds, then a paired bootstrap over users "
              f"({eval_cfg.bootstrap_resamples} resamples): difference LASAR − baseline, 95% "
@@ -205,7 +199,7 @@ def write_seed_reports(root, seeds, eval_cfg):
         lines.append(f"| not measured: {why_not or 'no baseline has results in every seed'} "
                      "|||||||| ")
     try:
-        pooled = pooled_studies(root, seeds, tuple(eval_cfg.ks))
+        pooled = pooled_studies(runs, tuple(eval_cfg.ks))
     except ValueError as e:                            # seeds that studied other users
         pooled = None
         lines += ["", f"Study claims, seed-pooled: not measured: {e}"]

@@ -66,12 +66,33 @@ def real_data_dir():
     return None
 
 
-def run_cli(*args, env=None, cwd=REPO):
-    """Run `python -m benchmark ...` in a subprocess; returns CompletedProcess."""
-    e = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", LASAR_PROGRESS="off")
+def results_at(root, resamples=10000, seed=2026):
+    """The RunResults (reports/results.py) of a results folder a test wrote, with Table 1's
+    cut-offs and `resamples` bootstrap resamples."""
+    from protocol.settings import EvalConfig
+    from reports.results import load_results
+    return load_results(root, EvalConfig(ks=[5, 10, 20], bootstrap_resamples=resamples,
+                                         bootstrap_seed=seed))
+
+
+def write_tables(root, **kw):
+    """Every table of the reports registry that applies to the folder (not the figures), as a
+    run writes them. -> the paths written."""
+    from reports.registry import REPORTS
+    res = results_at(root, **kw)
+    return [p for r in REPORTS if r.section != "figures" and r.applies(res) for p in r.write(res)]
+
+
+def run_cli(*args, env=None, cwd=REPO, crash=None):
+    """Run `python -m benchmark ...` in a subprocess; returns CompletedProcess. crash
+    "<stage>:<step>": the process ends (exit code 3) right after that training checkpoint
+    (tests/crash_run.py)."""
+    e = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", LASAR_PROGRESS="off",
+             PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     e.pop("LASAR_DATA_DIR", None)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "benchmark", *map(str, args)], cwd=cwd,
+    entry = ["-m", "tests.crash_run", crash] if crash else ["-m", "benchmark"]
+    return subprocess.run([sys.executable, *entry, *map(str, args)], cwd=cwd,
                           env=e, capture_output=True, text=True, timeout=1200)
 
 

@@ -21,7 +21,7 @@ def test_k_core_is_iterative():
 
 
 def test_convert_orders_chronologically_and_reads_both_formats(tmp_path):
-    reviews, rng_t = [], 0
+    reviews = []
     for u in range(6):
         for i in range(5):
             t = 1000 + (4 - i) * 10 + u         # written newest first: must be reordered

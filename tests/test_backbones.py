@@ -97,24 +97,23 @@ def test_each_backbone_has_its_own_results_folder(tmp_path):
     assert profile_folder(_config("cpu")) == "cpu"
     assert profile_folder(_config("smol")) == "smol"
     assert profile_folder(_config("cpu", "lm.backbone=smollm2")) == "cpu@smollm2"
-    assert profile_folder(_config("smol", f"lm.backbone={tmp_path / 'Qwen3-0.6B'}")) == \
-        "smol@Qwen3-0.6B"
-    assert profile_folder(_config("paper", f"lm.backbone={tmp_path / 'Qwen3-0.6B'}")) == \
-        "paper@Qwen3-0.6B"
+    folder = f"lm.backbone={tmp_path / 'Qwen3-0.6B'}"
+    assert profile_folder(_config("smol", folder)) == "smol@Qwen3-0.6B"
+    assert profile_folder(_config("paper", folder)) == "paper@Qwen3-0.6B"
 
 
 def test_two_backbones_never_share_a_folder_or_a_key(tmp_path):
     """Two backbone folders of the same name: the second run stops (backbone.json); their
     SFT artifacts and results keys differ."""
-    from benchmark.plan import Plan, claim_folder
+    from benchmark.plan import Plan, RunRequest, claim_folder
     write_dataset(tmp_path / "data", n_users=20, n_items=20)
     texts = ["outdoors gear"]
     a = save_tiny_qwen_folder(tmp_path / "a" / "Qwen3-tiny", texts)
     b = save_tiny_qwen_folder(tmp_path / "b" / "Qwen3-tiny", texts, seed=1)
-    plans = [Plan("toy", "smoke", ["minionerec"], tmp_path / "data", tmp_path / "out",
-                  [f"lm.backbone={f}"]) for f in (a, b)]
-    assert plans[0].profile_dir == plans[1].profile_dir == \
-        tmp_path / "out" / "toy" / "smoke@Qwen3-tiny"
+    plans = [Plan(RunRequest("toy", "smoke", ["minionerec"], tmp_path / "data", tmp_path / "out",
+                             [f"lm.backbone={f}"])) for f in (a, b)]
+    assert (plans[0].profile_dir == plans[1].profile_dir
+            == tmp_path / "out" / "toy" / "smoke@Qwen3-tiny")
     assert plans[0].key("minionerec") != plans[1].key("minionerec")
     s1 = [p.method("minionerec").sft_artifact(p.context("minionerec")).key for p in plans]
     assert s1[0] != s1[1]
@@ -122,8 +121,8 @@ def test_two_backbones_never_share_a_folder_or_a_key(tmp_path):
     claim_folder(plans[0])                               # the same backbone: fine
     with pytest.raises(BenchmarkError, match="holds results of the backbone"):
         claim_folder(plans[1])
-    assert json.loads((plans[0].profile_dir / "backbone.json").read_text())["backbone"] == \
-        str(a.resolve())
+    held = json.loads((plans[0].profile_dir / "backbone.json").read_text())["backbone"]
+    assert held == str(a.resolve())
 
 
 @pytest.fixture(scope="module")
@@ -156,10 +155,10 @@ def test_lasar_with_lora_on_a_saved_qwen3_folder(lora_lasar, lm_toy):
     assert all(torch.isfinite(torch.tensor(v)) for _, v in curve)
     studies = json.loads((lora_lasar / "lasar" / "studies.json").read_text())
     assert {"sft_align_none", "sft_align_kl", "sft_align_kl_detached", "force_1", "force_2",
-            "rl_full", "adaptive_argmax", "rl_lambda_0.0001", "rl_lambda_0.001"} \
-        <= set(studies["rows"])
-    assert [(e["step_penalty"], e["row"]) for e in studies["lambda_sweep"]] == \
-        [(1e-4, "rl_lambda_0.0001"), (5e-4, "rl_full"), (1e-3, "rl_lambda_0.001")]
+            "rl_full", "adaptive_argmax", "rl_lambda_0.0001",
+            "rl_lambda_0.001"} <= set(studies["rows"])
+    assert ([(e["step_penalty"], e["row"]) for e in studies["lambda_sweep"]]
+            == [(1e-4, "rl_lambda_0.0001"), (5e-4, "rl_full"), (1e-3, "rl_lambda_0.001")])
 
 
 @pytest.mark.parametrize("tied", [False, True])

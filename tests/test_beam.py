@@ -79,7 +79,7 @@ def test_fewer_items_than_beams_pads_with_minus_one():
 def test_same_result_as_hf_generate_with_a_prefix_trie():
     """Two independent implementations of the same search: HF beam search with a Python
     prefix_allowed_tokens_fn trie and ours must agree on items and scores."""
-    from benchmark.bench.beam import _dict_trie
+    from methods.lm.bench.beam import _dict_trie
     levels, n_codes, W = 4, 5, 6
     sid_ids = torch.arange(10, 10 + levels * n_codes).reshape(levels, n_codes)
     vocab = 10 + levels * n_codes + 4

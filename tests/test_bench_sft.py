@@ -1,4 +1,4 @@
-"""`bench sft` (benchmark/bench/sft.py): its counts against counts made here, a step that
+"""`bench sft` (methods/lm/bench/sft.py): its counts against counts made here, a step that
 learns, the presets' shapes against the published parameter counts. No timing is asserted."""
 import json
 import types
@@ -40,7 +40,7 @@ def _tiny_parameters(vocab):
 
 
 def test_bench_sft_json_counts(tmp_path):
-    from benchmark.bench.synthetic import prompts
+    from methods.lm.bench.synthetic import prompts
     from recdata import load_dataset, make_split
     write_dataset(tmp_path / "data", n_users=12, n_items=15)
     r = run_cli("bench", "sft", "--preset", "tiny", "--json", "--batch", "4", "--items", "200",
@@ -82,7 +82,7 @@ def test_an_sft_step_learns_on_answer_tokens_only():
     """The bench's step lowers the answer-token loss on its batch, computed here with whole
     unpadded prompts and no shared head; its reported loss is that loss (not one over prompt
     tokens). A step that does not update the weights fails."""
-    from benchmark.bench.sft import setup, sft_step
+    from methods.lm.bench.sft import setup, sft_step
     model, opt, batch, autocast, dtype, p = setup(_args())
     rows = _full_rows(p)
 
@@ -114,8 +114,8 @@ def test_an_sft_step_learns_on_answer_tokens_only():
 def test_presets_have_the_published_shapes(preset, arch, published):
     """Built on the meta device (no memory); the 1,024 SID rows come on top of the
     published count."""
-    from benchmark.bench import PRESETS
-    from benchmark.bench.synthetic import random_model
+    from methods.lm.bench import PRESETS
+    from methods.lm.bench.synthetic import random_model
     with torch.device("meta"):
         model = random_model(preset, 0, "meta", torch.float32)
     assert type(model).__name__ == arch

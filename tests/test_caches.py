@@ -106,12 +106,12 @@ def test_sid_table_and_embeddings_rebuilt_when_truncated(tmp_path, caplog):
 
 
 def test_teacher_cots_and_segments_rebuilt_when_truncated(tmp_path, caplog):
-    from benchmark.plan import Plan
+    from benchmark.plan import Plan, RunRequest
     from methods.lasar.pool import _segments, pool_examples
     from methods.lasar.teacher import cot_artifact, teacher_cots
     write_dataset(tmp_path / "data", n_users=20, n_items=30)
-    plan = Plan("toy", "smoke", ["lasar"], tmp_path / "data", tmp_path / "out",
-                ["lasar.teacher.kind=template"])
+    plan = Plan(RunRequest("toy", "smoke", ["lasar"], tmp_path / "data", tmp_path / "out",
+                           ["lasar.teacher.kind=template"]))
     ctx = plan.context("lasar")
     cfg = plan.method_cfgs["lasar"]
     examples = pool_examples(ctx.split.train, 12, ctx.seed)

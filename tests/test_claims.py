@@ -9,9 +9,9 @@ import pytest
 from protocol.metrics import summarize
 from reports.build import write_report_md
 from reports.claims import claims, judge, timing_verdict, write_claims
-from reports.lasar_tables import write_lasar_tables
 from reports.study_data import NO_ITEM_TEXT
 
+from .conftest import results_at, write_tables
 from .test_table1 import _write
 
 N = 1000                  # users (test users = study users here)
@@ -87,12 +87,12 @@ def _run(tmp_path, lasar_hits=200, ds="sports", **studies):
 
 
 def _verdicts(root):
-    return {c["id"]: c["verdict"] for c in claims(root, n_resamples=B)}
+    return {c["id"]: c["verdict"] for c in claims(results_at(root, B))}
 
 
 def test_clear_wins_hold(tmp_path):
     root = _run(tmp_path)
-    cl = {c["id"]: c for c in claims(root, n_resamples=B)}
+    cl = {c["id"]: c for c in claims(results_at(root, B))}
     assert {k: c["verdict"] for k, c in cl.items()} == {
         "best": "holds", "kl_only": "holds", "two_stage": "holds", "reinforce": "holds",
         "adaptive": "holds", "cot_20x": "holds", "lasar_overhead": "holds"}
@@ -119,7 +119,7 @@ def test_a_couple_of_hits_among_a_thousand_users_is_inconclusive(tmp_path):
     these users can detect (MDE = 2.8016 x sd(d) / sqrt(1000), d = 1 for 2 users)."""
     root = _run(tmp_path, lasar_hits=52, hits={"sft_align_kl": 52, "sft_align_cosine": 40,
                                                "rl_full": 101, "adaptive_argmax": 102})
-    cl = {c["id"]: c for c in claims(root, n_resamples=B)}
+    cl = {c["id"]: c for c in claims(results_at(root, B))}
     assert cl["kl_only"]["verdict"] == "inconclusive"
     close = next(c for c in cl["kl_only"]["comparisons"] if c["label"] == "KL - none, HR@10")
     d = np.array([1.0] * 2 + [0.0] * (N - 2))
@@ -143,7 +143,7 @@ def test_a_clear_loss_contradicts(tmp_path):
 
 def test_studies_without_ranks_are_not_measured(tmp_path):
     root = _run(tmp_path, ranks=False)
-    cl = {c["id"]: c for c in claims(root, n_resamples=B)}
+    cl = {c["id"]: c for c in claims(results_at(root, B))}
     for cid in ("kl_only", "reinforce", "adaptive"):
         assert cl[cid]["verdict"] == "not measured"
         assert "no per-user ranks" in cl[cid]["evidence"] and "N@10" in cl[cid]["evidence"]
@@ -163,11 +163,11 @@ def test_figure3_margin_against_the_curves_spread(tmp_path):
     for mixed, want in cases:
         st["figure3"]["mixed"] = mixed
         (root / "lasar" / "studies.json").write_text(json.dumps(st))
-        c = next(c for c in claims(root, n_resamples=B) if c["id"] == "two_stage")
+        c = next(c for c in claims(results_at(root, B)) if c["id"] == "two_stage")
         assert c["verdict"] == want, (mixed, c["evidence"])
     st["figure3"] = {"stage2": [[1, 2.0]], "mixed": [[5, 3.0]]}
     (root / "lasar" / "studies.json").write_text(json.dumps(st))
-    c = next(c for c in claims(root, n_resamples=B) if c["id"] == "two_stage")
+    c = next(c for c in claims(results_at(root, B)) if c["id"] == "two_stage")
     assert c["verdict"] == "inconclusive" and "no spread" in c["evidence"]
 
 
@@ -179,11 +179,11 @@ def test_timing_claims_weigh_every_pass(tmp_path):
     assert timing_verdict([1.3, 1.25], 1.0, 1.2) == "contradicted"
     root = _run(tmp_path)
     _bench(root, plain=10.0, lasar=11.0, cot=300.0, factors=(1.0,))
-    cl = {c["id"]: c for c in claims(root, n_resamples=B)}
+    cl = {c["id"]: c for c in claims(results_at(root, B))}
     assert cl["cot_20x"]["verdict"] == cl["lasar_overhead"]["verdict"] == "inconclusive"
     assert "one timed pass" in cl["cot_20x"]["evidence"]
     _bench(root, plain=10.0, lasar=11.0, cot=300.0, reasoning=3.0)   # 27x, but no reasoning
-    c = {c["id"]: c for c in claims(root, n_resamples=B)}["cot_20x"]
+    c = {c["id"]: c for c in claims(results_at(root, B))}["cot_20x"]
     assert c["verdict"] == "not measured" and "does not reason" in c["evidence"]
     (root / "bench" / "cot.json").unlink()
     assert _verdicts(root)["cot_20x"] == "not measured"
@@ -201,10 +201,10 @@ def test_judge():
 def test_claims_files_and_the_item_text_caveat(tmp_path):
     root = _run(tmp_path, ds="instruments", hits={"sft_align_kl": 52},
                 teacher={"kind": "template", "item_text_share": 0.0})
-    write_claims(root)
+    write_claims(results_at(root))
     md = (root / "tables" / "claims.md").read_text()
     saved = json.loads((root / "tables" / "claims.json").read_text())
-    assert [c["verdict"] for c in saved] == [c["verdict"] for c in claims(root)]
+    assert [c["verdict"] for c in saved] == [c["verdict"] for c in claims(results_at(root))]
     kl = next(c for c in saved if c["id"] == "kl_only")
     assert kl["caveat"] == NO_ITEM_TEXT and NO_ITEM_TEXT.capitalize() in kl["evidence"]
     counts = {v: sum(c["verdict"] == v for c in saved)
@@ -212,12 +212,12 @@ def test_claims_files_and_the_item_text_caveat(tmp_path):
     assert (f"{counts['holds']} hold, {counts['contradicted']} contradicted, "
             f"{counts['inconclusive']} inconclusive, {counts['not measured']} not measured.") in md
     assert "| kl_only | KL - none, HR@10 | +0.0020 | [" in md
-    write_lasar_tables(root)
+    write_tables(root)
     assert NO_ITEM_TEXT in (root / "tables" / "table9_alignment.md").read_text()
-    assert NO_ITEM_TEXT in write_report_md(root).read_text()
+    assert NO_ITEM_TEXT in write_report_md(results_at(root)).read_text()
     other = _run(tmp_path / "b", teacher={"kind": "local", "item_text_share": 0.8})
-    write_claims(other)
-    write_lasar_tables(other)
+    write_claims(results_at(other))
+    write_tables(other)
     assert NO_ITEM_TEXT not in (other / "tables" / "claims.md").read_text()
     assert "80.0% of the CoT pool" in (other / "tables" / "table9_alignment.md").read_text()
 

@@ -64,13 +64,13 @@ def test_every_profile_resolves_every_method():
 def test_schema_checks_types_and_choices_before_any_work(tmp_path, over, msg):
     """Values the YAML defaults cannot type-check (null defaults, choices, cross-key rules)
     are checked by the config dataclasses when the plan is built."""
-    from benchmark.plan import Plan
+    from benchmark.plan import Plan, RunRequest
 
     from .conftest import write_dataset
     write_dataset(tmp_path / "data", n_users=10, n_items=20)
     with pytest.raises(BenchmarkError) as e:
-        Plan("toy", "smoke", ["minionerec", "lasar", "rearec"], tmp_path / "data",
-             tmp_path / "out", over)
+        Plan(RunRequest("toy", "smoke", ["minionerec", "lasar", "rearec"], tmp_path / "data",
+                        tmp_path / "out", over))
     assert msg in str(e.value)
     assert not (tmp_path / "out").exists()
 

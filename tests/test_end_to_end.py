@@ -56,8 +56,8 @@ def test_every_registered_method_end_to_end(tmp_path):
         _, metrics, man = check_method_folder(root / m, tmp_path / "data" / "toy", 80)
         shown[man["display_name"]] = metrics
         times = 2 if methods.spec(m).kind == "generative" else 3
-        assert metrics["HR@10"] >= times * hr and metrics["NDCG@10"] >= times * ndcg, \
-            (m, metrics)
+        assert metrics["HR@10"] >= times * hr and metrics["NDCG@10"] >= times * ndcg, (
+            m, metrics)
     check_table_numbers(root / "tables" / "table1.md", shown)
     assert "Not run" not in (root / "tables" / "table1.md").read_text()   # all seven rows
     assert (root / "tables" / "table1.tex").read_text().count(r"\toprule") == 1
@@ -337,8 +337,8 @@ def test_smol_profile_on_real_sports_with_smollm2(smoke_run, tmp_path):
                 for p in (out / "sports" / "_cache").glob("cot-*/done.json")}  # are template
     assert "local" in teachers, teachers
     studies = json.loads((root / "lasar" / "studies.json").read_text())
-    assert {"pure_sft", "sft_align_none", "sft_align_kl", "force_1", "force_2"} <= \
-        set(studies["rows"])
+    assert {"pure_sft", "sft_align_none", "sft_align_kl", "force_1",
+            "force_2"} <= set(studies["rows"])
     assert (root / "bench" / "cot.json").is_file() and (root / "report.md").is_file()
     print(f"smol profile (SmolLM2) on 16 Sports users, CPU: {(time.time() - t0) / 60:.1f} min")
 

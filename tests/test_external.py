@@ -42,13 +42,13 @@ def _rows(root):
 
 
 def test_users_exports_what_rank_receives(gru_run, tmp_path):
-    from benchmark.plan import Plan
+    from benchmark.plan import Plan, RunRequest
     data, out, _ = gru_run
     r = run_cli("users", "toy", *SMALL, "--split", "test", "--out", tmp_path / "u.jsonl",
                 "--data-dir", data, "--results", out)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = [json.loads(x) for x in (tmp_path / "u.jsonl").read_text().splitlines()]
-    plan = Plan("toy", "smoke", ["gru4rec"], data, out, ["max_users=20"])
+    plan = Plan(RunRequest("toy", "smoke", ["gru4rec"], data, out, ["max_users=20"]))
     test, ds = plan.split.test, plan.dataset
     assert [r["user"] for r in rows] == [ds.user_ids[u] for u in test.users]
     assert [r["history"] for r in rows] == [[ds.item_ids[i] for i in h]
@@ -62,8 +62,8 @@ def test_a_methods_own_predictions_score_exactly_as_its_run(gru_run):
     r = _score(data, out, root / "gru4rec" / "predictions.jsonl", "GRUAgain")
     assert r.returncode == 0, r.stderr[-3000:]
     ext = root / "external" / "GRUAgain"
-    assert json.loads((ext / "metrics.json").read_text()) == \
-        json.loads((root / "gru4rec" / "metrics.json").read_text())
+    assert (json.loads((ext / "metrics.json").read_text())
+            == json.loads((root / "gru4rec" / "metrics.json").read_text()))
     man = json.loads((ext / "manifest.json").read_text())
     assert man["kind"] == "external" and len(man["predictions_file"]["sha256"]) == 64
     assert man["command"][:4] == ["python", "-m", "benchmark", "score"]
@@ -77,8 +77,8 @@ def test_a_methods_own_predictions_score_exactly_as_its_run(gru_run):
     assert "External rows against LASAR" in (root / "report.md").read_text()
     # --only-reports (the tables command) keeps the external row
     r = run_cli("tables", "toy", *SMALL, "--out", out)
-    assert r.returncode == 0 and "GRUAgain (external)" in (root / "tables" / "table1.md") \
-        .read_text()
+    assert r.returncode == 0
+    assert "GRUAgain (external)" in (root / "tables" / "table1.md").read_text()
 
 
 def _write(path, rows, raw=()):
@@ -176,8 +176,9 @@ def test_run_files_match_the_documented_schema(gru_run):
         assert r.returncode == 0, r.stderr[-3000:]
     for folder, kind in ((root / "gru4rec", "method"), (ext, "external")):
         for name in ("predictions.jsonl", "metrics.json", "manifest.json"):
-            recs = [json.loads(x) for x in (folder / name).read_text().splitlines()] \
-                if name.endswith("jsonl") else [json.loads((folder / name).read_text())]
+            text = (folder / name).read_text()
+            recs = ([json.loads(x) for x in text.splitlines()] if name.endswith("jsonl")
+                    else [json.loads(text)])
             fields = [(f, t, w) for fl, f, t, w in schema if fl == name]
             for rec in recs:
                 for f, t, where in fields:

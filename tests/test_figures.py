@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from reports.figure_data import NAMES, figure_data, moving_average
-from reports.figures import write_figures
+from reports.figures import write_figure
+from reports.lasar_tables import write_lambda
+
+from .conftest import results_at
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -62,6 +65,12 @@ def _approx_points(points):
     return Points()
 
 
+def write_figures(root):
+    """Every figure of the folder, as a run writes them. -> the paths written."""
+    res = results_at(root)
+    return [p for n in NAMES for p in write_figure(res, n)]
+
+
 def _root(tmp_path, studies):
     (tmp_path / "lasar").mkdir(parents=True, exist_ok=True)
     (tmp_path / "lasar" / "studies.json").write_text(json.dumps(studies))
@@ -93,7 +102,7 @@ def test_png_size_is_one_column(tmp_path):
 
 def test_figure_data_matches_studies(tmp_path):
     root = _root(tmp_path, _studies())
-    d = figure_data(root)
+    d = figure_data(results_at(root))
 
     # 4a: Force N sorted numerically, then the adaptive rows (rl_full sampled N, argmax N)
     assert list(d["figure4a"]) == ["Force N=1", "Force N=2", "Force N=8", "Adaptive (sampled N)",
@@ -150,7 +159,7 @@ def test_missing_rl_log_skips_figure5a(tmp_path):
     assert "figure5a" not in names
     assert names == set(NAMES) - {"figure5a"}
     assert not (root / "figures" / "figure5a.png").exists()
-    assert "figure5a" not in figure_data(root)
+    assert "figure5a" not in figure_data(results_at(root))
 
 
 def test_fallbacks_and_partial_data(tmp_path):
@@ -162,7 +171,7 @@ def test_fallbacks_and_partial_data(tmp_path):
     del s["n_mode"], s["rows"]["adaptive_argmax"]     # an older studies.json
     del s["per_n_all_users"]
     root = _root(tmp_path, s)
-    d = figure_data(root)
+    d = figure_data(results_at(root))
     assert d["figure4b"]["after_rl"]["share"] == pytest.approx([20, 30, 50, 0, 0, 0, 0, 0])
     assert d["figure4a"]["Adaptive"] == pytest.approx(40.0)
     assert d["figure_lambda"]["lambda"] == [0.001]    # the sweep's rl_full row is gone
@@ -179,7 +188,7 @@ def test_nothing_to_draw(tmp_path, studies):
     if studies is not None:
         _root(tmp_path, studies)
     assert write_figures(tmp_path) == []
-    assert figure_data(tmp_path) == {}
+    assert figure_data(results_at(tmp_path)) == {}
     assert not (tmp_path / "figures").exists()
 
 
@@ -196,7 +205,7 @@ def test_error_bars_from_the_study_users_ranks(tmp_path):
     s["rows"]["force_8"]["ranks"] = _ranks(10)
     s["rows"]["rl_full"]["ranks"] = _ranks(4)
     s["rows"]["adaptive_argmax"]["ranks"] = _ranks(4)[:9]          # wrong length: ignored
-    d = figure_data(_root(tmp_path, s))
+    d = figure_data(results_at(_root(tmp_path, s)))
     ci = d["figure4a_ci"]
     assert set(ci) == {"Force N=1", "Force N=8", "Adaptive (sampled N)"}
     assert ci["Force N=1"] == [0.0, 0.0] and ci["Force N=8"] == [100.0, 100.0]
@@ -206,10 +215,13 @@ def test_error_bars_from_the_study_users_ranks(tmp_path):
 
 
 def _predictions(root, ns, hits):
-    """lasar/predictions.jsonl: user i has latent_steps ns[i] and hits iff hits[i]."""
+    """LASAR's results folder: predictions.jsonl where user i has latent_steps ns[i] and hits
+    iff hits[i] (and the metrics.json and manifest.json every method folder has)."""
     rows = [{"user": str(i), "target": f"t{i}", "latent_steps": int(n),
              "topk": [f"t{i}" if h else "x", "y"]} for i, (n, h) in enumerate(zip(ns, hits))]
     (root / "lasar" / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root / "lasar" / "metrics.json").write_text(json.dumps({"HR@10": float(np.mean(hits))}))
+    (root / "lasar" / "manifest.json").write_text(json.dumps({"seed": 1}))
 
 
 def test_figure5b_error_bars(tmp_path):
@@ -217,24 +229,23 @@ def test_figure5b_error_bars(tmp_path):
     the textbook); with predictions whose N counts match: bootstrap over each N's users."""
     from protocol.stats import bootstrap_interval
     root = _root(tmp_path, _studies())
-    f5b = figure_data(root)["figure5b"]
+    f5b = figure_data(results_at(root))["figure5b"]
     assert f5b["ci_kind"] == "wilson"
     assert f5b["ci"][1] == pytest.approx([3.62, 62.45], abs=0.01)
     assert f5b["ci"][3][0] == 0.0
     ns = [1] * 5 + [2] * 10 + [3] * 5
     hits = [1, 0, 0, 0, 0] + [1, 1, 1] + [0] * 7 + [0] * 5       # 1/5, 3/10, 0/5 as studies
     _predictions(root, ns, hits)
-    f5b = figure_data(root)["figure5b"]
+    f5b = figure_data(results_at(root))["figure5b"]
     assert f5b["ci_kind"] == "bootstrap"
     assert f5b["ci"][3] == [0.0, 0.0]
     want = bootstrap_interval({"hr": np.array(hits[5:15], float)}, 2000, 2026)["hr"]
     assert f5b["ci"][2] == pytest.approx([100 * want[0], 100 * want[1]])
     _predictions(root, [1] * 6 + [2] * 9 + [3] * 5, hits)         # counts differ: Wilson
-    assert figure_data(root)["figure5b"]["ci_kind"] == "wilson"
+    assert figure_data(results_at(root))["figure5b"]["ci_kind"] == "wilson"
 
 
 def test_lambda_sweep_figure_and_table(tmp_path):
-    from reports.lasar_tables import write_lasar_tables
     s = _studies()
     s.update(eval_users=10, all_test_users=20, eval_user_ids=[str(u) for u in range(10)])
     s["rows"]["rl_lambda_0.001"]["ranks"] = _ranks(2)
@@ -243,7 +254,7 @@ def test_lambda_sweep_figure_and_table(tmp_path):
     s["lambda_sweep"].append({"step_penalty": 0.0001, "row": "rl_lambda_0.0001"})
     s["lambda_sweep"].append({"step_penalty": 0.01, "row": "rl_lambda_missing"})
     root = _root(tmp_path, s)
-    d = figure_data(root)["figure_lambda"]
+    d = figure_data(results_at(root))["figure_lambda"]
     assert d["lambda"] == [0.0001, 0.0005, 0.001]                  # sorted; missing row left out
     assert d["configured"] == [False, True, False]
     assert d["mean_n"] == [3.5, 2.3, 1.0] and d["HR@10"] == pytest.approx([60.0, 40.0, 20.0])
@@ -251,7 +262,7 @@ def test_lambda_sweep_figure_and_table(tmp_path):
     assert tuple(d["mean_n_ci"][2]) == (1.0, 1.0)                 # every user N = 1
     lo, hi = d["mean_n_ci"][0]
     assert 3.0 <= lo < 3.5 < hi <= 4.0
-    write_lasar_tables(root)
+    write_lambda(results_at(root))
     md = (root / "tables" / "table_lambda.md").read_text()
     assert "| 0.0005 (configured) | rl_full | 2.30 [" in md
     assert "| 0.0001 | rl_lambda_0.0001 | 3.50 [" in md and "| 0.6000 |" in md

@@ -25,7 +25,7 @@ def latent_setup(seed=0):
     model = tiny_qwen(len(tok) + 3, seed=seed, sharpen=10.0)
     add_latent_tokens(model, tok)
     torch.manual_seed(seed)
-    latent = LatentLM(model, tok, n_max=8, policy_hidden=16).eval()
+    latent = LatentLM(model, tok, n_max=8, policy_hidden=16, detach_policy_input=True).eval()
     return latent, codec, tok, codes
 
 
@@ -345,8 +345,8 @@ def test_local_teacher_prompt_and_the_auto_teacher():
     assert replace(auto, local_model=None).resolved().kind == "template"
     assert teacher_inputs(auto) == teacher_inputs(replace(auto, kind="local"))
     template = TeacherConfig("template", None, "smollm2", 8, 160)
-    assert teacher_inputs(replace(auto, local_model=None)) == teacher_inputs(template) == \
-        teacher_inputs(replace(template, local_batch=2, local_model="/elsewhere"))
+    assert (teacher_inputs(replace(auto, local_model=None)) == teacher_inputs(template)
+            == teacher_inputs(replace(template, local_batch=2, local_model="/elsewhere")))
     assert "prompt" in teacher_inputs(auto)
 
 

@@ -41,7 +41,7 @@ def layer(mod):
 ALLOWED = {"leaf": {"leaf"},
            "protocol": {"leaf", "protocol"},
            "recdata": {"leaf", "protocol", "recdata"},
-           "methods": {"leaf", "protocol", "methods"},
+           "methods": {"leaf", "protocol", "recdata", "methods"},
            "reports": {"leaf", "protocol", "reports"},
            "orchestration": {"leaf", "protocol", "recdata", "methods", "reports",
                              "orchestration"}}

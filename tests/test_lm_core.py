@@ -14,6 +14,12 @@ from recdata.split import Examples
 
 from .conftest import tiny_qwen
 
+
+def text_of(codec, enc, k):
+    """Full prompt + answer text of example k of an Encoded task."""
+    return codec.tok.decode(enc.head + enc.suffixes[k] + (enc.answers[k] if enc.answers else []))
+
+
 TEXTS = ["Keywords: red tent camping. Attributes: Coleman, Camping.",
          "Keywords: bike pump. Attributes: Cycling, Accessories.",
          "Keywords: yoga mat\nnon-slip. Attributes: Fitness.",
@@ -42,10 +48,10 @@ def test_piecewise_encoding_equals_tokenizing_the_whole_prompt():
     for enc in (codec.seqrec(ex), codec.fusion(ex), codec.item2sid(np.arange(4)),
                 codec.sid2item(np.arange(4))):
         for k in range(len(enc)):
-            text = codec.text_of(enc, k)
+            text = text_of(codec, enc, k)
             ids = enc.head + enc.suffixes[k] + enc.answers[k]
             assert tok(text, add_special_tokens=False)["input_ids"] == ids, enc.task
-    seq = codec.text_of(codec.seqrec(ex), 0)
+    seq = text_of(codec, codec.seqrec(ex), 0)
     assert "The user has interacted with items " + "".join(codec.tok.convert_ids_to_tokens(
         codec.sid_ids[0].tolist())) + ", " in seq
     assert seq.endswith("### Response:\n"

@@ -24,12 +24,12 @@ def toy(lm_toy):
     return lm_toy
 
 
-def _run(toy, out, *extra, env=None, launcher=None):
+def _run(toy, out, *extra, crash=None, launcher=None):
     with_sids(toy, out)
     args = ("run", "toy", "--profile", "smoke", "--methods", "lcrec", "--data-dir",
             toy / "data", "--out", out, *SHORT, *extra)
     if launcher is None:
-        return run_cli(*args, env=env)
+        return run_cli(*args, crash=crash)
     e = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", LASAR_PROGRESS="off")
     return subprocess.run([*launcher, "-m", "benchmark", *map(str, args)], cwd=REPO, env=e,
                           capture_output=True, text=True, timeout=900)
@@ -38,7 +38,7 @@ def _run(toy, out, *extra, env=None, launcher=None):
 def test_killed_sft_resumes_to_the_same_predictions(toy):
     a = _run(toy, toy / "a")
     assert a.returncode == 0, a.stderr[-3000:]
-    b = _run(toy, toy / "b", env={"LASAR_TEST_CRASH_AFTER": "sft:6"})
+    b = _run(toy, toy / "b", crash="sft:6")
     assert b.returncode == 3, b.stderr[-3000:]                      # died after step 6
     assert not (toy / "b" / "toy" / "smoke" / "lcrec").exists()     # nothing half-written
     b = _run(toy, toy / "b")
@@ -47,8 +47,8 @@ def test_killed_sft_resumes_to_the_same_predictions(toy):
     pa = (toy / "a" / "toy" / "smoke" / "lcrec" / "predictions.jsonl").read_text()
     pb = (toy / "b" / "toy" / "smoke" / "lcrec" / "predictions.jsonl").read_text()
     assert pa == pb
-    assert _curve(toy / "a" / "toy" / "smoke")["valid_loss_curve"] == \
-        _curve(toy / "b" / "toy" / "smoke")["valid_loss_curve"]
+    assert (_curve(toy / "a" / "toy" / "smoke")["valid_loss_curve"]
+            == _curve(toy / "b" / "toy" / "smoke")["valid_loss_curve"])
 
 
 def test_sft_under_accelerate_launch_with_two_processes(toy):
@@ -102,8 +102,8 @@ def test_local_folder_backbone_gets_sid_tokens_and_lora(tmp_path):
     assert len(tok) == 3 + 16 + 2                                  # SIDs, pad, eos added
     assert model.get_input_embeddings().weight.shape[0] == len(tok)
     assert tok.convert_tokens_to_ids("<c_3>") != tok.unk_token_id
-    assert tok("<a_1><b_2>", add_special_tokens=False)["input_ids"] == \
-        tok.convert_tokens_to_ids(["<a_1>", "<b_2>"])
+    assert (tok("<a_1><b_2>", add_special_tokens=False)["input_ids"]
+            == tok.convert_tokens_to_ids(["<a_1>", "<b_2>"]))
     assert tok.padding_side == "left" and tok.pad_token_id is not None
     lora, _ = build_backbone(lm(backbone=str(tmp_path / "hf"), lora=True), [], tmp_path,
                              **CODES4)

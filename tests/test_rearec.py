@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.plan import Plan
+from benchmark.plan import Plan, RunRequest
 from methods.rearec import _model_class
 
 from .conftest import write_dataset
@@ -25,6 +25,28 @@ class _Dataset:
 
     def num(self, field):
         return self.item_num
+
+
+def states_without_cache(m, item_seq, item_seq_len):
+    """The same h_0..h_K by re-running RecBole's own encoder on the whole sequence
+    [history | reasoning tokens so far] at every step (the uncached path `states` must equal)."""
+    B, L = item_seq.shape
+    x = m._item_inputs(item_seq)
+    valid = item_seq != 0
+    seq_out = m.trm_encoder(x, m.get_attention_mask(item_seq))[-1]
+    hs, inputs = [m.gather_indexes(seq_out, item_seq_len - 1)], []
+    for k in range(m.K):
+        inputs.append(m._reason_input(hs[-1], k))
+        T = L + k + 1
+        allowed = torch.zeros((B, T, T), dtype=torch.bool, device=x.device)
+        allowed[:, :L, :L] = torch.tril(valid[:, None, :].expand(B, L, L))
+        allowed[:, L:, :L] = valid[:, None, :]
+        allowed[:, L:, L:] = torch.tril(torch.ones(k + 1, k + 1, dtype=torch.bool,
+                                                   device=x.device))
+        mask = torch.where(allowed, 0.0, -10000.0)[:, None]     # RecBole's additive mask
+        full = torch.cat([x, torch.stack(inputs, 1)], 1)
+        hs.append(m.trm_encoder(full, mask)[-1][:, -1])
+    return torch.stack(hs, 1)
 
 
 def tiny(variant, K=2, seed=0, **over):
@@ -57,7 +79,7 @@ def test_cached_loop_equals_loop_without_cache(K):
     seq, lens, _ = batch()
     with torch.no_grad():
         cached, _ = m.states(seq, lens)
-        full = m.states_without_cache(seq, lens)
+        full = states_without_cache(m, seq, lens)
         # the history states equal RecBole's own encoder (SASRec's computation)
         out, _, _ = m.encode(seq)
         ref = m.trm_encoder(m._item_inputs(seq), m.get_attention_mask(seq))[-1]
@@ -81,7 +103,7 @@ def test_erl_loss_by_hand():
     seq, lens, y = batch()
     with torch.no_grad():
         terms = m.losses(seq, lens, y)
-        S = m.states_without_cache(seq, lens)
+        S = states_without_cache(m, seq, lens)
     E, tau = m.item_embedding.weight, 0.5
     ce = F.cross_entropy(S.mean(1) @ E.T / tau, y)
     p = torch.softmax(S @ E.T / tau, -1).double()
@@ -102,7 +124,7 @@ def test_prl_loss_by_hand():
     seq, lens, y = batch()
     with torch.no_grad():
         before = m.losses(seq, lens, y, epoch=0)
-        S = m.states_without_cache(seq, lens)
+        S = states_without_cache(m, seq, lens)
     E, tau = m.item_embedding.weight, 0.5
     ce = F.cross_entropy(S[:, 2] @ E.T / tau, y)
     # h_0 at temperature tau * 5^2, h_1 at tau * 5: earlier steps softer
@@ -203,8 +225,8 @@ def test_rearec_end_to_end_toy(tmp_path):
     """Both variants train through RecBole's trainer; the better validation one is used for the
     main row; studies report both; a rerun resumes (reuses) the finished runs."""
     write_dataset(tmp_path / "data", n_users=60, n_items=40)
-    plan = Plan("toy", "smoke", ["rearec"], tmp_path / "data", tmp_path / "results",
-                ["rearec.epochs=3", "rearec.hidden_size=16", "rearec.inner_size=24"])
+    plan = Plan(RunRequest("toy", "smoke", ["rearec"], tmp_path / "data", tmp_path / "results",
+                           ["rearec.epochs=3", "rearec.hidden_size=16", "rearec.inner_size=24"]))
     ctx = plan.context("rearec")
     ctx.show_progress = False
     m = plan.method("rearec")

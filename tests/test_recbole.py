@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import methods
-from benchmark.plan import Plan
+from benchmark.plan import Plan, RunRequest
 from protocol.errors import BenchmarkError
-from benchmark.runner import run
+from benchmark.runner import run_plan
 from methods.base import Method
 from methods.recbole_models import write_atomic_files
 
@@ -19,7 +19,8 @@ from .conftest import write_dataset
 def _plan(tmp_path, methods_=("sasrec",), **sets):
     write_dataset(tmp_path / "data", n_users=50, n_items=30)
     over = [f"{k}={v}" for k, v in sets.items()]
-    return Plan("toy", "smoke", list(methods_), tmp_path / "data", tmp_path / "results", over)
+    return Plan(RunRequest("toy", "smoke", list(methods_), tmp_path / "data",
+                           tmp_path / "results", over))
 
 
 def test_atomic_files_are_our_split(tmp_path):
@@ -72,7 +73,7 @@ def test_a_failing_method_writes_nothing_and_others_go_on(tmp_path, caplog, monk
         "_always_fails", "tests.test_recbole:AlwaysFails", "Fails", "discriminative"))
     plan = _plan(tmp_path, ("_always_fails", "gru4rec"), **{"gru4rec.epochs": 1})
     with caplog.at_level(logging.ERROR):
-        res = run(plan)
+        res = run_plan(plan)
     assert res["_always_fails"] is None and res["gru4rec"]["n_users"] == 50
     assert "METHOD FAILED: _always_fails" in caplog.text
     root = tmp_path / "results" / "toy" / "smoke"
@@ -91,9 +92,9 @@ def test_raised_cap_resumes_and_equals_an_uninterrupted_run(tmp_path, caplog):
     write_dataset(tmp_path / "data", n_users=50, n_items=30)
 
     def go(out, epochs):
-        plan = Plan("toy", "smoke", ["sasrec"], tmp_path / "data", out,
-                    [f"sasrec.epochs={epochs}", "sasrec.stopping_step=10"])
-        run(plan)
+        plan = Plan(RunRequest("toy", "smoke", ["sasrec"], tmp_path / "data", out,
+                               [f"sasrec.epochs={epochs}", "sasrec.stopping_step=10"]))
+        run_plan(plan)
         folder = out / "toy" / "smoke" / "sasrec"
         return (json.loads((folder / "manifest.json").read_text())["fit_info"],
                 (folder / "predictions.jsonl").read_text())
@@ -116,7 +117,7 @@ def test_manifest_records_the_commit_read_at_start(tmp_path, monkeypatch):
     monkeypatch.setattr(mf, "git_commit", lambda: "start-commit")
     plan = _plan(tmp_path, ("gru4rec",), **{"gru4rec.epochs": 1})
     monkeypatch.setattr(mf, "git_commit", lambda: "later-commit")
-    run(plan)
+    run_plan(plan)
     man = json.loads((tmp_path / "results" / "toy" / "smoke" / "gru4rec" / "manifest.json")
                      .read_text())
     assert man["git_commit"] == "start-commit"
@@ -138,7 +139,7 @@ def test_manifest_records_the_commit_packages_and_key_that_produced_it(tmp_path)
 
     from protocol.artifact import key_of
     plan = _plan(tmp_path, ("gru4rec",), **{"gru4rec.epochs": 1})
-    run(plan)
+    run_plan(plan)
     man = json.loads((tmp_path / "results" / "toy" / "smoke" / "gru4rec" / "manifest.json")
                      .read_text())
     head = _git("rev-parse", "HEAD").stdout.strip()

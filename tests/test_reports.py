@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 
 from reports import paper
+from reports.lasar_tables import write_table8
 from reports.paper_compare import comparison_rows
-from reports.tables_extra import table4_data, table5_data, write_table4, write_table5
+from reports.table4 import table4_data, write_table4
+from reports.table5 import table5_data, write_table5
+
+from .conftest import results_at
 
 METHODS = ("lasar", "cot_gream", "minionerec", "rearec", "lcrec", "gru4rec", "sasrec")
 KEYS = ("NDCG@5", "NDCG@10", "NDCG@20", "HR@5", "HR@10", "HR@20")
@@ -67,30 +71,30 @@ def test_paper_comparison_and_table4(tmp_path):
     root = _run(tmp_path)
     _studies(root)
     _bench(root, plain=10.0, lasar=11.0, cot=300.0)
-    rows = {(r["table"], r["row"], r["field"]): r for r in comparison_rows(root)}
+    rows = {(r["table"], r["row"], r["field"]): r for r in comparison_rows(results_at(root))}
     r = rows[("table1", "lasar", "NDCG@10")]
-    assert r["paper"] == paper.lookup("table1", "sports", "lasar", "NDCG@10") == 0.0152
+    assert r["paper"] == paper.load()["table1"]["sports"]["lasar"]["NDCG@10"] == 0.0152
     assert r["ours"] == 0.05 and r["ratio"] == pytest.approx(0.05 / 0.0152)
     assert rows[("figure4b", "sft", "share_n3_n4")]["ours"] == pytest.approx(0.8)
     t = rows[("table4", "cot_generation", "total_s")]
     assert t["paper"] == 8.5 * 3600 and t["ours"] == pytest.approx(300.0 * 100 / 1000)
     assert rows[("table4", "lasar", "total_s")]["ours"] == 10.0     # measured rank_s
-    d = table4_data(root)
+    d = table4_data(results_at(root))
     assert [x["total_measured"] for x in d["rows"]] == [True, True, False]
     assert d["rows"][2]["ratio_to_minionerec"] == pytest.approx(30.0)
-    md = write_table4(root)[1].read_text()
+    md = write_table4(results_at(root))[1].read_text()
     assert "| Explicit CoT (CoT Gen.) | 300.00 | 30.00x | 30.0 s† |" in md
 
 
 def test_table5_labels_backbones(tmp_path):
     root = _run(tmp_path)
-    assert table5_data(root) is None                  # no larger-backbone runs: no table
+    assert table5_data(results_at(root)) is None                  # no larger-backbone runs: no table
     big = root / "_scaling" / "large"
     for m, v in (("lasar", 0.06), ("minionerec", 0.04), ("cot_gream", 0.03)):
         _method(big, m, v, lm={"backbone": "/models/Qwen3-1.7B", "lora": True}, params=None)
-    d = table5_data(root)
+    d = table5_data(results_at(root))
     assert [s[1] for s in d["scales"]] == ["random Qwen3 0.00M full FT", "Qwen3-1.7B LoRA"]
-    md = write_table5(root)[1].read_text()
+    md = write_table5(results_at(root))[1].read_text()
     assert "| LASAR | **0.0500** | **0.0500** | **0.0600** | **0.0600** |" in md
 
 
@@ -126,7 +130,7 @@ def test_table5_gives_each_backbone_difference_with_its_interval(tmp_path):
                                      [float(0 < r <= 10) for r in small])})
     assert d["NDCG@10"]["diff"] == pytest.approx(want_n)
     assert d["HR@10"]["diff"] == pytest.approx(want_hr)
-    md = write_table5(root)[1].read_text()
+    md = write_table5(results_at(root))[1].read_text()
     n, hr = d["NDCG@10"], d["HR@10"]
     assert (f"LASAR on Qwen3-1.7B LoRA: N@10 {n['diff']:+.4f} [{n['lo']:+.4f}, {n['hi']:+.4f}], "
             f"HR@10 {hr['diff']:+.4f} [{hr['lo']:+.4f}, {hr['hi']:+.4f}]") in md
@@ -135,7 +139,7 @@ def test_table5_gives_each_backbone_difference_with_its_interval(tmp_path):
     assert "95\\% bootstrap" in tex and "95% bootstrap" in md
     _predictions(big / "lasar", large[:-1])
     with pytest.raises(ValueError, match="test users differ"):
-        write_table5(root)
+        write_table5(results_at(root))
 
 
 def test_latex_notes_escape_what_latex_reads_as_commands():
@@ -153,7 +157,6 @@ def test_table8_puts_the_label_histogram_beside_the_papers(tmp_path):
     """Table 8's output: our share per segment count (the Policy Head's labels) beside the
     paper's Sports shares (83.4 / 16.3 / 0.2% for 3 / 4 / 5), a count only one side has shown
     as 0 (ours) or '–' (the paper's), '%' escaped in LaTeX, both mean labels in the note."""
-    from reports.lasar_tables import write_lasar_tables
     root = _run(tmp_path)
     _studies(root)
     path = root / "lasar" / "studies.json"
@@ -162,7 +165,7 @@ def test_table8_puts_the_label_histogram_beside_the_papers(tmp_path):
                     {"segments": 4, "share": 0.3, "n": 3, "hist_len": 6.0, "cat_div": 5.0},
                     {"segments": 6, "share": 0.1, "n": 1, "hist_len": 9.0, "cat_div": 8.0}]
     path.write_text(json.dumps(st))
-    write_lasar_tables(root)
+    write_table8(results_at(root))
     md = (root / "tables" / "table8_segments.md").read_text()
     assert "| Segments | Prop. | Paper Prop. (Sports) | Hist. Len. | Paper Hist. Len. |" in md
     assert "| 3 | 60.0% | 83.4% | 4.0 | 6.9 | 3.5 | 6.2 |" in md

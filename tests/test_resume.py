@@ -1,5 +1,5 @@
 """Resuming inside each later training stage: a run killed right after one stage's checkpoint
-(LASAR_TEST_CRASH_AFTER="<artifact kind>:<step>", methods/lm/sft.py crash_point) and started
+(a checkpoint hook, tests/crash_run.py "<artifact kind>:<step>") and started
 again ends where an uninterrupted run ends: the same predictions, validation curves and per-step
 RL logs. LC-Rec's (MiniOneRec's) SFT: tests/test_lm_train.py."""
 import json
@@ -27,7 +27,7 @@ MINIONEREC = ("--methods", "minionerec", "--set", "minionerec.sft.epochs=1", "--
 def _run(toy, out, args, crash=None):
     with_sids(toy, out)
     return run_cli("run", "toy", *SMOKE, "--data-dir", toy / "data", "--out", out, *args,
-                   env={"LASAR_TEST_CRASH_AFTER": crash} if crash else None)
+                   crash=crash)
 
 
 def _profile(out):
@@ -125,8 +125,8 @@ def test_killed_minionerec_grpo_resumes_like_an_uninterrupted_run(lm_toy, tiny_q
     log = _rl_log(whole, "minionerec")
     assert sorted(log) == [1, 2, 3] and {"policy", "kl", "reward", "hit"} <= set(log[1])
     assert _rl_log(out, "minionerec") == log
-    assert _fit_info(out, "minionerec")["rl"]["valid_ndcg10_curve"] == \
-        _fit_info(whole, "minionerec")["rl"]["valid_ndcg10_curve"]
+    assert (_fit_info(out, "minionerec")["rl"]["valid_ndcg10_curve"]
+            == _fit_info(whole, "minionerec")["rl"]["valid_ndcg10_curve"])
     assert _predictions(out, "minionerec") == _predictions(whole, "minionerec")
 
 
@@ -150,8 +150,8 @@ def test_killed_latentr3_sft_and_rl_resume_like_an_uninterrupted_run(lm_toy):
     _reuse(whole, with_sids(lm_toy, sft, whole / "toy" / "_cache"), "sft")
     err = _killed_then_resumed(lm_toy, sft, LATENTR3, "latentr3", "latentr3-sft:2")
     assert re.search(r"resuming SFT from \S*/_work/latentr3-sft-\w+\.partial/last at step 2", err)
-    assert _fit_info(sft, "latentr3")["sft"]["valid_loss_curve"] == \
-        _fit_info(whole, "latentr3")["sft"]["valid_loss_curve"]
+    assert (_fit_info(sft, "latentr3")["sft"]["valid_loss_curve"]
+            == _fit_info(whole, "latentr3")["sft"]["valid_loss_curve"])
     assert _predictions(sft, "latentr3") == _predictions(whole, "latentr3")
     _reuse(whole, with_sids(lm_toy, rl, whole / "toy" / "_cache"), "sft", "latentr3-sft")
     err = _killed_then_resumed(lm_toy, rl, LATENTR3, "latentr3", "latentr3-rl:1")

@@ -123,7 +123,7 @@ def _sequential(tmp_path, monkeypatch, methods, fail, done=()):
                            key=lambda method: KEY, profile="smoke")
     for m in done:
         _done(tmp_path / m)
-    return runner.run(plan), ran
+    return runner.run_plan(plan), ran
 
 
 def test_sequential_run_puts_dependencies_first_and_skips_after_a_failure(tmp_path, monkeypatch,

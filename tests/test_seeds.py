@@ -10,7 +10,7 @@ from benchmark.cli import parse_seeds
 from benchmark.plan import Plan, RunRequest
 from protocol.errors import BenchmarkError
 
-from .conftest import run_cli, write_dataset
+from .conftest import results_at, run_cli, write_dataset
 
 ARGS = ("--profile", "smoke", "--methods", "sasrec,gru4rec", "--seeds", "1,2",
         "--set", "max_users=40", "--set", "sasrec.epochs=2", "--set", "gru4rec.epochs=2",
@@ -41,10 +41,12 @@ def test_each_seed_trains_every_method_on_the_same_users(two_seeds):
         man = json.loads((root / "seed-2" / m / "manifest.json").read_text())
         assert man["seed"] == 2
     # the 40 users are those of seed 1's sample (eval_seed), not seed 2's own sample
-    want = Plan("toy", "smoke", ["sasrec"], d / "data", d / "x", ["max_users=40", "seed=1"])
-    got = Plan.of(RunRequest("toy", "smoke", ["sasrec"], d / "data", d / "x",
-                             ["max_users=40"], seeds=[1, 2], seed=2))
-    own = Plan("toy", "smoke", ["sasrec"], d / "data", d / "x", ["max_users=40", "seed=2"])
+    want = Plan(RunRequest("toy", "smoke", ["sasrec"], d / "data", d / "x",
+                           ["max_users=40", "seed=1"]))
+    got = Plan(RunRequest("toy", "smoke", ["sasrec"], d / "data", d / "x", ["max_users=40"],
+                          seeds=[1, 2], seed=2))
+    own = Plan(RunRequest("toy", "smoke", ["sasrec"], d / "data", d / "x",
+                          ["max_users=40", "seed=2"]))
     assert list(got.split.test.users) == list(want.split.test.users)
     assert list(own.split.test.users) != list(want.split.test.users)
     assert got.settings.seed == 2 and got.profile_dir.name == "seed-2"
@@ -99,6 +101,7 @@ def test_seed_pooled_claims_against_a_hand_computation(tmp_path):
     is the mean over users of the seed-averaged per-user differences, and its verdict is
     decided by the interval."""
     from protocol.settings import EvalConfig
+    from reports.results import load_results
     from reports.seeds import seed_claims
     root = tmp_path / "toy" / "cpu"
     n = 400
@@ -115,7 +118,8 @@ def test_seed_pooled_claims_against_a_hand_computation(tmp_path):
             "NDCG@5", "NDCG@10", "NDCG@20", "HR@5", "HR@10", "HR@20")} | {"n_users": n}))
         (f / "manifest.json").write_text(json.dumps({"seed": s}))
     ev = EvalConfig(ks=[5, 10, 20], bootstrap_resamples=2000, bootstrap_seed=1)
-    claims = {c["metric"]: c for c in seed_claims(root, [1, 2], ev)[0]}
+    runs = lambda: {s: load_results(root / f"seed-{s}", ev) for s in (1, 2)}   # noqa: E731
+    claims = {c["metric"]: c for c in seed_claims(runs(), ev)[0]}
     hr = claims["HR@10"]
     want = np.mean((hits[("lasar", 1)] + 0.0 + hits[("lasar", 2)]) / 2
                    - (hits[("sasrec", 1)] + 0.0 + hits[("sasrec", 2)]) / 2)
@@ -126,13 +130,13 @@ def test_seed_pooled_claims_against_a_hand_computation(tmp_path):
     # a baseline scored on other users (another user sample) is not compared: one reason
     f = root / "seed-2" / "sasrec" / "predictions.jsonl"
     f.write_text(f.read_text().replace('"u0"', '"w0"'))
-    claims, why = seed_claims(root, [1, 2], ev)
+    claims, why = seed_claims(runs(), ev)
     assert claims == [] and "test users differ" in why
     f.write_text(f.read_text().replace('"w0"', '"u0"'))
     for s in (1, 2):
         f = root / f"seed-{s}" / "sasrec" / "predictions.jsonl"
         f.write_text(f.read_text().replace('"u1"', '"w1"'))
-    claims, why = seed_claims(root, [1, 2], ev)
+    claims, why = seed_claims(runs(), ev)
     assert claims == [] and "sasrec scored other test users than LASAR" in why
 
 
@@ -164,7 +168,8 @@ def test_study_claims_pool_each_users_rows_over_seeds(tmp_path):
         f.mkdir(parents=True)
         (f / "studies.json").write_text(json.dumps(
             {"eval_users": n, "eval_user_ids": ids, "rows": rows, "n_mode": "sample"}))
-    st = pooled_studies(root, [1, 2])
+    runs = lambda: {s: results_at(root / f"seed-{s}") for s in (1, 2)}        # noqa: E731
+    st = pooled_studies(runs())
     align = study_claims(st, "beauty", (2000, 1))[0]
     assert align["verdict"] == "holds" and align["source"] == "Table 2"
     c = next(x for x in align["comparisons"] if x["label"] == "KL - none, HR@10")
@@ -174,4 +179,4 @@ def test_study_claims_pool_each_users_rows_over_seeds(tmp_path):
     bad = root / "seed-2" / "lasar" / "studies.json"
     bad.write_text(bad.read_text().replace('"u0"', '"v0"'))
     with pytest.raises(ValueError, match="seed-2/lasar/studies.json: study users differ"):
-        pooled_studies(root, [1, 2])
+        pooled_studies(runs())

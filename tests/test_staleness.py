@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 import methods
-from benchmark.plan import Plan
+from benchmark.plan import Plan, RunRequest
 
 from .conftest import run_cli, write_dataset
 
@@ -23,7 +23,8 @@ def data(tmp_path_factory):
 
 
 def _plan(data, *sets, data_dir=None):
-    return Plan("toy", "smoke", ALL, data_dir or data / "data", data / "out", list(sets))
+    return Plan(RunRequest("toy", "smoke", ALL, data_dir or data / "data", data / "out",
+                           list(sets)))
 
 
 def _keys(plan):
@@ -53,8 +54,8 @@ def test_a_stage1_setting_makes_its_reusers_stale(data):
     base, new = _plan(data), _plan(data, "minionerec.sft.lr=1.0e-3")
     shared = {_stage1_key(base, m) for m in ("minionerec",) + reusers}
     assert len(shared) == 1                                   # one Stage 1 for all of them
-    assert {_stage1_key(new, m) for m in reusers} == \
-        {_stage1_key(new, "minionerec")} != shared            # trained again, shared again
+    assert ({_stage1_key(new, m) for m in reusers}
+            == {_stage1_key(new, "minionerec")} != shared)          # trained again, shared again
     # a reuser's own settings leave Stage 1 (and the other methods) alone
     assert _changed(data, "lasar.stage2.lr=2.0e-3") == {"lasar"}
     assert _changed(data, "latentr3.rl.noise_std=1.0") == {"latentr3"}

@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 
 from protocol.stats import (bootstrap_counts, bootstrap_interval, paired_bootstrap,
-                                      paired_difference, unpaired_difference,
-                                      wilson_interval)
+                            paired_difference, unpaired_difference, wilson_interval)
 
 
 def test_counts_are_resamples_of_all_users():

@@ -6,11 +6,18 @@ import numpy as np
 from protocol.io import jsonl_text
 from protocol.metrics import METRIC_ORDER, summarize, target_ranks
 from protocol.settings import EvalConfig
-from reports.table1 import write_table1
+from reports.results import load_results
+from reports.table1 import write_table1, write_table1_pvalues
 
 from .contract import check_table_numbers
 
 EVAL = EvalConfig(ks=[5, 10, 20], bootstrap_resamples=500, bootstrap_seed=1)
+
+
+def _table1(root):
+    """Table 1 and its p-value table, as a run writes them."""
+    res = load_results(root, EVAL)
+    return write_table1(res) + write_table1_pvalues(res)
 
 
 def _write(root, method, display, ranks):
@@ -41,7 +48,7 @@ def test_best_bold_second_underlined_and_pvalues(tmp_path):
     ms = {"LASAR": _write(root, "lasar", "LASAR", good),
           "SASRec": _write(root, "sasrec", "SASRec", mid),
           "GRU4Rec": _write(root, "gru4rec", "GRU4Rec", bad)}
-    paths = write_table1(root, EVAL)
+    paths = _table1(root)
     assert {p.name for p in paths} == {"table1.tex", "table1.md", "table1_pvalues.tex",
                                        "table1_pvalues.md"}
     md = (root / "tables" / "table1.md").read_text()
@@ -62,7 +69,7 @@ def test_best_bold_second_underlined_and_pvalues(tmp_path):
 def test_no_lasar_no_pvalues(tmp_path):
     root = tmp_path / "sports" / "cpu"
     _write(root, "sasrec", "SASRec", [1, 2, 0])
-    paths = write_table1(root, EVAL)
+    paths = _table1(root)
     assert {p.name for p in paths} == {"table1.tex", "table1.md"}
 
 
@@ -71,7 +78,7 @@ def test_lasar_worse_gets_no_marks_and_says_so(tmp_path):
     rng = np.random.default_rng(1)
     _write(root, "lasar", "LASAR", rng.integers(10, 40, 300))
     _write(root, "sasrec", "SASRec", rng.integers(1, 5, 300))
-    write_table1(root, EVAL)
+    _table1(root)
     md = (root / "tables" / "table1.md").read_text()
     lasar = next(l for l in md.splitlines() if l.startswith("| LASAR"))
     assert "*" not in lasar.replace("**", "")
@@ -94,7 +101,7 @@ def test_exact_ties_share_the_mark_and_nobody_is_starred(tmp_path):
     ms = {"LASAR": _write(root, "lasar", "LASAR", same),
           "SASRec": _write(root, "sasrec", "SASRec", same),
           "GRU4Rec": _write(root, "gru4rec", "GRU4Rec", rng.integers(5, 40, 300))}
-    write_table1(root, EVAL)
+    _table1(root)
     for name in ("LASAR", "SASRec"):
         assert _cells(root, name) == [f"**{ms[name][k]:.4f}**" for k in METRIC_ORDER]
     assert _cells(root, "GRU4Rec") == [f"<u>{ms['GRU4Rec'][k]:.4f}</u>" for k in METRIC_ORDER]
@@ -120,14 +127,14 @@ def test_values_equal_at_four_decimals_share_the_mark(tmp_path):
     for m, v in (("sasrec", 0.12344), ("gru4rec", 0.12341), ("rearec", 0.12296),
                  ("lcrec", 0.1101)):
         _write_metrics(root, m, m, v)
-    write_table1(root, EVAL)
+    _table1(root)
     assert _cells(root, "SASRec") == _cells(root, "GRU4Rec") == ["**0.1234**"] * 6
     assert _cells(root, "ReaRec") == ["<u>0.1230</u>"] * 6 and _cells(root, "LC-Rec") == [
         "0.1101"] * 6
     root = tmp_path / "beauty" / "cpu"
     for m, v in (("sasrec", 0.12346), ("gru4rec", 0.12341), ("rearec", 0.12344)):
         _write_metrics(root, m, m, v)
-    write_table1(root, EVAL)
+    _table1(root)
     assert _cells(root, "SASRec") == ["**0.1235**"] * 6
     assert _cells(root, "GRU4Rec") == _cells(root, "ReaRec") == ["<u>0.1234</u>"] * 6
 
@@ -143,7 +150,7 @@ def test_the_star_is_per_metric_and_needs_every_baseline(tmp_path):
     ms = {"LASAR": _write(root, "lasar", "LASAR", lasar),
           "SASRec": _write(root, "sasrec", "SASRec", sasrec),
           "GRU4Rec": _write(root, "gru4rec", "GRU4Rec", rng.integers(8, 50, 400))}
-    write_table1(root, EVAL)
+    _table1(root)
     at20 = {"NDCG@20", "HR@20"}
     assert _cells(root, "LASAR") == [f"**{ms['LASAR'][k]:.4f}" + ("*" if k in at20 else "")
                                      + "**" for k in METRIC_ORDER]
@@ -162,7 +169,7 @@ def test_zeros_and_columns_that_all_read_the_same_get_no_mark(tmp_path):
     for m in ("lasar", "gru4rec", "rearec"):
         _write(root, m, m, [0] * 50)
     m = _write(root, "sasrec", "SASRec", [1, 3, 12] + [0] * 47)
-    write_table1(root, EVAL)
+    _table1(root)
     assert _cells(root, "SASRec") == [f"**{m[k]:.4f}**" for k in METRIC_ORDER]
     for name in ("LASAR", "GRU4Rec", "ReaRec"):
         assert _cells(root, name) == ["0.0000"] * 6
@@ -170,7 +177,7 @@ def test_zeros_and_columns_that_all_read_the_same_get_no_mark(tmp_path):
     root = tmp_path / "beauty" / "cpu"
     for m in ("sasrec", "gru4rec"):
         _write_metrics(root, m, m, 0.0123)
-    write_table1(root, EVAL)
+    _table1(root)
     assert _cells(root, "SASRec") == _cells(root, "GRU4Rec") == ["0.0123"] * 6
 
 
@@ -184,7 +191,7 @@ def test_rows_beyond_the_papers_get_pvalues_but_do_not_decide_the_star(tmp_path)
     _write(root, "sasrec", "SASRec", rng.integers(2, 26, 400))
     _write(root, "latentr3", "LatentR3", good)
     _write(root, "external/Mine", "Mine", good)
-    write_table1(root, EVAL)
+    _table1(root)
     md = (root / "tables" / "table1.md").read_text()
     rows = [l.split("|")[1].strip() for l in md.splitlines() if l.startswith("| ")][1:]
     assert rows == ["LASAR", "SASRec", "LatentR3", "Mine (external)"]

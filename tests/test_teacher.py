@@ -104,25 +104,27 @@ def test_template_version_keys_the_cots():
     assert digest(out) == pinned[TEMPLATE_VERSION], (
         "the template's text changed: bump TEMPLATE_VERSION (methods/lasar/teacher.py) and pin "
         f"the new digest {digest(out)}")
-    assert teacher_inputs(TeacherConfig("template", None, None, 8, 160))["version"] == \
-        TEMPLATE_VERSION
+    got = teacher_inputs(TeacherConfig("template", None, None, 8, 160))["version"]
+    assert got == TEMPLATE_VERSION
 
 
 # Appendix E.2's example chain, as printed in the paper
-E2_CHAIN = """Step 1: Extraction of Behavioral Evidence
-Product types: Hydrating serum (hyaluronic acid), facial oils (rosehip, argan, emu), eye gel, \
-anti-aging moisturizer. Key concerns: Dryness, fine lines, wrinkles, dark circles, puffiness, \
-uneven tone; emphasis on anti-aging and deep hydration. Ingredient preferences: Natural/organic, \
-cold-pressed, unrefined oils; hyaluronic acid; vitamin E; gentle, non-greasy formulas.
-Step 2: Modeling of Latent Preferences
-Natural, clean, and gentle formulations for sensitive/dry skin. Multi-benefit, anti-aging \
-products that hydrate, brighten, and improve texture. Lightweight, fast-absorbing, non-greasy \
-textures. Value in larger sizes or long-lasting products.
-Step 3: Inference of User Intent and Goal Formulation
-The user is building a comprehensive anti-aging, hydrating routine. With serum, moisturizer, \
-eye gel, and oils in place, the next logical addition is a gentle, natural cleanser to prep \
-skin without stripping moisture, ideally with soothing botanicals and hyaluronic acid.
-Recommendation: <a_125|><b_109|><c_135|><d_125|>"""
+E2_CHAIN = ("Step 1: Extraction of Behavioral Evidence\n"
+            "Product types: Hydrating serum (hyaluronic acid), facial oils (rosehip, argan, emu), "
+            "eye gel, anti-aging moisturizer. Key concerns: Dryness, fine lines, wrinkles, dark "
+            "circles, puffiness, uneven tone; emphasis on anti-aging and deep hydration. "
+            "Ingredient preferences: Natural/organic, cold-pressed, unrefined oils; hyaluronic "
+            "acid; vitamin E; gentle, non-greasy formulas.\n"
+            "Step 2: Modeling of Latent Preferences\n"
+            "Natural, clean, and gentle formulations for sensitive/dry skin. Multi-benefit, "
+            "anti-aging products that hydrate, brighten, and improve texture. Lightweight, "
+            "fast-absorbing, non-greasy textures. Value in larger sizes or long-lasting products.\n"
+            "Step 3: Inference of User Intent and Goal Formulation\n"
+            "The user is building a comprehensive anti-aging, hydrating routine. With serum, "
+            "moisturizer, eye gel, and oils in place, the next logical addition is a gentle, "
+            "natural cleanser to prep skin without stripping moisture, ideally with soothing "
+            "botanicals and hyaluronic acid.\n"
+            "Recommendation: <a_125|><b_109|><c_135|><d_125|>")
 
 
 def test_a_bare_heading_opens_the_segment_after_it(monkeypatch):

@@ -1,6 +1,6 @@
 import torch
 
-from protocol.prompt import rec_prompt, sid_string
+from protocol.prompt import rec_prompt
 from methods.lm.tokenizer import build_tokenizer, sid_tokens
 
 
@@ -10,7 +10,7 @@ def test_tokenizer_round_trip_and_reload(tmp_path):
                           n_codes=8)
     tok.save_pretrained(tmp_path)
     tok = AutoTokenizer.from_pretrained(tmp_path)
-    hist = [sid_string(["<a_1>", "<b_2>", "<c_3>", "<d_4>"]), sid_string(["<a_0>", "<b_7>",
+    hist = ["".join(["<a_1>", "<b_2>", "<c_3>", "<d_4>"]), "".join(["<a_0>", "<b_7>",
                                                                          "<c_0>", "<d_5>"])]
     text = rec_prompt(hist) + "<a_5><b_1><c_2><d_3>" + tok.eos_token
     ids = tok(text)["input_ids"]

@@ -2,39 +2,33 @@
 `generate`), `sft` (one SFT optimizer step: tokens/s, samples/s, MFU on a GPU), `lasar`
 (LASAR's decoding against plain decoding), `cot` (Table 4: CoT generation, direct answer, LASAR
 and plain decoding on the same test users). `lasar` and `cot` are functions of a Plan (the
-pipeline calls `cot` for Table 4); `beam` and `sft` build their own random model
-(bench/synthetic.py)."""
-from typing import NamedTuple
-
+pipeline calls `cot` for Table 4); `beam` and `sft` build their own random model and live
+beside the LM core (methods/lm/bench/)."""
 import numpy as np
 
-
-class Preset(NamedTuple):
-    """A model shape for the synthetic benchmarks; `vocab`: the vocabulary the model is padded
-    to (the real tokenizer's + the 1,024 SID tokens), None = the benchmark tokenizer's own."""
-    arch: str             # qwen3 | llama
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab: int | None
-
-
-PRESETS = {
-    "cpu": Preset("qwen3", 128, 384, 2, 4, 2, 32, 2048 + 1024),  # Sports: 2,048 BPE + SIDs
-    "tiny": Preset("qwen3", 32, 64, 1, 4, 2, 8, None),            # tests only
-    "smollm2": Preset("llama", 576, 1536, 30, 9, 3, 64, 49152 + 1024),   # SmolLM2-135M
-    "qwen3-0.6b": Preset("qwen3", 1024, 3072, 28, 16, 8, 128, 151936 + 1024),
-}
-ARCH_NAMES = {"qwen3": "Qwen3", "llama": "Llama"}
+from methods.lm.bench import PRESETS
 
 
 def bench_users(test, n):
     """A fixed-seed sample of n test users (the same for every benchmark)."""
     idx = np.sort(np.random.default_rng(0).choice(len(test), min(n, len(test)), False))
     return test.subset(idx)
+
+
+def sft_epoch(args, tokens_per_s):
+    """`bench sft --epoch-of DATASET`: the tokens of one epoch of MiniOneRec's SFT on the real
+    data under `--profile` (methods/lm/bench/sft.py `epoch_tokens`), and its time at this
+    run's tokens/s (an extrapolation)."""
+    import methods
+    from methods.lm.bench.sft import epoch_tokens
+    from protocol.config import Config
+    from recdata import load_dataset, make_split
+    cfg = Config(args.profile, [], methods.all_default_configs(), methods.default_files())
+    ds = load_dataset(args.epoch_of, args.data_dir)
+    split = make_split(ds, cfg.settings.history_len)
+    out = epoch_tokens(ds, split, cfg.settings, cfg.method("minionerec"), args.tokenizer)
+    return {**out, "profile": args.profile,
+            "hours_at_this_rate": out["positions"] / tokens_per_s / 3600}
 
 
 def fitted(plan, name):

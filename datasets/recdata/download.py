@@ -107,8 +107,8 @@ def fetch(url, dest, retries=5, timeout=60):
                     http.client.HTTPException) as e:
                 reached = part.is_file() and part.stat().st_size > have
                 tries = 1 if reached else tries + 1     # progress resets the retry count
-                if isinstance(e, urllib.error.URLError) and not reached and tries > 1 \
-                        or tries > retries:
+                if (isinstance(e, urllib.error.URLError) and not reached and tries > 1
+                        or tries > retries):
                     host = urllib.request.urlparse(url).netloc
                     raise BenchmarkError(
                         f"cannot download {url} ({host} unreachable: "

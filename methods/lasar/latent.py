@@ -65,10 +65,12 @@ class LatentOutputs(NamedTuple):
 
 
 class LatentLM(WrappedLM):
-    """The backbone plus the Policy Head; saved as the backbone's folder + policy_head.pt."""
+    """The backbone plus the Policy Head; saved as the backbone's folder + policy_head.pt. Its
+    settings have no defaults here: methods/configs/lasar.yaml holds them (n_max,
+    policy_hidden, stage2.detach_policy_input)."""
     extra_attr, extra_file = "policy_head", "policy_head.pt"
 
-    def __init__(self, lm, tok, n_max=8, policy_hidden=256, detach_policy_input=True):
+    def __init__(self, lm, tok, *, n_max, policy_hidden, detach_policy_input):
         super().__init__()
         self.lm = lm
         self.policy_head = PolicyHead(lm.config.hidden_size, policy_hidden, n_max)

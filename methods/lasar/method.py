@@ -75,8 +75,8 @@ class Lasar(GenerativeMethod):
         Stage2Config `s` says (default: not, the paper's joint loss of Section 2.3)."""
         torch.manual_seed(ctx.seed)                 # the Policy Head's init
         c = self.config
-        return LatentLM(copy.deepcopy(base), tok, c.n_max, c.policy_hidden,
-                        s.detach_policy_input)
+        return LatentLM(copy.deepcopy(base), tok, n_max=c.n_max, policy_hidden=c.policy_hidden,
+                        detach_policy_input=s.detach_policy_input)
 
     def train_latent(self, ctx, art, base, tok, data, s):
         """The shared SFT loop with LASAR's objective (a Stage2Config `s`), as the artifact

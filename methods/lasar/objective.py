@@ -25,8 +25,8 @@ class LatentTask(Encoded):
 
     def collate(self, idx, pad_id):
         b = collate(self, idx, pad_id, with_answers=False)
-        labels = None if self.answers is None else \
-            torch.tensor([self.answers[i] for i in idx], dtype=torch.long)           # (B, A)
+        labels = (None if self.answers is None else                                   # (B, A)
+                  torch.tensor([self.answers[i] for i in idx], dtype=torch.long))
         extra = None
         if self.anchors is not None:
             steps, counts, last = self.anchors.batch(idx, self.n_max)
@@ -65,8 +65,8 @@ class LatentSFT(torch.nn.Module):
         if align not in ALIGNMENTS:
             raise ValueError(f"unknown alignment '{align}'; choose from {sorted(ALIGNMENTS)}")
         self.model = latent
-        self.dist, self.align_weight, self.policy_weight = ALIGNMENTS[align], align_weight, \
-            policy_weight
+        self.dist = ALIGNMENTS[align]
+        self.align_weight, self.policy_weight = align_weight, policy_weight
 
     def forward(self, batch):
         latent = self.model

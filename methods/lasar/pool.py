@@ -42,8 +42,8 @@ class Pool:
 def pool_examples(train, k, seed):
     """The training examples given a teacher CoT (Explicit CoT uses the same rule, so the two
     share the CoT artifact): all, or a fixed-seed sample of k."""
-    idx = np.arange(len(train)) if not k or k >= len(train) else \
-        np.sort(np.random.default_rng(seed + 1).choice(len(train), k, replace=False))
+    idx = (np.arange(len(train)) if not k or k >= len(train) else
+           np.sort(np.random.default_rng(seed + 1).choice(len(train), k, replace=False)))
     return train.subset(idx)
 
 

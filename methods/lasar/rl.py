@@ -141,8 +141,8 @@ class LasarGRPO(GRPOLoop):
 
     def after_step(self, means):
         """b_EMA <- decay b_EMA + (1 - decay) mean R_group over the global batch."""
-        self.baseline = self.cfg.ema_decay * self.baseline + (1 - self.cfg.ema_decay) * \
-            means["reward"]
+        self.baseline = (self.cfg.ema_decay * self.baseline + (1 - self.cfg.ema_decay) *
+                         means["reward"])
         return {"reward": means["reward"], "mean_n": means["n"], "hit": means["hit"],
                 "baseline": self.baseline}
 

@@ -57,8 +57,9 @@ def study_index(ctx, k):
     """Positions in the test split of the studies' fixed-seed sample of k test users (all when
     k is null or too large)."""
     n = len(ctx.split.test)
-    return np.arange(n) if not k or k >= n else \
-        np.sort(np.random.default_rng(ctx.eval_seed + 2).choice(n, k, replace=False))
+    if not k or k >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(ctx.eval_seed + 2).choice(n, k, replace=False))
 
 
 def study_users(ctx, k):
@@ -80,8 +81,8 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
     decoder = method.decoder(ctx, fitted)
     rl_on = cfg.rl.enabled
     # lambda only enters REINFORCE's advantage (Eq. 6): no sweep without it
-    lambdas = sorted(set(st.step_penalties) | {cfg.rl.step_penalty}) \
-        if rl_on and cfg.rl.reinforce and st.step_penalties else []
+    lambdas = (sorted(set(st.step_penalties) | {cfg.rl.step_penalty})
+               if rl_on and cfg.rl.reinforce and st.step_penalties else [])
     out = {"eval_users": int(len(ex)), "all_test_users": int(len(test)),
            "eval_user_ids": [ctx.dataset.user_ids[u] for u in ex.users],
            "n_mode": cfg.inference.n_mode,

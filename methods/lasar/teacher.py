@@ -286,8 +286,8 @@ def teacher_inputs(cfg):
         path = Path(cfg.import_path)
         return {"kind": "import", "import_path": cfg.import_path, "import_sha256":
                 hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None}
-    model = cfg.local_model if cfg.local_model == "smollm2" else \
-        str(Path(cfg.local_model).expanduser().resolve())
+    model = (cfg.local_model if cfg.local_model == "smollm2" else
+             str(Path(cfg.local_model).expanduser().resolve()))
     return {"kind": "local", "local_model": model, "local_batch": cfg.local_batch,
             "local_max_new_tokens": cfg.local_max_new_tokens,
             "prompt": digest([GREAM_PROMPT, item_line.__doc__])}

@@ -13,19 +13,18 @@ studies: RL on or off, and 1 vs 2 thought tokens, on the studies' fixed test use
 import copy
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 
 from protocol import dist
 from protocol.beam import recommend
-from protocol.schema import (NonNegInt, PosFloat, PosInt, Prob, Range, out_of_range,
-                                       to_dict)
+from protocol.schema import NonNegInt, PosFloat, PosInt, to_dict
 
 from ..base import FitRecord, Ranking
 from ..lm.backbone import new_token_init
-from ..lm.config import SFTConfig
+from ..lm.config import RLConfig, SFTConfig
 from ..lm.decode import Catalog, sharded_decode
 from ..lm.forward import Batch, collate
 from ..lm.generative import GenerativeMethod, SFTData, train_sft, valid_subsample
@@ -40,25 +39,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class LatentR3RLConfig:
-    """Stage 2: RL on the thought attention (../shared/REFERENCES.md)."""
-    enabled: bool
-    lr: PosFloat
-    epochs: PosInt
-    group_size: Annotated[int, Range(2)]  # G latents per prompt: 1 noise-free + G-1 noisy
+class LatentR3RLConfig(RLConfig):
+    """Stage 2: RL on the thought attention (../shared/REFERENCES.md): G latents per prompt, one
+    noise-free and G-1 noisy; micro_batch prompts per forward pass (x G rows)."""
     noise_std: PosFloat               # std of the Gaussian noise on the noisy thoughts
-    batch_size: PosInt                # prompts per optimizer step
-    micro_batch: PosInt               # prompts per forward pass (x G rows)
-    warmup_ratio: Prob
-    max_grad_norm: PosFloat
-    max_prompts: PosInt | None        # subsample of training prompts; null = all
-    eval_every: NonNegInt             # optimizer steps between validations; 0 = per epoch
-    valid_examples: PosInt | None     # validation users choosing the best RL checkpoint
-
-    def __post_init__(self):
-        if self.micro_batch > self.batch_size:
-            raise out_of_range("micro_batch", self.micro_batch,
-                               f"at most batch_size ({self.batch_size})")
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,6 @@ def neg_perplexity(logp):
     return -torch.exp(-logp.float().mean(-1))
 
 
-def reference_advantages(rewards):
-    """The reference's batch-level advantage on one step's rewards (B, G), row 0 of each group
-    noise-free: (r - mean_b r[b, 0]) / ||r - mean_b r[b, 0]||_2 over the whole step."""
-    d = rewards.double() - rewards[:, 0].double().mean()
-    return (d / d.norm().clamp_min(1e-12)).to(rewards.dtype)
-
-
 def step_noise(seed, step, size, group, n_thoughts, d_model, std):
     """The noise of optimizer step `step` for its global batch of `size` prompts: (size, G, T,
     d), zero on row 0 of each group (the noise-free latent), N(0, std^2) elsewhere; a stream of

@@ -267,8 +267,8 @@ def check_model_source(src, key):
     try:
         cfg = json.loads((folder / "config.json").read_text())
     except ValueError as e:
-        raise ConfigKeyError(key, f"{where}: {folder / 'config.json'} is not JSON ({e})") \
-            from None
+        raise ConfigKeyError(
+            key, f"{where}: {folder / 'config.json'} is not JSON ({e})") from None
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
     archs = cfg.get("architectures") or []
     causal = (cfg.get("model_type") in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES

@@ -60,7 +60,7 @@ from .decode import Catalog, beam_rank
 from .forward import collate, run_rows
 from protocol.io import replace_dir
 
-from .sft import crash_point, load_best, own_rng, resume, save_checkpoint, save_model
+from .sft import after_checkpoint, load_best, own_rng, resume, save_checkpoint, save_model
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +161,8 @@ class GRPOLoop:
     """GRPO from a trained model (`model`, kept as the reference `ref` too). The caller sets the
     prompts (`setup_prompts`); subclasses may override the hooks `batch`, `validate`,
     `rollout`, `rollout_sums`, `after_rollout`, `terms`, `after_step`, `log_step` and
-    `state`/`load_state`. `stage` names the stage for `crash_point`. Under `accelerate launch`
-    every process runs it together (the module docstring). `run()` -> info."""
+    `state`/`load_state`. `stage` names the stage for `after_checkpoint`. Under `accelerate
+    launch` every process runs it together (the module docstring). `run()` -> info."""
 
     reference = True                  # a frozen copy of the start model (`ref`) for the KL
     postfix = ("reward", "hit")       # the step logs shown on the progress bar
@@ -306,7 +306,7 @@ class GRPOLoop:
             save_checkpoint(self.model, self.tok, self.folder / "last", self.opt, self.sched,
                             step=step, best=best, curve=curve, **self.state())
         dist.barrier()
-        crash_point(self.stage, step)
+        after_checkpoint(self.stage, step)
 
     def state(self):
         """Extra loop state a resumed run needs (LASAR: its reward baseline)."""

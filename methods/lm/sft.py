@@ -21,7 +21,6 @@ import json
 import logging
 from contextlib import nullcontext
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -35,16 +34,16 @@ from protocol.progress import progress
 from .forward import AnswerCE, make_batch
 
 log = logging.getLogger(__name__)
-CRASH_ENV = "LASAR_TEST_CRASH_AFTER"
+# hook(stage, step) for each, after every training checkpoint is written: `stage` is the
+# artifact kind the loop trains (sft, lasar-stage2, lasar-mixed, cot-gream, rl, lasar-rl,
+# latentr3-sft, latentr3-rl), `step` the optimizer step. Empty in a run; the resume tests
+# install one that ends the process there (tests/crash_run.py).
+CHECKPOINT_HOOKS = []
 
 
-def crash_point(stage, step):
-    """Tests only: end the process (exit code 3) right after the checkpoint of optimizer step
-    `step` of the training stage `stage` (the artifact kind it trains: sft, lasar-stage2,
-    lasar-mixed, cot-gream, rl, lasar-rl) when LASAR_TEST_CRASH_AFTER names both, as
-    "lasar-stage2:2". A deterministic kill inside exactly one stage."""
-    if os.environ.get(CRASH_ENV) == f"{stage}:{step}":
-        os._exit(3)
+def after_checkpoint(stage, step):
+    for hook in CHECKPOINT_HOOKS:
+        hook(stage, step)
 
 
 def rng_state():
@@ -202,7 +201,7 @@ class Trainer:
     AnswerCE(model); one whose `skips_parameters` is true may leave some parameters out of a
     step's loss (DDP is then told to look for them; they get no gradient, as in one process).
     `model` is what is saved and resumed; `seed` orders the batches; `stage` names the stage
-    for `crash_point`."""
+    for the checkpoint hooks (`after_checkpoint`)."""
 
     def __init__(self, model, tok, cfg, out_dir, device, *, seed, mixed_precision,
                  stage, objective=None):
@@ -241,7 +240,7 @@ class Trainer:
             save_checkpoint(model, self.tok, self.out / "last", self.opt, self.sched,
                             step=step, best=best, bad=bad, curve=curve, terms=terms.state())
         self.acc.wait_for_everyone()
-        crash_point(self.stage, step)
+        after_checkpoint(self.stage, step)
 
     def _resume(self):
         st = resume(self.model, self.out / "last", self.opt, self.sched, self.seed, "SFT")

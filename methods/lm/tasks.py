@@ -115,10 +115,6 @@ class Codec:
         return Encoded("fusion", self.fus_head, suffixes,
                        [self.item_text_ids(t) + [self.eos] for t in examples.targets])
 
-    def text_of(self, enc, k):
-        """Full prompt + answer text of example k (for inspection and tests)."""
-        return self.tok.decode(enc.head + enc.suffixes[k] + (enc.answers[k] if enc.answers else []))
-
 
 def build_tasks(codec, split, tasks, n_items, max_align_items=None, seed=0):
     """The training examples of every requested task. -> list of Encoded. The item tasks

@@ -11,10 +11,10 @@ One run, one model, one set of prompts, one catalog, three timings:
                  B x 50 rows (the 4th code's scores come from the 3rd step), no trie, no top-k.
                  `bare_forward_4steps_samples_per_s` adds a 4th step.
 Timings are medians over repeats after one warm-up. The model is randomly initialised at the
-preset's shape (bench/__init__.py PRESETS): cpu (the cpu profile's Qwen3, the default),
+preset's shape (methods/lm/bench/__init__.py PRESETS): cpu (the cpu profile's Qwen3, the default),
 smollm2 (SmolLM2-135M's Llama shape, vocabulary padded to 49,152 + SID tokens) or qwen3-0.6b
 (the paper's, vocabulary padded to Qwen3's 151,936 + SID tokens); prompts are the shared
-template with 20 random history SIDs each (bench/synthetic.py), tokenized by --tokenizer.
+template with 20 random history SIDs each (methods/lm/bench/synthetic.py), tokenized by --tokenizer.
 """
 import statistics
 import time
@@ -56,7 +56,7 @@ def _time(fn, repeats, device):
     return statistics.median(timed() for _ in range(repeats))
 
 
-def run(args):
+def bench_beam(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = args.device

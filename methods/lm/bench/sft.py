@@ -5,9 +5,9 @@ the answer-token cross-entropy (methods.lm.forward.AnswerCE: [head | left-padded
 head run once and its KV cache shared by every row, logits at the answer positions only),
 backward, gradient clipping at 1.0, AdamW step, zero_grad. The batch: `--batch` rows of the
 shared prompt over random 20-item histories of a random Sports-sized catalog, each answered by
-a random target's 4 SID tokens + eos (bench/synthetic.py: Codec and collate, as the generative
+a random target's 4 SID tokens + eos (methods/lm/bench/synthetic.py: Codec and collate, as the generative
 methods build theirs), the same batch every step. The model: randomly initialised at the
-preset's shape (bench/__init__.py PRESETS). `--warmup` untimed steps, then the median of
+preset's shape (methods/lm/bench/__init__.py PRESETS). `--warmup` untimed steps, then the median of
 `--repeats` timed steps (the GPU synchronised around each).
 
 Precision (--dtype): float32 (the cpu default, and what lm.dtype=float32 with
@@ -71,7 +71,7 @@ def _cpu_name():
 
 def sft_step(model, opt, batch, autocast, max_grad_norm=1.0):
     """One optimizer step on `batch` as the Trainer takes it. -> mean answer-token loss."""
-    from methods.lm.forward import AnswerCE
+    from ..forward import AnswerCE
     with autocast:
         loss, n, _, _ = AnswerCE(model)(batch)
         loss = loss / n
@@ -103,7 +103,7 @@ def batch_counts(batch):
     return H + rows, answers, H + (rows - answers) / batch.ids.shape[0]
 
 
-def run(args):
+def bench_sft(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = args.device
@@ -129,7 +129,7 @@ def run(args):
     matmul_flops = 6 * ((params - embedding) * tokens + embedding * logit_rows)
     name = torch.cuda.get_device_name() if dev == "cuda" else _cpu_name()
     peak, matched = (args.peak_flops, "--peak-flops") if args.peak_flops else (
-        peak_bf16(name) if dev == "cuda" else (None, None))
+                     peak_bf16(name) if dev == "cuda" else (None, None))
     tps = tokens / sec
     res = {"tokens_per_s": tps, "samples_per_s": B / sec, "seconds_per_step": sec,
            "mfu": 6 * params * tps / peak if peak else None,
@@ -146,32 +146,26 @@ def run(args):
            "arch": PRESETS[args.preset].arch, "dtype": dtype, "tokenizer": args.tokenizer,
            "vocab": model.config.vocab_size, "batch": B, "lr": args.lr, "warmup": args.warmup,
            "repeats": args.repeats, "threads": torch.get_num_threads()}
-    if args.epoch_of:
-        res["epoch"] = epoch_tokens(args.epoch_of, args.data_dir, args.profile, args.tokenizer)
-        res["epoch"]["hours_at_this_rate"] = res["epoch"]["positions"] / tps / 3600
     return res
 
 
-def epoch_tokens(dataset, data_dir, profile, tokenizer_kind):
-    """Tokens of one epoch of MiniOneRec's SFT (= LASAR's Stage 1) on `dataset`, batched as the
-    Trainer batches them with one process: each batch of `batch_size` examples of one task
-    sorted by suffix length and cut into micro-batches; a micro-batch runs its head once and
-    pads its rows to the longest. The SIDs are random (every item has 4 SID tokens whichever
-    they are); the histories, targets and item texts are the dataset's. -> dict."""
-    import methods
-    from recdata import load_dataset, make_split
-    from methods.lm.sft import epoch_batches
-    from methods.lm.tasks import Codec, build_tasks
-    from protocol.config import Config
+def epoch_tokens(ds, split, settings, method_cfg, tokenizer_kind):
+    """Tokens of one epoch of MiniOneRec's SFT (= LASAR's Stage 1) on the dataset `ds` and its
+    `split`, with the shared `settings` and MiniOneRec's resolved configuration `method_cfg`
+    (a dict), batched as the Trainer batches them with one process: each batch of `batch_size`
+    examples of one task sorted by suffix length and cut into micro-batches; a micro-batch runs
+    its head once and pads its rows to the longest. The SIDs are random (every item has 4 SID
+    tokens whichever they are); the histories, targets and item texts are the dataset's.
+    -> dict."""
     from protocol.sids import SidTable, item_text
-    cfg = Config(profile, [], methods.all_default_configs(), methods.default_files())
-    s, m = cfg.settings, cfg.method("minionerec")
+
+    from ..sft import epoch_batches
+    from ..tasks import Codec, build_tasks
+    s, m = settings, method_cfg
     sft = m["sft"]
-    ds = load_dataset(dataset, data_dir)
-    split = make_split(ds, s.history_len)
     texts = [item_text(r) for r in ds.items]
     if tokenizer_kind == "bpe":           # as the `random` backbone builds it (lm.tokenizer_vocab)
-        from methods.lm.tokenizer import build_tokenizer
+        from ..tokenizer import build_tokenizer
         tok = build_tokenizer(texts, vocab_size=s.lm.tokenizer_vocab, levels=LEVELS,
                               n_codes=CODES)
     else:
@@ -199,7 +193,7 @@ def epoch_tokens(dataset, data_dir, profile, tokenizer_kind):
         o["mean_answer_tokens"] = float(np.mean([len(x) for x in t.answers]))
     total = lambda k: sum(o[k] for o in out.values())
     n = total("examples")
-    return {"dataset": dataset, "profile": profile, "tasks": out, "examples": n,
+    return {"dataset": ds.name, "tasks": out, "examples": n,
             "tokens": total("tokens"), "positions": total("positions"),
             "unshared_tokens": sum(o["examples"] * (o["mean_prompt_tokens"]
                                                     + o["mean_answer_tokens"])

@@ -1,7 +1,7 @@
 """What the synthetic benchmarks (`bench beam`, `bench sft`) share: a random catalog of 4-level
 SIDs, the tokenizer, the shared prompt over random 20-item histories (built by
 methods.lm.tasks.Codec and methods.lm.forward.collate, exactly as the generative methods build
-theirs), and a randomly initialised model of a preset's shape (bench/__init__.py PRESETS)."""
+theirs), and a randomly initialised model of a preset's shape (methods/lm/bench/__init__.py PRESETS)."""
 from typing import NamedTuple
 
 import numpy as np
@@ -40,9 +40,9 @@ def tokenizer(kind):
     """bpe: the offline BPE of `random` backbones, trained on the prompt templates only (vocab
     1,000); smollm2: SmolLM2's tokenizer. Both with the 1,024 SID tokens."""
     if kind == "smollm2":
-        from methods.lm.backbone import smollm2_tokenizer
+        from ..backbone import smollm2_tokenizer
         return smollm2_tokenizer(LEVELS, CODES)
-    from methods.lm.tokenizer import build_tokenizer
+    from ..tokenizer import build_tokenizer
     return build_tokenizer([], vocab_size=1000, levels=LEVELS, n_codes=CODES)
 
 
@@ -56,9 +56,9 @@ def prompts(n, n_items, tokenizer_kind="bpe", with_answers=False, seed=0):
     """`n` shared prompts over random 20-item histories of a random `n_items` catalog; with
     answers: each a random target's SID tokens + eos (the SFT rows). -> Prompts."""
     from recdata.split import Examples
-    from methods.lm.forward import collate
-    from methods.lm.tasks import Codec
-    from methods.lm.tokenizer import sid_token_table
+    from ..forward import collate
+    from ..tasks import Codec
+    from ..tokenizer import sid_token_table
     from protocol.sids import SidTable
     rng = np.random.default_rng(seed)
     codes = catalog(rng, n_items)
