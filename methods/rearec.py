@@ -28,7 +28,7 @@ from typing import Literal
 
 from protocol.io import atomic_write_json
 from protocol.metrics import summarize, target_ranks
-from protocol.schema import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, out_of_range, to_dict
+from protocol.schema import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, require, to_dict
 
 from .base import FitRecord
 from .recbole_models import RecBoleSequential, SASRecConfig
@@ -53,8 +53,7 @@ class ReaRecConfig(SASRecConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if not self.variants:
-            raise out_of_range("variants", self.variants, "a list naming erl, prl or both")
+        require(self.variants, "variants", self.variants, "a list naming erl, prl or both")
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from protocol.progress import progress as progress_bar
-from protocol.schema import NonNegFloat, PosFloat, PosInt, Prob, out_of_range, to_dict
+from protocol.schema import NonNegFloat, PosFloat, PosInt, Prob, require, to_dict
 
 from ._recbole_compat import import_recbole, load_checkpoint
 from .base import FitRecord, Method, Ranking
@@ -48,9 +48,8 @@ class SASRecConfig(RecBoleTraining):
     initializer_range: PosFloat
 
     def __post_init__(self):
-        if self.hidden_size % self.n_heads:
-            raise out_of_range("hidden_size", self.hidden_size,
-                               f"a multiple of n_heads ({self.n_heads})")
+        require(self.hidden_size % self.n_heads == 0, "hidden_size", self.hidden_size,
+                f"a multiple of n_heads ({self.n_heads})")
 
 
 @dataclass(frozen=True)

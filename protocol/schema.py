@@ -38,6 +38,13 @@ def out_of_range(key, value, allowed):
     return ConfigKeyError(key, f"'{key}' = {value!r} is out of range: must be {allowed}")
 
 
+def require(ok, key, value, allowed):
+    """A rule across keys (a `__post_init__` check): out_of_range(key, value, allowed) unless
+    `ok`."""
+    if not ok:
+        raise out_of_range(key, value, allowed)
+
+
 @dataclasses.dataclass(frozen=True)
 class Range:
     """The values a number may take: lo <= v <= hi (`open_lo`: lo < v); None = unbounded."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from .schema import PosInt, Prob, Range, Seed, out_of_range
+from .schema import PosInt, Prob, Range, Seed, out_of_range, require
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,10 @@ class LMConfig:
             raise out_of_range("lora", self.lora, "false with the random backbone: LoRA "
                                "freezes the base weights, and a random base knows nothing; "
                                "give a pretrained one (--backbone PATH or smollm2)")
-        if self.hidden_size % self.num_heads:
-            raise out_of_range("hidden_size", self.hidden_size,
-                               f"a multiple of num_heads ({self.num_heads})")
-        if self.num_heads % self.num_kv_heads:
-            raise out_of_range("num_kv_heads", self.num_kv_heads,
-                               f"a divisor of num_heads ({self.num_heads})")
+        require(self.hidden_size % self.num_heads == 0, "hidden_size", self.hidden_size,
+                f"a multiple of num_heads ({self.num_heads})")
+        require(self.num_heads % self.num_kv_heads == 0, "num_kv_heads", self.num_kv_heads,
+                f"a divisor of num_heads ({self.num_heads})")
 
     def backbone_id(self):
         """What identifies the backbone in artifact keys (a folder path is resolved)."""
@@ -108,8 +106,8 @@ class Settings:
     bench_cot: BenchCotConfig
 
     def __post_init__(self):
-        if max(self.eval.ks, default=1) > self.topk:
-            raise out_of_range("eval.ks", self.eval.ks, f"cut-offs of at most topk ({self.topk})")
+        require(max(self.eval.ks, default=1) <= self.topk, "eval.ks", self.eval.ks,
+                f"cut-offs of at most topk ({self.topk})")
 
     @property
     def users_seed(self):

@@ -133,8 +133,7 @@ def comparison_rows(results):
 
 
 def write_comparison(results):
-    rows = comparison_rows(results)
-    if not rows:
+    if not (rows := comparison_rows(results)):
         return []
     ds, prof = results.dataset, results.profile
     header = ["Source", "Row", "Field", "Paper", "Ours", "Ours / paper"]

@@ -44,8 +44,8 @@ def _rows(root):
 def test_users_exports_what_rank_receives(gru_run, tmp_path):
     from benchmark.plan import Plan, RunRequest
     data, out, _ = gru_run
-    r = run_cli("users", "toy", *SMALL, "--split", "test", "--out", tmp_path / "u.jsonl",
-                "--data-dir", data, "--results", out)
+    r = run_cli("users", "toy", *SMALL, "--split", "test", "--to", tmp_path / "u.jsonl",
+                "--data-dir", data, "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = [json.loads(x) for x in (tmp_path / "u.jsonl").read_text().splitlines()]
     plan = Plan(RunRequest("toy", "smoke", ["gru4rec"], data, out, ["max_users=20"]))

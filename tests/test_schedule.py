@@ -109,7 +109,7 @@ class _Settings:
 
 
 def _sequential(tmp_path, monkeypatch, methods, fail, done=()):
-    """runner.run over a plan-like object whose run_method fails for `fail`; -> (results,
+    """runner.run_plan over a plan-like object whose run_method fails for `fail`; -> (results,
     methods in the order they were run). Methods in `done` already have up-to-date results."""
     ran = []
 

@@ -260,7 +260,7 @@ def warn_without_item_text(share, cfg):
     log.warning("teacher '%s': no history item of the CoT pool has item text (title, brand, "
                 "categories, keywords), so every CoT follows one pattern and the anchors carry "
                 "no item information; with the raw Amazon 2018 metadata, `python -m benchmark "
-                "data convert --reviews R --meta M --out DIR/NAME` builds a dataset with item "
+                "data convert --reviews R --meta M --to DIR/NAME` builds a dataset with item "
                 "text for the `template` or `local` teacher, or the `import` teacher reads CoTs "
                 "written from it (items.jsonl keeps each item's asin): methods/lasar/README.md",
                 kind)

@@ -6,7 +6,7 @@ so the keys and their defaults are written once, in the YAML.
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from protocol.schema import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, Range, out_of_range
+from protocol.schema import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, Range, require
 
 Task = Literal["seqrec", "item2sid", "sid2item", "fusion"]
 
@@ -18,9 +18,8 @@ class Batched:
     micro_batch: PosInt             # examples or prompts per forward pass per process
 
     def __post_init__(self):
-        if self.micro_batch > self.batch_size:
-            raise out_of_range("micro_batch", self.micro_batch,
-                               f"at most batch_size ({self.batch_size})")
+        require(self.micro_batch <= self.batch_size, "micro_batch", self.micro_batch,
+                f"at most batch_size ({self.batch_size})")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ Timings are medians over repeats after one warm-up. The model is randomly initia
 preset's shape (methods/lm/bench/__init__.py PRESETS): cpu (the cpu profile's Qwen3, the default),
 smollm2 (SmolLM2-135M's Llama shape, vocabulary padded to 49,152 + SID tokens) or qwen3-0.6b
 (the paper's, vocabulary padded to Qwen3's 151,936 + SID tokens); prompts are the shared
-template with 20 random history SIDs each (methods/lm/bench/synthetic.py), tokenized by --tokenizer.
+template with 20 random history SIDs each (synthetic.py beside this file), tokenized by
+--tokenizer.
 """
 import statistics
 import time

@@ -5,9 +5,9 @@ the answer-token cross-entropy (methods.lm.forward.AnswerCE: [head | left-padded
 head run once and its KV cache shared by every row, logits at the answer positions only),
 backward, gradient clipping at 1.0, AdamW step, zero_grad. The batch: `--batch` rows of the
 shared prompt over random 20-item histories of a random Sports-sized catalog, each answered by
-a random target's 4 SID tokens + eos (methods/lm/bench/synthetic.py: Codec and collate, as the generative
+a random target's 4 SID tokens + eos (synthetic.py here: Codec and collate, as the generative
 methods build theirs), the same batch every step. The model: randomly initialised at the
-preset's shape (methods/lm/bench/__init__.py PRESETS). `--warmup` untimed steps, then the median of
+preset's shape (PRESETS in __init__.py here). `--warmup` untimed steps, then the median of
 `--repeats` timed steps (the GPU synchronised around each).
 
 Precision (--dtype): float32 (the cpu default, and what lm.dtype=float32 with

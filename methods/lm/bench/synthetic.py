@@ -1,7 +1,7 @@
 """What the synthetic benchmarks (`bench beam`, `bench sft`) share: a random catalog of 4-level
 SIDs, the tokenizer, the shared prompt over random 20-item histories (built by
 methods.lm.tasks.Codec and methods.lm.forward.collate, exactly as the generative methods build
-theirs), and a randomly initialised model of a preset's shape (methods/lm/bench/__init__.py PRESETS)."""
+theirs), and a randomly initialised model of a preset's shape (PRESETS in __init__.py here)."""
 from typing import NamedTuple
 
 import numpy as np
