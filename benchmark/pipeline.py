@@ -52,12 +52,17 @@ def plan_runs(req, only_reports=False):
     plan = plans[0]
     if only_reports:
         return plans
-    sc = plan.settings.scaling
-    if not req.scaling and sc.enabled and set(sc.methods) & set(plan.methods):
+    sc, sv = plan.settings.scaling, plan.settings.sensitivity
+    if sc.enabled and set(sc.methods) & set(plan.methods):
         big = Plan(reqs[0].for_seed(reqs[0].seed, scaling=True), plan.methods)
         say(f"[run] Table 5: {', '.join(big.methods)} also on the larger backbone "
             f"({big.results_dir})")
         plans.append(big)
+    if sv.enabled and set(sv.methods) & set(plan.methods):
+        for label in sv.variants:
+            plans.append(Plan(reqs[0].for_seed(reqs[0].seed, sensitivity=label), plan.methods))
+            say(f"[run] sensitivity row '{label}': {', '.join(plans[-1].methods)} with "
+                f"{' '.join(sv.variants[label])} ({plans[-1].results_dir})")
     return plans
 
 
@@ -200,7 +205,7 @@ def run_pipeline(req, only_reports=False):
     """The whole run. -> exit code (0; 1 when a method failed)."""
     t0 = time.time()
     plans = plan_runs(req, only_reports)
-    mains = [p for p in plans if not p.request.scaling]        # one per seed
+    mains = [p for p in plans if not (p.request.scaling or p.request.sensitivity)]  # a seed each
     main = mains[0]
     if only_reports:
         check_seeds_folder(plan=main)

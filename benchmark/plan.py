@@ -68,11 +68,13 @@ class RunRequest:
     scaling: bool = False          # Table 5: the profile's larger backbone (scaling.lm)
     seeds: list = None             # --seeds: every method once per seed, in seed-<s>/ folders
     seed: int = None               # the one seed of this request's plan (one of `seeds`)
+    sensitivity: str = None        # a sensitivity variant's label (settings `sensitivity`)
 
-    def for_seed(self, seed, scaling=False):
-        """This request for one of its seeds (a plan of a several-seed run)."""
+    def for_seed(self, seed, scaling=False, sensitivity=None):
+        """This request for one of its seeds (a plan of a several-seed run), or that seed's
+        Table-5 or sensitivity variant."""
         from dataclasses import replace
-        return replace(self, seed=seed, scaling=scaling)
+        return replace(self, seed=seed, scaling=scaling, sensitivity=sensitivity)
 
     def seed_overrides(self):
         """--set pairs of one seed of a several-seed run: its seed, and the first seed as the
@@ -114,6 +116,13 @@ class Plan:
             sc = self.cfg.settings.scaling
             self.cfg = Config(profile, over + scaling_overrides(sc), *defaults)
             methods = [m for m in sc.methods if not methods or m in methods]
+        if request.sensitivity:      # a sensitivity row: its methods under the variant's pairs
+            sv = self.cfg.settings.sensitivity
+            if request.sensitivity not in sv.variants:
+                raise BenchmarkError(f"sensitivity variant '{request.sensitivity}' is not in "
+                                     f"sensitivity.variants ({', '.join(sv.variants)})")
+            self.cfg = Config(profile, over + sv.variants[request.sensitivity], *defaults)
+            methods = [m for m in sv.methods if not methods or m in methods]
         self.settings = s = self.cfg.settings
         self.methods = list(methods) if methods else list(s.enabled)
         if not self.methods:
@@ -134,15 +143,17 @@ class Plan:
                              / profile_folder(self.cfg))
         self.profile_dir = (self.profile_root / f"seed-{request.seed}"
                             if request.seed is not None else self.profile_root)
-        self.results_dir = (self.profile_dir / "_scaling" / s.scaling.label if scaling
-                            else self.profile_dir)
+        self.results_dir = (self.profile_dir / "_scaling" / s.scaling.label if scaling else
+                            self.profile_dir / "_sensitivity" / request.sensitivity
+                            if request.sensitivity else self.profile_dir)
 
     @property
     def tag(self):
         """The plan's name in a queue of several: '' for a one-seed run's main plan, else its
         seed folder and/or Table 5's label."""
         parts = (([f"seed-{self.request.seed}"] if self.request.seed is not None else [])
-                 + ([self.settings.scaling.label] if self.request.scaling else []))
+                 + ([self.settings.scaling.label] if self.request.scaling else [])
+                 + ([self.request.sensitivity] if self.request.sensitivity else []))
         return "/".join(parts)
 
     def _check_against_data(self, scaling):

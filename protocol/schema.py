@@ -140,7 +140,10 @@ def coerce(tp, value, where):
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigKeyError(where, f"'{where}' must be a mapping, got {value!r}")
-        return dict(value)
+        if not args:
+            return dict(value)
+        return {coerce(args[0], k, f"{where} key"): coerce(args[1], v, f"{where}.{k}")
+                for k, v in value.items()}
     if tp is typing.Any:
         return value
     ok = (isinstance(value, bool) if tp is bool else

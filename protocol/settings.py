@@ -2,7 +2,8 @@
 
 Defaults live in the YAML only; these classes are the schema (`schema.build` fills them). The
 protocol part (seed, split, SIDs, backbone, metrics) is what methods read and what keys their
-results; `threads`, `jobs`, `enabled`, `scaling` and `bench_cot` steer the orchestration only.
+results; `threads`, `jobs`, `enabled`, `scaling`, `sensitivity` and `bench_cot` steer the
+orchestration only.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,16 @@ class ScalingConfig:
 
 
 @dataclass(frozen=True)
+class SensitivityConfig:
+    """Labelled sensitivity rows beside the baselines' published strength (reports'
+    baseline_strength; never Table 1): some methods again under other settings."""
+    enabled: bool
+    methods: list[str]
+    variants: dict[str, list[str]]   # label -> --set pairs; results/<ds>/<profile>/_sensitivity/
+                                     # <label>/
+
+
+@dataclass(frozen=True)
 class BenchCotConfig:
     """Paper Table 4: `bench cot` after the methods."""
     enabled: bool
@@ -103,6 +114,7 @@ class Settings:
     sids: SidsConfig
     lm: LMConfig
     scaling: ScalingConfig
+    sensitivity: SensitivityConfig
     bench_cot: BenchCotConfig
 
     def __post_init__(self):

@@ -11,8 +11,16 @@ is a multinomial count vector c (sum n), and its mean difference is c @ d / n. C
 
 `paired_difference` gives, for every claim's "A beats B" (PROTOCOL section 4, "Claims and
 ablations"), the difference, its 95% interval, p and the minimum detectable effect;
-`unpaired_difference` the same for two independent samples; `bootstrap_interval` and
-`wilson_interval` the 95% intervals of means that figures draw as error bars.
+`unpaired_difference` the same for two independent samples; `seed_difference` the same over
+several trained seeds (a two-level bootstrap: seeds, then users inside each drawn seed) with
+the t-interval over the per-seed differences; `holm` the Holm-adjusted p-values of a claim's
+comparisons; `bootstrap_interval` and `wilson_interval` the 95% intervals of means that figures
+draw as error bars.
+
+One error rate throughout the claims: two-sided 95% intervals, one-sided p at ALPHA_ONE_SIDED
+= 0.025 (the same test: the percentile interval excludes zero exactly when under 2.5% of the
+resamples lie on the other side). Table 1's star keeps the paper's own convention (one-sided
+p < 0.05 against each baseline) and says so.
 """
 from statistics import NormalDist
 
@@ -20,6 +28,18 @@ import numpy as np
 
 Z_975 = NormalDist().inv_cdf(0.975)           # two-sided alpha 0.05
 Z_80 = NormalDist().inv_cdf(0.80)             # power 0.8
+ALPHA_ONE_SIDED = 0.025                       # = two-sided 0.05: the claims' error rate
+PAPER_ALPHA = 0.05                            # Table 1's star: the paper's one-sided p < 0.05
+MIN_SEEDS = 3                                 # a seed-pooled verdict rests on at least 3 seeds
+# "untestable here": a claim whose mechanism had no signal in the run is not judged. Two
+# measurements, set once for every claim: the share of the users whose target rank differs
+# between the rows a comparison sets side by side (below MIN_CHANGED_SHARE the rows are the
+# same model for the users, whatever the interval says), and for a claim about what RL
+# learned, the share of RL's rollout groups whose rewards vary (GRPO's advantage is zero in a
+# group whose G rewards are equal, so such a group gives no gradient; below MIN_RL_SIGNAL RL
+# had almost nothing to learn from).
+MIN_CHANGED_SHARE = 0.02
+MIN_RL_SIGNAL = 0.05
 
 
 def bootstrap_counts(n_users, n_resamples, seed, chunk=256):
@@ -66,7 +86,8 @@ def mde(se):
 def _summary(observed, resampled, se, n):
     lo, hi = np.quantile(resampled, [0.025, 0.975])
     return {"diff": float(observed), "lo": float(lo), "hi": float(hi),
-            "p": float((resampled <= 0).mean()), "mde": mde(se), "n": n}
+            "p": float((resampled <= 0).mean()), "p_against": float((resampled >= 0).mean()),
+            "mde": mde(se), "n": n}
 
 
 def paired_difference(pairs, n_resamples=10000, seed=2026):
@@ -79,6 +100,8 @@ def paired_difference(pairs, n_resamples=10000, seed=2026):
               resampled mean differences, numpy's linear quantile)
       p       one-sided p in the claimed direction: the share of resamples whose mean
               difference is <= 0 (as paired_bootstrap)
+      p_against  one-sided p in the other direction (the share >= 0): what a contradiction
+              is judged on
       mde     (z_0.975 + z_0.8) * sd(a - b) / sqrt(n), sd with ddof 1: the smallest true mean
               difference a two-sided test at alpha 0.05 detects with 80% power on these n
               users; None when every user's difference is the same (sd 0)
@@ -133,3 +156,66 @@ def wilson_interval(hits, n):
     half = Z_975 * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
     return (0.0 if hits == 0 else float(centre - half),
             1.0 if hits == n else float(centre + half))
+
+
+def holm(pvalues):
+    """Holm's step-down adjustment of a family's p-values (in their order): the i-th smallest
+    p becomes max over j <= i of min(1, (m - j + 1) p_(j)). Rejecting where the adjusted p is
+    below alpha keeps the family-wise error rate at alpha."""
+    p = np.asarray(pvalues, dtype=float)
+    m = len(p)
+    if m == 0:
+        return []
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = stepped
+    return out.tolist()
+
+
+def seed_difference(pairs_by_seed, n_resamples=10000, seed=2026):
+    """Several trained seeds of two methods scored on the same users: pairs_by_seed = [{name:
+    (a, b)} per seed], per-user arrays over the same n users, in the same order, in every seed;
+    "a above b". A two-level bootstrap: each resample draws S seeds with replacement (what
+    moves when a model is retrained) and n users with replacement (which users were tested);
+    its statistic is the mean over the drawn seeds of those users' mean a - b. The users are
+    crossed with the seeds (every seed was scored on the same users), so one draw of users
+    serves all the drawn seeds of a resample: drawing users anew inside each drawn seed would
+    treat them as nested and divide the users' share of the variance by S.
+    -> {name: {"diff", "lo", "hi", "p", "p_against", "n", "seeds", "per_seed", "t_lo",
+    "t_hi"}}: diff the mean over seeds of the per-seed mean difference (= the seed-pooled
+    difference), lo/hi the 2.5th/97.5th percentiles of the resampled statistic, p (p_against)
+    the share <= 0 (>= 0), per_seed the S per-seed differences, t_lo/t_hi the t-interval over
+    them (mean +- t_{0.975, S-1} sd / sqrt(S); None with one seed)."""
+    from scipy.stats import t as student_t
+    names = list(pairs_by_seed[0]) if pairs_by_seed else []
+    if not names:
+        return {}
+    S, C = len(pairs_by_seed), len(names)
+    # d: (S, n, C) per-user differences of every seed and comparison
+    d = np.stack([np.stack([np.asarray(ps[k][0], float) - np.asarray(ps[k][1], float)
+                            for k in names], axis=1) for ps in pairs_by_seed])
+    n = d.shape[1]
+    drawn = np.random.default_rng([seed, 1]).integers(0, S, size=(n_resamples, S))
+    weight = np.stack([np.bincount(r, minlength=S) for r in drawn]) / S    # (R, S)
+    flat = d.transpose(1, 0, 2).reshape(n, S * C)                          # (n, S * C)
+    res, row = np.empty((n_resamples, C)), 0
+    for counts in bootstrap_counts(n, n_resamples, seed):                  # the users
+        means = (counts @ flat / n).reshape(len(counts), S, C)             # (chunk, S, C)
+        res[row:row + len(counts)] = np.einsum("rs,rsc->rc", weight[row:row + len(counts)],
+                                               means)
+        row += len(counts)
+    per_seed = d.mean(1)                                                    # (S, C)
+    out = {}
+    for i, k in enumerate(names):
+        lo, hi = np.quantile(res[:, i], [0.025, 0.975])
+        x = per_seed[:, i]
+        t_lo = t_hi = None
+        if S > 1:
+            half = student_t.ppf(0.975, S - 1) * x.std(ddof=1) / np.sqrt(S)
+            t_lo, t_hi = float(x.mean() - half), float(x.mean() + half)
+        out[k] = {"diff": float(x.mean()), "lo": float(lo), "hi": float(hi),
+                  "p": float((res[:, i] <= 0).mean()),
+                  "p_against": float((res[:, i] >= 0).mean()), "n": n, "seeds": S,
+                  "per_seed": [float(v) for v in x], "t_lo": t_lo, "t_hi": t_hi}
+    return out

@@ -1,114 +1,103 @@
-"""The paper's seven claims, each judged on this run's results with its uncertainty (PROTOCOL
-section 4, "Claims and ablations"). Reads only results/<dataset>/<profile>/ (predictions.jsonl,
-metrics.json, lasar/studies.json, bench/cot.json); writes tables/claims.{md,json}.
+"""The paper's seven claims, each judged on a run's results with its uncertainty, or on several
+seeds' runs pooled (reports/seeds.py). Reads RunResults only (predictions, metrics,
+lasar/studies.json, bench/cot.json); writes tables/claims.{md,json}. How comparisons become a
+verdict (one error rate, Holm, seeds, "untestable here"): reports/verdicts.py.
 
-Every "A beats B" a claim makes is one comparison: a paired bootstrap over the same users
-(protocol/stats.paired_difference) gives the mean difference A - B, its 95%
-percentile interval, the one-sided p in the claimed direction and the minimum detectable effect
-(MDE: the smallest true difference a two-sided test at alpha 0.05 finds with 80% power on these
-users). A claim
-
-  holds          when every one of its comparisons has its interval above zero;
-  is contradicted when any one has its interval below zero;
-  is inconclusive otherwise (the evidence names the MDE of the comparisons that are not
-                 significant);
-  is not measured when its data are missing (a method, a study row, or per-user ranks in a
-                 studies.json written before they were recorded: rerun the studies).
-
-Figure 3 (validation loss of one training run) and Table 4 (timings) have no users to resample:
-their verdicts weigh the margin against the measurement's own spread (the last evaluations'
-step-to-step change; the spread of the alternating timed passes).
+Every "A beats B" a claim makes is a comparison over the same users: Table 1's twelve (LASAR
+against each of the six baselines on N@10 and HR@10, all test users), the alignment ablation
+(KL against none, cosine, MSE), the RL ablation (REINFORCE against Terminal KL on N@10, HR@10
+and the users' N), Figure 4a (the main adaptive row against each Force-N on HR@10; the argmax
+row shown, not judged) and Figure 3's final models (two-stage against the equal-budget mixed
+route on N@10 and HR@10). Figure 3 also weighs the examples each route needs to first reach
+the other route's final validation loss; Table 4's ratios are judged on timed passes, each in
+a fresh process.
 """
 import numpy as np
 
 from protocol.io import atomic_write_json, atomic_write_text
-from protocol.stats import paired_difference, unpaired_difference
+from protocol.stats import unpaired_difference
 
 from .study_data import NO_ITEM_TEXT, adaptive_rows, n_values, no_item_text, row_per_user
 from .table1 import DISPLAY_MD, PAPER_ORDER
 from .table4 import table4_data
+from .figure3 import race
+from .verdicts import (COMPARISONS_HEADER, CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_MEASURED,
+                       RULE, RULES_NOTE, UNTESTABLE, VERDICTS, adjust, changed_share, claim,
+                       compare, fmt_comparison_row, judge, judged, rl_signal, summary,
+                       untestable_reason)
 
-HOLDS, CONTRADICTED = "holds", "contradicted"
-INCONCLUSIVE, NOT_MEASURED = "inconclusive", "not measured"
-VERDICTS = (HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_MEASURED)
 SHORT = {"NDCG@10": "N@10", "HR@10": "HR@10"}
+MIN_PASSES = 3                   # Table 4: timed passes (each a fresh process) a verdict needs
 
 
-def _claim(cid, text, source, rule, verdict, evidence, comparisons=(), **extra):
-    return {"id": cid, "claim": text, "source": source, "rule": rule, "verdict": verdict,
-            "evidence": evidence, "comparisons": list(comparisons), **extra}
-
-
-# ---------------------------------------------------------------------------------------------
-# judging comparisons
-
-
-def _compare(pairs, boot):
-    """pairs: {label: (a, b)} over the same users, "a above b" -> comparison records."""
-    return [{"label": k, **v} for k, v in paired_difference(pairs, *boot).items()]
-
-
-def judge(comparisons):
-    """holds / contradicted / inconclusive from the comparisons' 95% intervals."""
-    if any(c["hi"] < 0 for c in comparisons):
-        return CONTRADICTED
-    if all(c["lo"] > 0 for c in comparisons):
-        return HOLDS
-    return INCONCLUSIVE
-
-
-def _summary(comparisons):
-    """One sentence: how many comparisons are significant each way, and the MDEs of those
-    that are not."""
-    up = sum(c["lo"] > 0 for c in comparisons)
-    down = sum(c["hi"] < 0 for c in comparisons)
-    unclear = [c for c in comparisons if c["lo"] <= 0 <= c["hi"]]
-    text = (f"{len(comparisons)} comparison(s): {up} with the 95% interval above zero, "
-            f"{down} below, {len(unclear)} spanning zero")
-    mdes = sorted(c["mde"] for c in unclear if c["mde"] is not None)
-    if mdes:
-        rng = f"{mdes[0]:.4f}" + (f"-{mdes[-1]:.4f}" if mdes[-1] != mdes[0] else "")
-        text += (f"; the users could have detected a difference of {rng} (MDE: 80% power, "
-                 "two-sided alpha 0.05)")
-    if any(c["mde"] is None for c in unclear):
-        text += "; in some no user differs at all (nothing could be detected)"
-    return text
-
-
-def _judged(cid, text, source, rule, comparisons, lead="", **extra):
-    v = judge(comparisons)
-    ev = (lead + "; " if lead else "") + _summary(comparisons)
-    return _claim(cid, text, source, rule, v, ev, comparisons, **extra)
+def _rule(text):
+    return f"{text}. {RULE}"
 
 
 # ---------------------------------------------------------------------------------------------
 # claims on users
 
 
-def _table1_claim(results, boot):
-    found = results.methods
-    text = f"LASAR is the best method on {results.dataset.capitalize()}"
-    rule = ("LASAR above each of the six baselines on N@10 and HR@10 (12 comparisons, paired "
-            "over all test users)")
-    missing = [m for m in PAPER_ORDER if m not in found]
+def _table1_claim(runs, boot):
+    ds = runs[0].dataset
+    text = f"LASAR is the best method on {ds.capitalize()}"
+    rule = _rule("LASAR above each of the six baselines on N@10 and HR@10 (12 comparisons, "
+                 "paired over all test users)")
+    missing = sorted({m for r in runs for m in PAPER_ORDER if m not in r.methods})
     if missing:
-        return _claim("best", text, "Table 1", rule, NOT_MEASURED,
-                      "missing rows: " + ", ".join(missing))
+        return claim("best", text, "Table 1", rule, NOT_MEASURED,
+                     "missing rows: " + ", ".join(missing))
     try:
-        per = {m: found[m].per_user((10,)) for m in PAPER_ORDER}
+        per = [{m: r.methods[m].per_user((10,)) for m in PAPER_ORDER} for r in runs]
     except OSError as e:
-        return _claim("best", text, "Table 1", rule, NOT_MEASURED, f"no predictions: {e}")
-    users, a = per["lasar"]
-    if any(per[m][0] != users for m in PAPER_ORDER):
-        return _claim("best", text, "Table 1", rule, NOT_MEASURED,
-                      "the methods' test users differ; rerun on the same split")
-    pairs = {f"LASAR - {DISPLAY_MD[m]}, {SHORT[k]}": (a[k], per[m][1][k])
-             for m in PAPER_ORDER[1:] for k in SHORT}
-    means = {m: float(per[m][1]["NDCG@10"].mean()) for m in PAPER_ORDER}
+        return claim("best", text, "Table 1", rule, NOT_MEASURED, f"no predictions: {e}")
+    users = per[0]["lasar"][0]
+    if any(p[m][0] != users for p in per for m in PAPER_ORDER):
+        return claim("best", text, "Table 1", rule, NOT_MEASURED,
+                     "the methods' test users differ (between methods or seeds); rerun on the "
+                     "same split")
+    pairs = [{f"LASAR - {DISPLAY_MD[m]}, {SHORT[k]}": (p["lasar"][1][k], p[m][1][k])
+              for m in PAPER_ORDER[1:] for k in SHORT} for p in per]
+    means = {m: float(np.mean([p[m][1]["NDCG@10"].mean() for p in per])) for m in PAPER_ORDER}
     best = max(means, key=means.get)
     lead = (f"N@10: LASAR {means['lasar']:.4f}, best {DISPLAY_MD[best]} {means[best]:.4f}; "
             f"{len(users)} test users")
-    return _judged("best", text, "Table 1", rule, _compare(pairs, boot), lead)
+    return judged("best", text, "Table 1", rule, compare(pairs, boot), lead)
+
+
+def _studies(runs):
+    """Every run's LASAR studies, or None when one lacks them or they studied other users."""
+    sts = [r.studies for r in runs]
+    if not all(st.get("rows") for st in sts):
+        return None
+    ids = sts[0].get("eval_user_ids")
+    for r, st in zip(runs, sts):
+        if st.get("eval_user_ids") != ids:
+            raise ValueError(f"{r.root / 'lasar' / 'studies.json'}: studied other users than "
+                             f"{runs[0].root.name}; every seed must study the same users "
+                             "(eval_seed)")
+    return sts
+
+
+def _row_pairs(sts, spec, metrics=("NDCG@10", "HR@10")):
+    """spec: [(label, row a, row b)] -> [{label, metric: (a, b)} per run], or None when a row
+    has no per-user ranks in some run."""
+    out = []
+    for st in sts:
+        per = {n: row_per_user(st, n) for _, a, b in spec for n in (a, b)}
+        if any(v is None for v in per.values()):
+            return None
+        out.append({f"{lab}, {SHORT[k]}": (per[a][k], per[b][k]) for lab, a, b in spec
+                    for k in metrics})
+    return out
+
+
+def _changed(sts, spec):
+    """{label: share of study users whose target rank differs between the two rows} (first
+    run; None where a row has no ranks)."""
+    rows = sts[0]["rows"]
+    return {lab: changed_share(rows[a]["ranks"], rows[b]["ranks"]) for lab, a, b in spec
+            if rows.get(a, {}).get("ranks") and rows.get(b, {}).get("ranks")}
 
 
 def _point_estimates(rows, names):
@@ -117,120 +106,161 @@ def _point_estimates(rows, names):
 
 
 def _no_ranks(cid, text, source, rule, rows, names, **extra):
-    return _claim(cid, text, source, rule, NOT_MEASURED,
-                  "no per-user ranks in studies.json (written before they were recorded; "
-                  "rerun the studies); point estimates only: " + _point_estimates(rows, names),
-                  **extra)
+    return claim(cid, text, source, rule, NOT_MEASURED,
+                 "no per-user ranks in studies.json (written before they were recorded; rerun "
+                 "the studies); point estimates only: " + _point_estimates(rows, names),
+                 **extra)
 
 
-def _row_pairs(st, pairs_spec, metrics=("NDCG@10", "HR@10")):
-    """pairs_spec: [(label, row a, row b)] -> {label, metric: (a, b)}, or None when a row has no
-    per-user ranks."""
-    per = {n: row_per_user(st, n) for _, a, b in pairs_spec for n in (a, b)}
-    if any(v is None for v in per.values()):
-        return None
-    return {f"{lab}, {SHORT[k]}": (per[a][k], per[b][k]) for lab, a, b in pairs_spec
-            for k in metrics}
+def _untestable(cid, text, source, rule, why, comparisons, lead="", **extra):
+    """The claim's mechanism had no signal: the measurement is the verdict's evidence; the
+    comparisons are shown, not judged."""
+    ev = (lead + "; " if lead else "") + why + "; shown, not judged: " + summary(comparisons)
+    return claim(cid, text, source, rule, UNTESTABLE, ev, comparisons, **extra)
 
 
-def _alignment_claim(st, ds, boot):
-    rows = st.get("rows", {})
+def _alignment_claim(sts, ds, boot):
+    rows = sts[0]["rows"]
     tab = "Table 2" if ds == "beauty" else "Table 9"
     text = "KL is the only alignment that helps"
-    rule = "+KL alignment above + Latent (w/o align.), + Cosine and + MSE on N@10 and HR@10"
+    rule = _rule("+KL alignment above + Latent (w/o align.), + Cosine and + MSE on N@10 and "
+                 "HR@10; untestable when the teacher's chains carry no item information")
     need = ["sft_align_none", "sft_align_kl", "sft_align_cosine", "sft_align_mse"]
-    extra = {"caveat": NO_ITEM_TEXT} if no_item_text(st) else {}
-    lead = (NO_ITEM_TEXT.capitalize() + " (item-text share 0); ") if extra else ""
+    blind = all(no_item_text(st) for st in sts)
+    extra = {"caveat": NO_ITEM_TEXT} if blind else {}
     if not all(n in rows for n in need):
-        return _claim("kl_only", text, tab, rule, NOT_MEASURED, lead + "alignment ablation rows "
-                      "missing: " + ", ".join(n for n in need if n not in rows), **extra)
+        return claim("kl_only", text, tab, rule, NOT_MEASURED, "alignment ablation rows "
+                     "missing: " + ", ".join(n for n in need if n not in rows), **extra)
     spec = [(f"KL - {b.replace('sft_align_', '')}", "sft_align_kl", b)
             for b in ("sft_align_none", "sft_align_cosine", "sft_align_mse")]
-    pairs = _row_pairs(st, spec)
+    pairs = _row_pairs(sts, spec)
     if pairs is None:
         return _no_ranks("kl_only", text, tab, rule, rows, ["pure_sft"] + need, **extra)
-    return _judged("kl_only", text, tab, rule, _compare(pairs, boot),
-                   lead + f"{st.get('eval_users')} study users", **extra)
+    comps = compare(pairs, boot)
+    lead = f"{sts[0].get('eval_users')} study users"
+    why = untestable_reason(changed=_changed(sts, spec))
+    if blind:
+        why = (f"{NO_ITEM_TEXT.capitalize()} (item-text share 0): there is nothing to align "
+               "to" + (f"; {why}" if why else ""))
+    if why:
+        return _untestable("kl_only", text, tab, rule, why, comps, lead, **extra)
+    return judged("kl_only", text, tab, rule, comps, lead, **extra)
 
 
-def _reinforce_claim(st, boot):
-    rows = st.get("rows", {})
+def _signal(runs):
+    """RL's reward signal pooled over the runs' RL logs (None without any)."""
+    sig = [s for s in (rl_signal(r.studies.get("rl_log")) for r in runs) if s]
+    if not sig:
+        return None
+    return {"steps": sum(s["steps"] for s in sig),
+            "mean": float(np.mean([s["mean"] for s in sig])),
+            "zero_steps": float(np.mean([s["zero_steps"] for s in sig]))}
+
+
+def _ns(st, name):
+    """A row's per-user N (`ns`), or None for a studies.json that has N counts only."""
+    ns = (st["rows"].get(name) or {}).get("ns")
+    return np.asarray(ns, dtype=float) if isinstance(ns, list) and ns else None
+
+
+def _reinforce_claim(runs, sts, boot):
+    rows = sts[0]["rows"]
     text, rule = ("REINFORCE lowers the mean N while raising quality",
-                  "+REINFORCE above + Terminal KL on N@10 and HR@10, and its mean N below")
+                  _rule("+REINFORCE above + Terminal KL on N@10 and HR@10, and its users' N "
+                        "below"))
     a, b = rows.get("rl_terminal_kl"), rows.get("rl_full")
     if not (a and b and n_values(a) is not None and n_values(b) is not None):
-        return _claim("reinforce", text, "Table 3", rule, NOT_MEASURED, "RL ablation rows missing")
-    pairs = _row_pairs(st, [("REINFORCE - Terminal KL", "rl_full", "rl_terminal_kl")])
+        return claim("reinforce", text, "Table 3", rule, NOT_MEASURED, "RL ablation rows missing")
+    spec = [("REINFORCE - Terminal KL", "rl_full", "rl_terminal_kl")]
+    pairs = _row_pairs(sts, spec)
     if pairs is None:
         return _no_ranks("reinforce", text, "Table 3", rule, rows, ["rl_terminal_kl", "rl_full"])
-    comps = _compare(pairs, boot)
-    comps.append({"label": "mean N, Terminal KL - REINFORCE (unpaired: the rows give N counts, "
-                           "not N per user)",
-                  **unpaired_difference(n_values(a), n_values(b), *boot)})
+    ns = [(_ns(st, "rl_terminal_kl"), _ns(st, "rl_full")) for st in sts]
+    if all(x is not None and y is not None for x, y in ns):       # paired: the same users
+        for p, (x, y) in zip(pairs, ns):
+            p["N, Terminal KL - REINFORCE (paired per user)"] = (x, y)
+        comps = compare(pairs, boot)
+    else:              # an older studies.json: N counts only, so one run and unpaired
+        comps = compare(pairs[:1], boot)
+        comps.append({"label": "mean N, Terminal KL - REINFORCE (unpaired: N counts only)",
+                      **unpaired_difference(n_values(a), n_values(b), *boot), "seeds": 1})
+        adjust(comps)
     lead = f"mean N {a['n_dist']['mean']:.2f} -> {b['n_dist']['mean']:.2f}"
-    return _judged("reinforce", text, "Table 3", rule, comps, lead)
+    sig = _signal(runs)
+    if sig is not None:
+        lead += (f"; RL's groups with reward variance {sig['mean']:.1%} (steps with none "
+                 f"{sig['zero_steps']:.0%})")
+    why = untestable_reason(_changed(sts, spec), sig)
+    if why:
+        return _untestable("reinforce", text, "Table 3", rule, why, comps, lead)
+    return judged("reinforce", text, "Table 3", rule, comps, lead)
 
 
-def _adaptive_claim(st, boot):
-    rows = st.get("rows", {})
+def _adaptive_claim(runs, sts, boot):
+    rows = sts[0]["rows"]
     text = "Adaptive N beats every forced N"
-    rule = ("the main adaptive row (N as Table 1 decodes it: sampled, Section 3.4) above every "
-            "Force-N on HR@10; the other adaptive row (argmax N) is compared too, shown but not "
-            "judged")
+    rule = _rule("the main adaptive row (N as Table 1 decodes it: sampled, Section 3.4) above "
+                 "every Force-N on HR@10; the other adaptive row (argmax N) is compared too, "
+                 "shown but not judged; the head's N is what RL's REINFORCE trains (Section 3.4)")
     forced = sorted(int(n.split("_")[1]) for n in rows if n.startswith("force_"))
-    adaptive = adaptive_rows(st)
+    adaptive = adaptive_rows(sts[0])
     if not (forced and adaptive):
-        return _claim("adaptive", text, "Figure 4a", rule, NOT_MEASURED, "Force-N rows missing")
+        return claim("adaptive", text, "Figure 4a", rule, NOT_MEASURED, "Force-N rows missing")
     spec = [(f"{lab} - Force N={n}", r, f"force_{n}") for r, lab in adaptive for n in forced]
-    pairs = _row_pairs(st, spec, metrics=("HR@10",))
+    pairs = _row_pairs(sts, spec, metrics=("HR@10",))
     names = [r for r, _ in adaptive] + [f"force_{n}" for n in forced]
     if pairs is None:
         return _no_ranks("adaptive", text, "Figure 4a", rule, rows, names)
+    main = adaptive[0][0]
+    judged_spec = [s for s in spec if s[1] == main]
+    labels = {f"{lab}, HR@10" for lab, _, _ in judged_spec}
+    comps = compare([{k: v for k, v in p.items() if k in labels} for p in pairs], boot)
+    shown = compare([{k: v for k, v in p.items() if k not in labels} for p in pairs], boot)
     lead = "; ".join(f"{r} HR@10 {rows[r]['HR@10']:.4f}" for r in names)
-    judged = {f"{lab}, HR@10" for lab, r, _ in spec if r == adaptive[0][0]}
-    comps = _compare(pairs, boot)
-    claim = _judged("adaptive", text, "Figure 4a", rule,
-                    [c for c in comps if c["label"] in judged], lead)
-    claim["comparisons"] += [{**c, "label": c["label"] + " (shown, not judged)"}
-                             for c in comps if c["label"] not in judged]
-    return claim
+    sig = _signal(runs)
+    why = untestable_reason(_changed(sts, judged_spec), sig)
+    out = (_untestable("adaptive", text, "Figure 4a", rule, why, comps, lead) if why
+           else judged("adaptive", text, "Figure 4a", rule, comps, lead))
+    out["comparisons"] += [{**c, "label": c["label"] + " (shown, not judged)"} for c in shown]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
-# claims without users: Figure 3 and Table 4
+# Figure 3: the equal-budget race; Table 4: timings
 
 
-def _last_spread(curve, last=3):
-    """Largest change between consecutive evaluations among a curve's last `last` ones."""
-    v = [y for _, y in curve[-last:]]
-    return max(abs(y - x) for x, y in zip(v, v[1:])) if len(v) > 1 else None
-
-
-def _two_stage_claim(st):
-    f3 = st.get("figure3") or {}
+def _two_stage_claim(sts, boot):
     text = "Two-stage training converges faster than mixed training"
-    rule = ("the mixed run's best validation loss stays above Stage 2's first by more than the "
-            "curves' own step-to-step spread (contradicted: below it by more)")
-    if not (f3.get("stage2") and f3.get("mixed")):
-        return _claim("two_stage", text, "Figure 3", rule, NOT_MEASURED, "Figure 3 curves missing")
-    s2, mx = f3["stage2"], f3["mixed"]
-    first, best = s2[0][1], min(v for _, v in mx)
-    spreads = [s for s in (_last_spread(s2), _last_spread(mx)) if s is not None]
-    noise = max(spreads) if spreads else None
-    margin = best - first
-    epochs = mx[-1][0] / (f3.get("mixed_steps_per_epoch") or 1)
-    if noise is None:
-        v = INCONCLUSIVE
+    rule = _rule("at equal budgets (the mixed route from the backbone gets Stage 1's and Stage "
+                 "2's optimizer steps and examples): two-stage reaches the best mixed run's "
+                 "final validation loss while that run never reaches two-stage's (by more than "
+                 "the curves' step-to-step spread), and its final model is not significantly "
+                 "worse on the study users (N@10, HR@10, Holm); contradicted when the mixed "
+                 "route gets there first or its final model is significantly better")
+    r = [race(st.get("figure3")) for st in sts]
+    if any(x is None for x in r):
+        return claim("two_stage", text, "Figure 3", rule, NOT_MEASURED,
+                     "no equal-budget race in studies.json (Figure 3 curves missing, or written "
+                     "before the race: rerun LASAR's studies)")
+    best = r[0]["best_mixed"]
+    spec = [("two-stage - mixed", r[0]["two_stage_row"], best["row"])]
+    pairs = _row_pairs(sts, spec)
+    if pairs is None:
+        return claim("two_stage", text, "Figure 3", rule, NOT_MEASURED,
+                     "the two routes' final models have no per-user ranks")
+    comps = compare(pairs, boot)
+    test_v = judge(comps)
+    races = [x["verdict"] for x in r]
+    if CONTRADICTED in races or test_v == CONTRADICTED:
+        v = CONTRADICTED
+    elif all(x == HOLDS for x in races) and test_v in (HOLDS, INCONCLUSIVE):
+        v = HOLDS
     else:
-        v = HOLDS if margin > noise else CONTRADICTED if margin < -noise else INCONCLUSIVE
-    ev = (f"Stage 2 first validation loss {first:.3f} (best {min(x for _, x in s2):.3f}); mixed "
-          f"best {best:.3f} after {epochs:.0f} epoch(s); margin {margin:+.3f}. Noise: one run "
-          "(one seed), validation loss on a fixed validation set, so no interval over seeds; "
-          + ("one evaluation per curve, so no spread to weigh the margin against" if noise is None
-             else f"the largest step-to-step change among each curve's last three evaluations "
-                  f"is {noise:.3f}"))
-    return _claim("two_stage", text, "Figure 3", rule, v, ev, noise={"spread": noise,
-                                                                   "margin": margin})
+        v = INCONCLUSIVE
+    ev = ("; ".join(x["evidence"] for x in r) + "; final models on the study users: "
+          + summary(comps))
+    return claim("two_stage", text, "Figure 3", rule, v, ev, comps,
+                 race=[{k: x[k] for k in ("two_stage", "mixed", "budget")} for x in r])
 
 
 def _passes(b, mode):
@@ -242,7 +272,7 @@ def _passes(b, mode):
 
 
 def _timing(b, num, den):
-    """Per-pass ratios num / den (the passes alternate the decoders, so pass i of each pairs)
+    """Per-pass ratios num / den (pass i of each pairs: the decoders alternate within a pass)
     with their min / median / max."""
     a, c = _passes(b, num), _passes(b, den)
     r = [x / y for x, y in zip(a, c)] if len(a) == len(c) else [float(np.median(a) / np.median(c))]
@@ -251,10 +281,12 @@ def _timing(b, num, den):
                    den: [min(c), float(np.median(c)), max(c)]}}
 
 
-def timing_verdict(ratios, lo, hi=np.inf):
+def timing_verdict(ratios, lo, hi=np.inf, fresh=True):
     """holds when every pass's ratio lies in [lo, hi], contradicted when every one lies on the
-    same side outside it, inconclusive otherwise or with a single pass (no spread)."""
-    if len(ratios) < 2:
+    same side outside it; inconclusive otherwise, or with fewer than MIN_PASSES passes, or
+    when the passes did not each run in a fresh process (their spread would leave out what
+    moves between invocations)."""
+    if len(ratios) < MIN_PASSES or not fresh:
         return INCONCLUSIVE
     if all(lo <= r <= hi for r in ratios):
         return HOLDS
@@ -263,10 +295,11 @@ def timing_verdict(ratios, lo, hi=np.inf):
     return INCONCLUSIVE
 
 
-def _timing_text(t, num, den, unit=".1f"):
+def _timing_text(t, num, den, fresh, unit=".1f"):
     k = len(t["ratios"])
+    where = "each in a fresh process" if fresh else "in one process (not fresh processes)"
     spread = (f"per pass min {t['min']:{unit}}x, median {t['median']:{unit}}x, max "
-              f"{t['max']:{unit}}x over {k} alternating passes" if k > 1 else
+              f"{t['max']:{unit}}x over {k} passes {where}" if k > 1 else
               "one timed pass: its spread is not measured (set bench_cot.repeats to 3 or more)")
     ms = "; ".join(f"{m} {v[1]:.2f} ms per sample ({v[0]:.2f}-{v[2]:.2f})"
                    for m, v in t["ms"].items())
@@ -275,50 +308,58 @@ def _timing_text(t, num, den, unit=".1f"):
 
 def _timing_claims(results):
     t4 = table4_data(results)
-    cot_rule = ("CoT generation's time per sample at least 15x LASAR's in every timed pass "
-                "(paper: over 20x)")
-    ovh_rule = "LASAR / MiniOneRec time per sample within 1.00-1.20x in every timed pass"
+    tail = (f" in every one of at least {MIN_PASSES} timed passes, each in a fresh process")
+    cot_rule = "CoT generation's time per sample at least 15x LASAR's" + tail + " (paper: > 20x)"
+    ovh_rule = "LASAR / MiniOneRec time per sample within 1.00-1.20x" + tail
     cot_text, ovh_text = ("CoT generation is about 20x slower than LASAR",
                           "LASAR takes about 1.07-1.16x MiniOneRec's time")
     if not t4:
         why = "bench/cot.json missing (run ./run_all.sh with LASAR and Explicit CoT)"
-        return [_claim("cot_20x", cot_text, "Table 4", cot_rule, NOT_MEASURED, why),
-                _claim("lasar_overhead", ovh_text, "Table 4", ovh_rule, NOT_MEASURED, why)]
+        return [claim("cot_20x", cot_text, "Table 4", cot_rule, NOT_MEASURED, why),
+                claim("lasar_overhead", ovh_text, "Table 4", ovh_rule, NOT_MEASURED, why)]
     b = t4["bench"]
+    fresh = bool(b.get("fresh_processes"))
     cot, ovh = _timing(b, "cot_generation", "lasar"), _timing(b, "lasar", "plain")
-    ev = (_timing_text(cot, "cot_generation", "lasar") + f"; {b['users']} users, "
+    ev = (_timing_text(cot, "cot_generation", "lasar", fresh) + f"; {b['users']} users, "
           f"{b['mean_reasoning_tokens']:.0f} reasoning tokens on average")
     # a CoT model that closes </think> at once is not doing CoT generation: its time says
     # nothing about the claim (teacher CoTs are ~300 tokens; the cap is cot_max_new_tokens)
     if b["mean_reasoning_tokens"] >= 0.1 * b["cot_max_new_tokens"]:
-        first = _claim("cot_20x", cot_text, "Table 4", cot_rule,
-                       timing_verdict(cot["ratios"], 15.0), ev, noise=cot)
+        first = claim("cot_20x", cot_text, "Table 4", cot_rule,
+                      timing_verdict(cot["ratios"], 15.0, fresh=fresh), ev, noise=cot)
     else:
-        first = _claim("cot_20x", cot_text, "Table 4", cot_rule, NOT_MEASURED,
-                       f"the Explicit CoT model does not reason: {ev}, under 10% of the "
-                       f"{b['cot_max_new_tokens']}-token cap; train it longer", noise=cot)
-    second = _claim("lasar_overhead", ovh_text, "Table 4", ovh_rule,
-                    timing_verdict(ovh["ratios"], 1.0, 1.20),
-                    _timing_text(ovh, "lasar", "plain", ".3f")
-                    + f"; mean latent steps {b['mean_latent_steps']:.2f}", noise=ovh)
+        first = claim("cot_20x", cot_text, "Table 4", cot_rule, NOT_MEASURED,
+                      f"the Explicit CoT model does not reason: {ev}, under 10% of the "
+                      f"{b['cot_max_new_tokens']}-token cap; train it longer", noise=cot)
+    second = claim("lasar_overhead", ovh_text, "Table 4", ovh_rule,
+                   timing_verdict(ovh["ratios"], 1.0, 1.20, fresh),
+                   _timing_text(ovh, "lasar", "plain", fresh, ".3f")
+                   + f"; mean latent steps {b['mean_latent_steps']:.2f}", noise=ovh)
     return [first, second]
 
 
 # ---------------------------------------------------------------------------------------------
 
 
-def study_claims(st, ds, boot):
-    """The claims judged on LASAR's study rows (alignment, REINFORCE, adaptive N) of one
-    studies.json, or of seed-pooled rows (reports/seeds.py); boot = (resamples, seed)."""
-    return [_alignment_claim(st, ds, boot), _reinforce_claim(st, boot), _adaptive_claim(st, boot)]
-
-
-def claims(results):
-    """The paper's claims, each with a verdict from this run's results (module docstring)."""
-    st, boot = results.studies, results.boot
-    align, reinforce, adaptive = study_claims(st, results.dataset, boot)
-    return [_table1_claim(results, boot), align, _two_stage_claim(st), reinforce, adaptive,
-            *_timing_claims(results)]
+def claims(runs):
+    """The paper's claims on one run (a RunResults) or pooled over several seeds' runs (a
+    list, same users), each with its verdict (reports/verdicts.py)."""
+    runs = runs if isinstance(runs, list) else [runs]
+    boot, ds = runs[0].boot, runs[0].dataset
+    sts = _studies(runs)
+    if sts is None:
+        study = [claim(cid, text, src, "", NOT_MEASURED, "no LASAR studies.json in every run")
+                 for cid, text, src in (
+                     ("kl_only", "KL is the only alignment that helps", "Table 2/9"),
+                     ("two_stage", "Two-stage training converges faster than mixed training",
+                      "Figure 3"),
+                     ("reinforce", "REINFORCE lowers the mean N while raising quality",
+                      "Table 3"),
+                     ("adaptive", "Adaptive N beats every forced N", "Figure 4a"))]
+    else:
+        study = [_alignment_claim(sts, ds, boot), _two_stage_claim(sts, boot),
+                 _reinforce_claim(runs, sts, boot), _adaptive_claim(runs, sts, boot)]
+    return [_table1_claim(runs, boot), *study, *_timing_claims(runs[0])]
 
 
 def claims_markdown(cl, ds, prof):
@@ -327,22 +368,11 @@ def claims_markdown(cl, ds, prof):
     lines += [f"| {c['claim']} | {c['source']} | **{c['verdict']}** | {c['evidence']} | "
               f"{c['rule']} |" for c in cl]
     counts = {v: sum(c["verdict"] == v for c in cl) for v in VERDICTS}
-    lines += ["", f"{counts[HOLDS]} hold, {counts[CONTRADICTED]} contradicted, "
-                  f"{counts[INCONCLUSIVE]} inconclusive, {counts[NOT_MEASURED]} not measured.",
-              "", "| Claim | Comparison (claimed above zero) | Difference | 95% interval | p | "
-                  "MDE |", "|---|---|:---:|:---:|:---:|:---:|"]
+    lines += ["", ", ".join(f"{counts[v]} {v}" for v in VERDICTS) + ".", "",
+              COMPARISONS_HEADER]
     for c in cl:
-        for x in c["comparisons"]:
-            mde = "–" if x["mde"] is None else f"{x['mde']:.4f}"
-            lines.append(f"| {c['id']} | {x['label']} | {x['diff']:+.4f} | [{x['lo']:+.4f}, "
-                         f"{x['hi']:+.4f}] | {x['p']:.4f} | {mde} |")
-    lines += ["", "Verdicts: holds when every comparison's 95% percentile paired-bootstrap "
-                  "interval (same users) lies above zero, contradicted when any lies below, "
-                  "inconclusive otherwise; p is one-sided in the claimed direction (share of "
-                  "resamples with a difference <= 0); MDE = (z_0.975 + z_0.8) x sd(per-user "
-                  "difference) / sqrt(users), the smallest difference detectable with 80% power "
-                  "at two-sided alpha 0.05. Figure 3 and Table 4 weigh their margin against "
-                  "their own measurement spread (in the evidence).", ""]
+        lines += [fmt_comparison_row(c["id"], x) for x in c["comparisons"]]
+    lines += ["", RULES_NOTE, ""]
     return "\n".join(lines)
 
 

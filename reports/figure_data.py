@@ -35,27 +35,20 @@ def _curve(points):
 
 
 def _fig3_data(s):
+    """Figure 3 on one axis, examples since the backbone (reports/figure3.py): the two-stage
+    route (Stage 1, then Stage 2) and each equal-budget mixed run."""
     f3 = s.get("figure3")
-    if not isinstance(f3, dict):
+    if not isinstance(f3, dict) or "budget" not in f3:
+        return None                       # none, or from before the equal-budget race
+    s1, s2 = _curve(f3.get("stage1")), _curve(f3.get("stage2"))
+    mixed = [{"label": f"Mixed, lr {m.get('lr'):g}", "curve": [list(p) for p in
+                                                              _curve(m.get("curve"))]}
+             for m in f3.get("mixed") or [] if isinstance(m, dict) and m.get("curve")]
+    if not (s1 or s2 or mixed):
         return None
-    s1, s2, mx = _curve(f3.get("stage1")), _curve(f3.get("stage2")), _curve(f3.get("mixed"))
-    if not (s1 or s2 or mx):
-        return None
-    spe = {k: _num(f3.get(f"{k}_steps_per_epoch")) for k in ("stage1", "stage2", "mixed")}
-    present = [k for k, c in (("stage1", s1), ("stage2", s2), ("mixed", mx)) if c]
-    epochs = all(spe[k] and spe[k] > 0 for k in present)
-    unit = "epoch" if epochs else "step"
-
-    def x(k, step):
-        return step / spe[k] if epochs else step
-
-    stage1 = [[x("stage1", a), v] for a, v in s1]
-    # Stage 2 starts where Stage 1 stopped: its last evaluated step (an epoch end)
-    offset = stage1[-1][0] if stage1 else 0.0
-    stage2 = [[offset + x("stage2", a), v] for a, v in s2]
-    mixed = [[x("mixed", a), v] for a, v in mx]
-    return {"unit": unit, "stage1": stage1, "stage2": stage2, "stage2_start": offset,
-            "mixed": mixed}
+    return {"unit": "examples", "stage1": [list(p) for p in s1],
+            "stage2": [list(p) for p in s2], "stage2_start": _num(f3.get("stage2_start")),
+            "mixed": mixed, "budget": f3.get("budget")}
 
 
 def _fig4a_data(s):
@@ -228,8 +221,9 @@ def _safe(fn, *args):
 def figure_data(results):
     """Per figure, the numbers it plots (figures whose data are absent are left out):
 
-      figure3   {"unit": "epoch"|"step", "stage1": [[x, loss]], "stage2": [[x, loss]]
-                 (x continues after Stage 1), "stage2_start": x, "mixed": [[x, loss]]}
+      figure3   {"unit": "examples", "stage1": [[x, loss]], "stage2": [[x, loss]] (x
+                 continues after Stage 1), "stage2_start": x, "mixed": [{"label", "curve":
+                 [[x, loss]]}], "budget": {"steps", "examples"}}
       figure4a  {"Force N=1": HR@10 %, ..., "Adaptive (sampled N)": HR@10 %,
                  "Adaptive (argmax N)": HR@10 %}; figure4a_ci {label: [lo %, hi %]} for the
                  bars with per-user ranks; figure4a_n_users

@@ -1,8 +1,9 @@
 """LASAR's paper figures from results/<ds>/<profile>/lasar/studies.json (written by
 methods/lasar/studies.py), as PNG (dpi 200) and PDF under results/<ds>/<profile>/figures/:
 
-  figure3   two-stage (Stage 1, then Stage 2 continuing after it) vs mixed single-stage
-            training: validation loss (CE) against epoch
+  figure3   two-stage (Stage 1, then Stage 2 continuing after it) vs the equal-budget mixed
+            single-stage runs: validation loss (CE) against training examples since the
+            backbone
   figure4a  Force N = k against the Policy Head's adaptive N (sampled, and argmax where
             studied): HR@10 (%) on the studies' fixed test users, 95% bootstrap error bars
   figure4b  N distribution after SFT vs after RL: share of users (%) per N = 1..n_max
@@ -64,21 +65,24 @@ def _new_figure():
 
 def _draw_figure3(fig, d):
     ax = fig.add_subplot()
+    k = 1000.0                                            # x in thousands of examples
     if d["stage1"]:
         x, y = zip(*d["stage1"])
-        ax.plot(x, y, "o-", color=SFT_COLOR, label="Two-stage: Stage 1")
+        ax.plot([v / k for v in x], y, "o-", color=SFT_COLOR, label="Two-stage: Stage 1")
     if d["stage2"]:
         x, y = zip(*d["stage2"])
         if d["stage1"]:       # join the two stages so the two-stage run reads as one curve
-            ax.plot([d["stage1"][-1][0], x[0]], [d["stage1"][-1][1], y[0]], ":",
+            ax.plot([d["stage1"][-1][0] / k, x[0] / k], [d["stage1"][-1][1], y[0]], ":",
                     color=RL_COLOR, lw=0.9)
-        ax.plot(x, y, "s-", color=RL_COLOR, label="Two-stage: Stage 2")
-    if d["mixed"]:
-        x, y = zip(*d["mixed"])
-        ax.plot(x, y, "^--", color=MIXED_COLOR, label="Mixed (one stage)")
-    if d["stage1"] and d["stage2"]:
-        ax.axvline(d["stage2_start"], color="0.5", lw=0.7, ls=":", zorder=0)
-    ax.set_xlabel(d["unit"])
+        ax.plot([v / k for v in x], y, "s-", color=RL_COLOR, label="Two-stage: Stage 2")
+    styles = ("^--", "v-.", "d:")
+    for i, m in enumerate(d["mixed"]):
+        x, y = zip(*m["curve"])
+        ax.plot([v / k for v in x], y, styles[i % len(styles)], color=MIXED_COLOR,
+                alpha=1.0 - 0.35 * i, label=m["label"])
+    if d["stage1"] and d["stage2"] and d["stage2_start"]:
+        ax.axvline(d["stage2_start"] / k, color="0.5", lw=0.7, ls=":", zorder=0)
+    ax.set_xlabel("training examples since the backbone (thousands)")
     ax.set_ylabel("validation loss (CE)")
     ax.set_xlim(left=0)
     # keep the legend off the curves: the mixed curve sits high, two-stage ends low

@@ -13,6 +13,7 @@ Adding a table: a module under reports/ with a writer `write_x(results)`, and on
 from dataclasses import dataclass
 from typing import Callable
 
+from .baseline_strength import write_baseline_strength
 from .claims import write_claims
 from .external_tables import write_external_comparison
 from .figures import figure
@@ -54,6 +55,10 @@ def _has_latentr3(r):
     return "latentr3" in r.methods
 
 
+def _has_recbole(r):
+    return bool({"sasrec", "gru4rec"} & set(r.methods))
+
+
 def _has_external(r):
     return bool(r.external)
 
@@ -72,6 +77,8 @@ REPORTS = [
     Report("table3_rl_ablation", "tables", "Table 3: RL ablation", write_rl_ablation),
     Report("table4_efficiency", "tables", "Table 4: inference efficiency", write_table4),
     Report("table5_scaling", "tables", "Table 5: model scaling", write_table5),
+    Report("baseline_strength", "tables", "Baselines beside their published strength (not in "
+           "the paper)", write_baseline_strength, _has_recbole),
     Report("table8_segments", "tables", "Table 8: segment count vs sample complexity",
            write_table8),
     Report("force_n", "tables", "Force-N (Figure 4a's data)", write_force_n),

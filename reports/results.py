@@ -8,6 +8,7 @@ seed-<s>/ under it) with
   lasar/studies.json, latentr3/studies.json                    the methods' studies
   bench/cot.json                                               Table 4's timing
   _scaling/<label>/<method>/...                                Table 5's larger backbones
+  _sensitivity/<label>/<method>/...                            sensitivity rows (baselines)
 
 `load_results(root, eval_cfg)` lists it once and reads each manifest and metrics file; the
 predictions of a method are read the first time a writer asks for them, once, and kept, as are
@@ -151,6 +152,7 @@ class RunResults:
     latentr3_studies: dict        # latentr3/studies.json (None when absent)
     bench_cot: dict               # bench/cot.json (None when absent)
     scaling: dict                 # {label: {name: MethodResults}} of _scaling/<label>/
+    sensitivity: dict             # {label: {name: MethodResults}} of _sensitivity/<label>/
     derived: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -175,12 +177,19 @@ def load_results(root, eval_cfg):
     ds, prof = dataset_profile(root)
     external = {n: p for n, p in method_folders(root / "external").items()
                 if (p / "predictions.jsonl").is_file()}
-    scaled = root / "_scaling"
-    scaling = ({p.name: _rows(method_folders(p)) for p in sorted(scaled.iterdir()) if p.is_dir()}
-               if scaled.is_dir() else {})
     return RunResults(root=root, dataset=ds, profile=prof, eval=eval_cfg,
                       methods=_rows(method_folders(root)), external=_rows(external),
                       studies=_studies(root / "lasar" / "studies.json"),
                       latentr3_studies=_read_json(root / "latentr3" / "studies.json"),
                       bench_cot=_read_json(root / "bench" / "cot.json"),
-                      scaling={k: v for k, v in scaling.items() if v})
+                      scaling=_variants(root / "_scaling"),
+                      sensitivity=_variants(root / "_sensitivity"))
+
+
+def _variants(folder):
+    """{label: {name: MethodResults}} of the variant runs under `folder` (Table 5's larger
+    backbones, the sensitivity rows), labels with no method left out."""
+    if not folder.is_dir():
+        return {}
+    out = {p.name: _rows(method_folders(p)) for p in sorted(folder.iterdir()) if p.is_dir()}
+    return {k: v for k, v in out.items() if v}

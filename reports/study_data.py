@@ -55,12 +55,9 @@ def n_study_users(st):
 
 
 def row_per_user(st, name, ks=(5, 10, 20)):
-    """{metric: (n,) per-user values} of a study row from its ranks (or its `per_user` arrays:
-    the seed-pooled rows of reports/seeds.py); None when the row has neither (an older
-    studies.json) or they do not match the study users."""
+    """{metric: (n,) per-user values} of a study row from its ranks; None when the row has
+    none (an older studies.json) or they do not match the study users."""
     row = _rows(st).get(name) or {}
-    if isinstance(row.get("per_user"), dict):
-        return row["per_user"]
     ranks = row.get("ranks")
     if not isinstance(ranks, list) or not ranks or len(ranks) != n_study_users(st):
         return None

@@ -131,18 +131,25 @@ def test_cot_tasks_layout():
 
 
 def test_bench_cot_json(tmp_path):
-    """`bench cot`: the four decoders and LatentR3's on the same users, in one process; JSON
-    and file. `bench lasar` then times LASAR and LatentR3 against plain decoding."""
+    """`bench cot`: the four decoders and LatentR3's on the same users, each timed pass in a
+    fresh process of its own (the same outputs every pass); JSON and file. `bench lasar` then
+    times LASAR and LatentR3 against plain decoding."""
     import json
 
     from .conftest import run_cli, write_dataset
     write_dataset(tmp_path / "data", n_users=40, n_items=30)
     r = run_cli("bench", "cot", "toy", "--profile", "smoke", "--users", "12", "--json",
-                "--data-dir", tmp_path / "data", "--out", tmp_path / "results",
+                "--repeats", "2", "--data-dir", tmp_path / "data", "--out", tmp_path / "results",
                 "--set", "lasar.rl.enabled=false", "--set", "minionerec.sft.epochs=1")
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["users"] == 12 and len(res["test_user_ids"]) == 12
+    assert res["fresh_processes"] and res["outputs_equal"] and res["repeats"] == 2
+    assert all(len(v) == 2 for v in res["seconds"].values())
+    passes = sorted((tmp_path / "results" / "toy" / "smoke" / "_work").glob("bench-cot-*/pass-*"))
+    assert [p.name for p in passes] == ["pass-0.json", "pass-1.json"]
+    one, two = (json.loads(p.read_text()) for p in passes)
+    assert one["metrics"] == two["metrics"] == res["metrics"] and one["processes"] == 1
     assert set(res["ms_per_user"]) == {"plain", "lasar", "cot_direct", "cot_generation",
                                        "latentr3"}
     assert res["latentr3_over_plain"] == pytest.approx(

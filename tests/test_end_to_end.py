@@ -37,8 +37,11 @@ LEARN = {
                    "minionerec.sft.lr=1.0e-3"],
     "lcrec": ["lcrec.sft.batch_size=8", "lcrec.sft.micro_batch=8", "lcrec.sft.patience=20",
               "lcrec.sft.epochs=15", "lcrec.sft.lr=2.0e-3"],
+    # Figure 3's mixed route repeats Stage 1's budget: one learning rate here (the real-data
+    # smoke run races two)
     "lasar": ["lasar.stage2.epochs=10", "lasar.stage2.batch_size=16",
-              "lasar.stage2.micro_batch=16", "lasar.stage2.patience=20"],
+              "lasar.stage2.micro_batch=16", "lasar.stage2.patience=20",
+              "lasar.mixed.lr_scales=[1]"],
     "latentr3": ["latentr3.sft.batch_size=16", "latentr3.sft.micro_batch=16",
                  "latentr3.sft.epochs=5", "latentr3.sft.patience=20"],
 }
@@ -225,12 +228,21 @@ def check_lasar_studies(root, n_users):
     st = json.loads((root / "lasar" / "studies.json").read_text())
     rows = st["rows"]
     assert {"pure_sft", "sft_align_none", "sft_align_kl", "rl_latent_only", "rl_terminal_kl",
-            "rl_full", "force_1", "force_8", "mixed"} <= set(rows)
+            "rl_full", "force_1", "force_8", "mixed_x1"} <= set(rows)
     assert rows["force_1"]["n_dist"]["mean"] == 1.0 and rows["force_8"]["n_dist"]["mean"] == 8.0
     assert len(st["eval_user_ids"]) == st["eval_users"] and st["all_test_users"] == n_users
     per_n_users = sum(v["n_users"] for v in st["per_n_all_users"].values())
     assert per_n_users == n_users == sum(st["n_dist_final_all_users"]["counts"])
-    assert st["figure3"]["stage2"] and st["figure3"]["mixed"] and st["time_ratio_vs_plain"] > 0
+    f3 = st["figure3"]
+    scales = json.loads((root / "lasar" / "manifest.json").read_text())["config"]["method"][
+        "mixed"]["lr_scales"]
+    assert [m["scale"] for m in f3["mixed"]] == scales            # one race per learning rate
+    assert f3["stage2"] and st["time_ratio_vs_plain"] > 0
+    # the race's budget: Stage 1's and Stage 2's steps and examples, each mixed run capped there
+    assert f3["budget"]["steps"] == (f3["budget"]["stage1"]["steps"]
+                                     + f3["budget"]["stage2"]["steps"])
+    assert all(m["steps"] <= f3["budget"]["steps"] for m in f3["mixed"])
+    assert f3["stage2"][0][0] > f3["stage2_start"] == f3["budget"]["stage1"]["examples"]
     for t in ("table1_pvalues", "table9_alignment", "table3_rl_ablation", "force_n", "per_n",
               "n_distribution", "table8_segments"):
         assert (root / "tables" / f"{t}.md").stat().st_size > 0, t

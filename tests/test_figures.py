@@ -45,9 +45,13 @@ def _studies():
             "3": {"HR@10": 0.0, "NDCG@10": 0.0, "n_users": 5},
             "4": {"HR@10": 0.0, "NDCG@10": 0.0, "n_users": 0},
         },
-        "figure3": {"stage1": [[10, 3.0], [20, 2.5]], "stage1_steps_per_epoch": 10,
-                    "stage2": [[5, 2.2], [10, 2.0]], "stage2_steps_per_epoch": 5,
-                    "mixed": [[8, 3.5], [16, 3.2], [24, 3.1]], "mixed_steps_per_epoch": 8},
+        "figure3": {"stage1": [[1000, 3.0], [2000, 2.5]], "stage2_start": 2000,
+                    "stage2": [[2500, 2.2], [3000, 2.0]], "two_stage_row": "sft_align_kl",
+                    "budget": {"steps": 30, "examples": 3000},
+                    "mixed": [{"scale": 1, "lr": 1e-3, "row": "mixed_x1",
+                               "curve": [[1000, 3.5], [2000, 3.2], [3000, 3.1]]},
+                              {"scale": 10, "lr": 1e-2, "row": "mixed_x10",
+                               "curve": [[1000, 3.9], [3000, 3.6]]}]},
         "rl_log": [{"step": s, "mean_n": 4.0 - 0.1 * s, "reward": 0.1 * s, "baseline": 0.0,
                     "hit": 0.5} for s in range(1, 17)],
     }
@@ -125,13 +129,15 @@ def test_figure_data_matches_studies(tmp_path):
     assert f5b["n_users"] == {1: 5, 2: 10, 3: 5}
     assert f5b["overall_HR@10"] == pytest.approx((20 * 5 + 30 * 10 + 0 * 5) / 20)
 
-    # 3: epochs; Stage 2 continues after Stage 1's last point (epoch 2)
+    # 3: one axis, examples since the backbone; Stage 2 after Stage 1's 2,000; each mixed run
     f3 = d["figure3"]
-    assert f3["unit"] == "epoch"
-    assert f3["stage1"] == _approx_points([[1.0, 3.0], [2.0, 2.5]])
-    assert f3["stage2_start"] == 2.0
-    assert f3["stage2"] == _approx_points([[3.0, 2.2], [4.0, 2.0]])
-    assert f3["mixed"] == _approx_points([[1.0, 3.5], [2.0, 3.2], [3.0, 3.1]])
+    assert f3["unit"] == "examples"
+    assert f3["stage1"] == _approx_points([[1000, 3.0], [2000, 2.5]])
+    assert f3["stage2_start"] == 2000
+    assert f3["stage2"] == _approx_points([[2500, 2.2], [3000, 2.0]])
+    assert [m["label"] for m in f3["mixed"]] == ["Mixed, lr 0.001", "Mixed, lr 0.01"]
+    assert f3["mixed"][0]["curve"] == _approx_points([[1000, 3.5], [2000, 3.2], [3000, 3.1]])
+    assert f3["budget"] == {"steps": 30, "examples": 3000}
 
     # 5a: raw values per step plus a trailing moving average
     f5a = d["figure5a"]
@@ -165,8 +171,7 @@ def test_missing_rl_log_skips_figure5a(tmp_path):
 def test_fallbacks_and_partial_data(tmp_path):
     s = _studies()
     del s["n_dist_final_all_users"]                   # falls back to the subset
-    del s["figure3"]["mixed"]
-    del s["figure3"]["stage2_steps_per_epoch"]        # no epochs for every curve: steps
+    s["figure3"]["mixed"] = []                        # studies.mixed off: two-stage alone
     s["rows"]["adaptive"] = s["rows"].pop("rl_full")  # no RL ablation: row is "adaptive"
     del s["n_mode"], s["rows"]["adaptive_argmax"]     # an older studies.json
     del s["per_n_all_users"]
@@ -175,8 +180,7 @@ def test_fallbacks_and_partial_data(tmp_path):
     assert d["figure4b"]["after_rl"]["share"] == pytest.approx([20, 30, 50, 0, 0, 0, 0, 0])
     assert d["figure4a"]["Adaptive"] == pytest.approx(40.0)
     assert d["figure_lambda"]["lambda"] == [0.001]    # the sweep's rl_full row is gone
-    assert d["figure3"]["unit"] == "step" and d["figure3"]["mixed"] == []
-    assert d["figure3"]["stage2"] == _approx_points([[25.0, 2.2], [30.0, 2.0]])
+    assert d["figure3"]["mixed"] == [] and len(d["figure3"]["stage2"]) == 2
     names = {p.stem for p in write_figures(root)}
     assert names == {"figure3", "figure4a", "figure4b", "figure5a", "figure_lambda"}
 

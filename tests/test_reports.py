@@ -174,3 +174,41 @@ def test_table8_puts_the_label_histogram_beside_the_papers(tmp_path):
     assert "Mean label 3.60." in md and "a mean of 3.16." in md     # 3(.834) + 4(.163) + 5(.002)
     tex = (root / "tables" / "table8_segments.tex").read_text()
     assert r"3 & 60.0\% & 83.4\% & 4.0 & 6.9 & 3.5 & 6.2 \\" in tex
+
+
+def test_baseline_strength_beside_the_published_numbers(tmp_path):
+    """Our SASRec and GRU4Rec on every user of Beauty beside the published cross-entropy
+    SASRec (published_baselines.yaml): the ratio to the strongest published value, a flag
+    under 90% of it, a sensitivity row labelled with its --set pairs; on a user sample no
+    ratio at all."""
+    from reports.baseline_strength import published, write_baseline_strength
+    root = tmp_path / "beauty" / "cpu-full"
+
+    def folder(d, m, ndcg, hr, users=22363, variants=None, best=30):
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"NDCG@10": ndcg, "HR@10": hr,
+                                                    "n_users": users}))
+        (d / "manifest.json").write_text(json.dumps({
+            "display_name": m, "dataset": {"test_users": users, "users": 22363},
+            "config": {"shared": {"history_len": 20, "sensitivity": {"variants": variants
+                                                                     or {}}}},
+            "fit_info": {"best_epoch": best, "epochs_run": best + 10, "stopped_early": True}}))
+    best = {k: max(p[k] for p in published()["sasrec"]["beauty"]) for k in ("NDCG@10", "HR@10")}
+    assert best == {"NDCG@10": 0.0416, "HR@10": 0.083}
+    folder(root / "sasrec", "SASRec", 0.0333, 0.0747)          # 80% and 90% of them
+    folder(root / "gru4rec", "GRU4Rec", 0.02, 0.04)
+    folder(root / "_sensitivity" / "history_50" / "sasrec", "SASRec", 0.0400, 0.0800,
+           variants={"history_50": ["history_len=50"]})
+    md = write_baseline_strength(results_at(root))[1].read_text()
+    rows = {r.split("|")[1].strip() + r.split("|")[2].strip()[:10]: r
+            for r in md.splitlines() if r.startswith("| ")}
+    ours = rows["SASRec (ours, Table 1)history 20"]
+    assert "| 0.0333 | 0.0747 | 30 / 40 (stopped) | 0.80 | 0.90 | below 90% |" in ours
+    assert "| 0.0400 | 0.0800 |" in rows["SASRec (ours, sensitivity)history_50"]
+    assert "history_50: history_len=50" in md and "| 0.96 | 0.96 | no |" in md
+    assert "| – | – | – |" in rows["GRU4Rec (ours, Table 1)history 20"]   # nothing published
+    assert md.count("SASRec (published)") == 3 and "RecBole/issues/1290" in md
+    sample = tmp_path / "beauty" / "cpu"
+    folder(sample / "sasrec", "SASRec", 0.01, 0.02, users=8000)
+    md = write_baseline_strength(results_at(sample))[1].read_text()
+    assert "no ratio is computed" in md and "below 90%" not in md

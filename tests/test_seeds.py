@@ -96,18 +96,9 @@ def test_a_second_run_resumes_every_seed(two_seeds):
         assert f"[run] {name}: results up to date, skipped" in r.stderr
 
 
-def test_seed_pooled_claims_against_a_hand_computation(tmp_path):
-    """Two seeds, LASAR and one baseline with hand-written predictions: the pooled difference
-    is the mean over users of the seed-averaged per-user differences, and its verdict is
-    decided by the interval."""
-    from protocol.settings import EvalConfig
-    from reports.results import load_results
-    from reports.seeds import seed_claims
-    root = tmp_path / "toy" / "cpu"
-    n = 400
-    rng = np.random.default_rng(0)
-    hits = {("lasar", 1): rng.random(n) < 0.30, ("lasar", 2): rng.random(n) < 0.30,
-            ("sasrec", 1): rng.random(n) < 0.10, ("sasrec", 2): rng.random(n) < 0.12}
+def _seed_rows(root, hits):
+    """Hand-written predictions: hits[(method, seed)] is the users' HR@10 hits (target first)."""
+    n = len(next(iter(hits.values())))
     for (m, s), hit in hits.items():
         f = root / f"seed-{s}" / m
         f.mkdir(parents=True)
@@ -117,27 +108,33 @@ def test_seed_pooled_claims_against_a_hand_computation(tmp_path):
         (f / "metrics.json").write_text(json.dumps({k: float(hit.mean()) for k in (
             "NDCG@5", "NDCG@10", "NDCG@20", "HR@5", "HR@10", "HR@20")} | {"n_users": n}))
         (f / "manifest.json").write_text(json.dumps({"seed": s}))
-    ev = EvalConfig(ks=[5, 10, 20], bootstrap_resamples=2000, bootstrap_seed=1)
-    runs = lambda: {s: load_results(root / f"seed-{s}", ev) for s in (1, 2)}   # noqa: E731
-    claims = {c["metric"]: c for c in seed_claims(runs(), ev)[0]}
-    hr = claims["HR@10"]
-    want = np.mean((hits[("lasar", 1)] + 0.0 + hits[("lasar", 2)]) / 2
-                   - (hits[("sasrec", 1)] + 0.0 + hits[("sasrec", 2)]) / 2)
-    assert hr["diff"] == pytest.approx(want) and hr["verdict"] == "holds" and hr["lo"] > 0
-    assert hr["per_seed_diffs"] == pytest.approx(
-        [hits[("lasar", s)].mean() - hits[("sasrec", s)].mean() for s in (1, 2)])
-    assert hr["seeds_agree"]
-    # a baseline scored on other users (another user sample) is not compared: one reason
+
+
+def test_seed_pooled_comparisons_against_a_hand_computation(tmp_path):
+    """Three seeds, LASAR and one baseline with hand-written predictions: the pooled difference
+    is the mean of the per-seed differences, its interval the two-level bootstrap's, the
+    t-interval over the seeds beside it; two seeds give no pooled verdict; users that differ
+    between seeds or methods are one reason, not a number."""
+    from reports.seeds import lasar_versus
+    from reports.verdicts import judge
+    root = tmp_path / "toy" / "cpu"
+    n = 400
+    rng = np.random.default_rng(0)
+    hits = {(m, s): rng.random(n) < (0.30 if m == "lasar" else 0.10 + 0.01 * s)
+            for m in ("lasar", "sasrec") for s in (1, 2, 3)}
+    _seed_rows(root, hits)
+    runs = lambda seeds: {s: results_at(root / f"seed-{s}", 2000) for s in seeds}  # noqa: E731
+    cmp = {c["label"]: c for c in lasar_versus(runs((1, 2, 3)))}
+    hr = cmp["LASAR - SASRec, HR@10"]
+    per_seed = [hits[("lasar", s)].mean() - hits[("sasrec", s)].mean() for s in (1, 2, 3)]
+    assert hr["per_seed"] == pytest.approx(per_seed) and hr["seeds"] == 3
+    assert hr["diff"] == pytest.approx(np.mean(per_seed)) and hr["lo"] > 0
+    assert hr["t_lo"] < hr["diff"] < hr["t_hi"]
+    assert judge(list(cmp.values())) == "holds"
+    assert judge(lasar_versus(runs((1, 2)))) == "inconclusive (too few seeds)"
     f = root / "seed-2" / "sasrec" / "predictions.jsonl"
     f.write_text(f.read_text().replace('"u0"', '"w0"'))
-    claims, why = seed_claims(runs(), ev)
-    assert claims == [] and "test users differ" in why
-    f.write_text(f.read_text().replace('"w0"', '"u0"'))
-    for s in (1, 2):
-        f = root / f"seed-{s}" / "sasrec" / "predictions.jsonl"
-        f.write_text(f.read_text().replace('"u1"', '"w1"'))
-    claims, why = seed_claims(runs(), ev)
-    assert claims == [] and "sasrec scored other test users than LASAR" in why
+    assert "sasrec scored other test users" in lasar_versus(runs((1, 2, 3)))
 
 
 @pytest.mark.parametrize("text", ["42,x", "42,42", "-1,2", ""])
@@ -147,16 +144,15 @@ def test_bad_seeds_are_one_line(text):
 
 
 def test_study_claims_pool_each_users_rows_over_seeds(tmp_path):
-    """The alignment claim on two seeds' study rows: the pooled KL - none difference is the
-    mean over study users of the seed-averaged per-user difference; seeds that studied other
-    users are one error naming the file."""
-    from reports.claims import study_claims
-    from reports.seeds import pooled_studies
+    """The alignment claim on three seeds' study rows: the pooled KL - none difference is the
+    mean over seeds of the per-seed difference, from the two-level bootstrap; seeds that studied
+    other users are one error naming the file."""
+    from reports.claims import claims
     root = tmp_path / "beauty" / "cpu"
     rng = np.random.default_rng(3)
     n, ids = 500, [f"u{i}" for i in range(500)]
     hit = {}
-    for s in (1, 2):
+    for s in (1, 2, 3):
         rows = {}
         for name, p in (("sft_align_kl", 0.5), ("sft_align_none", 0.1),
                         ("sft_align_cosine", 0.1), ("sft_align_mse", 0.1)):
@@ -168,15 +164,14 @@ def test_study_claims_pool_each_users_rows_over_seeds(tmp_path):
         f.mkdir(parents=True)
         (f / "studies.json").write_text(json.dumps(
             {"eval_users": n, "eval_user_ids": ids, "rows": rows, "n_mode": "sample"}))
-    runs = lambda: {s: results_at(root / f"seed-{s}") for s in (1, 2)}        # noqa: E731
-    st = pooled_studies(runs())
-    align = study_claims(st, "beauty", (2000, 1))[0]
+    runs = lambda: [results_at(root / f"seed-{s}", 2000) for s in (1, 2, 3)]   # noqa: E731
+    align = next(c for c in claims(runs()) if c["id"] == "kl_only")
     assert align["verdict"] == "holds" and align["source"] == "Table 2"
     c = next(x for x in align["comparisons"] if x["label"] == "KL - none, HR@10")
     want = np.mean([(hit[("sft_align_kl", s)] + 0.0) - hit[("sft_align_none", s)]
-                    for s in (1, 2)])
-    assert c["diff"] == pytest.approx(want)
+                    for s in (1, 2, 3)])
+    assert c["diff"] == pytest.approx(want) and c["seeds"] == 3
     bad = root / "seed-2" / "lasar" / "studies.json"
     bad.write_text(bad.read_text().replace('"u0"', '"v0"'))
-    with pytest.raises(ValueError, match="seed-2/lasar/studies.json: study users differ"):
-        pooled_studies(runs())
+    with pytest.raises(ValueError, match="seed-2/lasar/studies.json: studied other users"):
+        claims(runs())

@@ -129,3 +129,63 @@ def test_wilson_interval_textbook_values():
     assert wilson_interval(0, 10) == pytest.approx((0.0, 1.959964 ** 2 / (10 + 1.959964 ** 2)))
     assert wilson_interval(10, 10) == pytest.approx((10 / (10 + 1.959964 ** 2), 1.0))
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_two_level_bootstrap_equals_a_loop_over_seeds_and_users():
+    """seed_difference against brute force: each resample draws S seeds (numpy's generator
+    seeded [seed, 1]) and one set of n users (bootstrap_counts' draws), and averages the drawn
+    seeds' mean differences over those users; the t-interval over the per-seed differences by
+    hand."""
+    from protocol.stats import seed_difference
+    rng = np.random.default_rng(8)
+    S, n, B = 3, 25, 400
+    a = [rng.integers(0, 2, n).astype(float) for _ in range(S)]
+    b = [rng.integers(0, 2, n).astype(float) * 0.5 for _ in range(S)]
+    res = seed_difference([{"x": (a[s], b[s])} for s in range(S)], n_resamples=B, seed=5)["x"]
+    seeds = np.random.default_rng([5, 1]).integers(0, S, size=(B, S))
+    users = np.random.default_rng(5)
+    stats = []
+    for start in range(0, B, 256):
+        for r, idx in enumerate(users.integers(0, n, size=(min(256, B - start), n))):
+            drawn = seeds[start + r]
+            stats.append(sum(sum(a[s][i] - b[s][i] for i in idx) / n for s in drawn) / S)
+    per_seed = [float((a[s] - b[s]).mean()) for s in range(S)]
+    assert res["per_seed"] == pytest.approx(per_seed) and res["seeds"] == S
+    assert res["diff"] == pytest.approx(sum(per_seed) / S)
+    assert res["p"] == pytest.approx(sum(v <= 0 for v in stats) / B)
+    assert (res["lo"], res["hi"]) == pytest.approx((_percentile(stats, 0.025),
+                                                    _percentile(stats, 0.975)))
+    sd = (sum((v - res["diff"]) ** 2 for v in per_seed) / (S - 1)) ** 0.5
+    half = 4.302653 * sd / S ** 0.5                                # t_{0.975, 2}
+    assert (res["t_lo"], res["t_hi"]) == pytest.approx((res["diff"] - half,
+                                                        res["diff"] + half), rel=1e-5)
+
+
+def test_seed_variance_widens_the_interval():
+    """Seeds that disagree (the same users, per-seed differences +0.05, -0.03, +0.04): the
+    users-only pooled interval excludes zero, the two-level one does not."""
+    from protocol.stats import seed_difference
+    n = 2000
+    rng = np.random.default_rng(9)
+    base = (rng.random(n) < 0.2).astype(float)
+    pairs = []
+    for shift in (0.05, -0.03, 0.04):
+        moved = base.copy()
+        k = int(abs(shift) * n)
+        pool = np.flatnonzero(base == (0 if shift > 0 else 1))
+        moved[rng.choice(pool, k, replace=False)] = 1.0 if shift > 0 else 0.0
+        pairs.append({"x": (moved, base)})
+    pooled = paired_difference({"x": (np.mean([p["x"][0] for p in pairs], 0), base)},
+                               n_resamples=2000, seed=1)["x"]
+    two = seed_difference(pairs, n_resamples=2000, seed=1)["x"]
+    assert two["diff"] == pytest.approx(pooled["diff"])
+    assert pooled["lo"] > 0 and two["lo"] < 0 < two["hi"]
+
+
+def test_holm_against_a_hand_computation():
+    """p = (0.01, 0.04, 0.03, 0.005): sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02,
+    0.03, 0.06, 0.04, made monotone: 0.02, 0.03, 0.06, 0.06; back in the given order."""
+    from protocol.stats import holm
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.6, 0.5]) == pytest.approx([1.0, 1.0])          # capped at 1
+    assert holm([0.02]) == [0.02] and holm([]) == []

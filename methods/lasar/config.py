@@ -48,9 +48,11 @@ class Stage2Config(SFTConfig):
 
 @dataclass(frozen=True)
 class MixedConfig:
-    """Single-stage variant (Figure 3): Stage 2's settings with these."""
-    lr: PosFloat
-    epochs: PosInt
+    """The single-stage route of Figure 3's race (methods/lasar/studies.py): from the backbone,
+    Stage 1's examples and the CoT pool under Stage 2's joint objective, with the optimizer
+    steps and examples Stage 1 and Stage 2 took together; one run per learning rate, each
+    Stage 1's rate times a scale (the paper's Figure 3: 3e-4 and 5e-3)."""
+    lr_scales: list[PosFloat]
 
 
 @dataclass(frozen=True)

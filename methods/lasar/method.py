@@ -78,16 +78,21 @@ class Lasar(GenerativeMethod):
         return LatentLM(copy.deepcopy(base), tok, n_max=c.n_max, policy_hidden=c.policy_hidden,
                         detach_policy_input=s.detach_policy_input)
 
-    def train_latent(self, ctx, art, base, tok, data, s):
+    def objective(self, latent, s):
+        """Section 2.3's L_CE + alpha L_align + beta L_policy for the Stage2Config `s`."""
+        return LatentSFT(latent, s.align, s.align_weight, s.policy_weight)
+
+    def train_latent(self, ctx, art, base, tok, data, s, max_steps=None):
         """The shared SFT loop with LASAR's objective (a Stage2Config `s`), as the artifact
-        `art`. -> (LatentLM with the best weights, info; its `aligned_share`: the share of the
-        latent samples of all steps that got an alignment term, N <= their segment count,
-        Appendix E.3; None with `align: none`; per step in TensorBoard, train_log.jsonl and
-        the info's `train_curve`)."""
+        `art`, for at most `max_steps` optimizer steps when given. -> (LatentLM with the best
+        weights, info; its `aligned_share`: the share of the latent samples of all steps that
+        got an alignment term, N <= their segment count, Appendix E.3; None with `align:
+        none`; per step in TensorBoard, train_log.jsonl and the info's `train_curve`)."""
         latent = self.new_latent(ctx, base, tok, s)
-        objective = LatentSFT(latent, s.align, s.align_weight, s.policy_weight)
-        latent, info = train_sft(ctx, art, latent, tok, data, s, objective=objective,
-                                 what=f"lasar: {art.kind} (alignment {s.align})")
+        latent, info = train_sft(ctx, art, latent, tok, data, s,
+                                 objective=self.objective(latent, s),
+                                 what=f"lasar: {art.kind} (alignment {s.align})",
+                                 max_steps=max_steps)
         return latent, {**info,
                         "aligned_share": info.get("train_means", {}).get("aligned_share")}
 
@@ -108,27 +113,49 @@ class Lasar(GenerativeMethod):
                                          lambda: SFTData([pool.task], valid), s)
         return latent, info, art.key
 
-    def mixed(self, ctx, fitted):
-        """Single-stage variant (Figure 3): Stage 2's objective from the untrained backbone,
-        with Stage 1's item tasks mixed in, so SID grounding and latent reasoning are learned
-        together. Anchors are the Stage-1 model's (a random backbone has none worth having).
-        -> (LatentLM, info)."""
+    def race_budget(self, fitted):
+        """What the two-stage route used (Figure 3's equal budget): Stage 1's and Stage 2's
+        optimizer steps and training examples, each and together."""
+        part = {}
+        for name in ("stage1", "stage2"):
+            i = fitted.info[name]
+            steps = int(i["steps_run"])
+            part[name] = {"steps": steps,
+                          "examples": int(i.get("examples_run") or steps * i["effective_batch"])}
+        return {"steps": sum(p["steps"] for p in part.values()),
+                "examples": sum(p["examples"] for p in part.values()), **part}
+
+    def mixed(self, ctx, fitted, scale):
+        """Figure 3's single-stage route at Stage 1's learning rate times `scale`: from the
+        untrained backbone (where Stage 1 starts), Stage 1's examples (its SFT tasks, plain
+        answer CE) and the CoT pool (the latent loop, alignment and Policy Head terms: Stage
+        2's joint objective) mixed in one stage, for exactly the optimizer steps Stage 1 and
+        Stage 2 took together, at the batch size that gives their examples too. Validated on
+        Stage 2's validation examples with Stage 2's loss. The pool's anchors are the Stage-1
+        model's (the mixed route has no other: a departure in its favour). -> (LatentLM, info)."""
         c = self.config
-        s = replace(c.stage2, lr=c.mixed.lr, epochs=c.mixed.epochs)
         s1 = MiniOneRec.of(ctx)
+        budget = self.race_budget(fitted)
+        batch = max(1, round(budget["examples"] / budget["steps"]))
         untrained, tok0, _ = s1.setup(ctx)
         add_latent_tokens(untrained, tok0)
         if tok0.get_vocab() != fitted.tok.get_vocab():     # the pool was encoded with `tok`
             raise RuntimeError("lasar mixed: the rebuilt tokenizer differs from Stage 1's")
-        items = [t for t in build_tasks(fitted.codec, ctx.split, s1.config.tasks,
-                                        ctx.dataset.n_items, s1.config.max_align_items, ctx.seed)
-                 if t.task != "seqrec"]
+        tasks = build_tasks(fitted.codec, ctx.split, s1.config.tasks, ctx.dataset.n_items,
+                            s1.config.max_align_items, ctx.seed) + [fitted.pool.task]
+        per_epoch = sum(-(-len(t) // batch) for t in tasks)
+        s = replace(c.stage2, lr=s1.config.sft.lr * scale, batch_size=batch,
+                    micro_batch=min(c.stage2.micro_batch, batch),
+                    epochs=-(-budget["steps"] // per_epoch) + 1,
+                    eval_every=s1.config.sft.eval_every, warmup_ratio=s1.config.sft.warmup_ratio)
         art = ctx.artifact("lasar-mixed", {
-            "pool": fitted.pool.key, "n_max": c.n_max, "mixed": to_dict(s),
-            "policy": [c.policy_hidden], "items": [len(t) for t in items]},
+            "pool": fitted.pool.key, "n_max": c.n_max, "mixed": to_dict(s), "policy": [c.policy_hidden],
+            "tasks": [len(t) for t in tasks], "budget": budget},
             resumable=True, collective=True)           # every process of a run trains it (DDP)
-        return self.train_latent(ctx, art, untrained, tok0,
-                                 lambda: SFTData([fitted.pool.task] + items, fitted.valid), s)
+        latent, info = self.train_latent(ctx, art, untrained, tok0,
+                                         lambda: SFTData(tasks, fitted.valid), s,
+                                         max_steps=budget["steps"])
+        return latent, {**info, "lr": s.lr, "scale": scale, "budget": budget}
 
     # --- RL ----------------------------------------------------------------------------------
     def rl_phase(self, ctx, fitted, rl=None):

@@ -144,7 +144,7 @@ class LasarGRPO(GRPOLoop):
         self.baseline = (self.cfg.ema_decay * self.baseline + (1 - self.cfg.ema_decay) *
                          means["reward"])
         return {"reward": means["reward"], "mean_n": means["n"], "hit": means["hit"],
-                "baseline": self.baseline}
+                "signal": means["signal"], "baseline": self.baseline}
 
     def state(self):
         return {"baseline": self.baseline}

@@ -4,8 +4,8 @@ for the report generators.
 
 Ablation and sweep rows are evaluated on a fixed-seed subsample of test users
 (`studies.eval_users`; all users when null), all on the same users, and every row keeps its
-per-user target ranks (`ranks`, in `eval_user_ids` order; 0 = not in the top k) for the
-reports' paired bootstrap; per-N metrics and the after-RL N distribution use the main row's full
+per-user target ranks (`ranks`, in `eval_user_ids` order; 0 = not in the top k) and N (`ns`)
+for the reports' paired bootstrap; per-N metrics and the after-RL N distribution use the main row's full
 test set. Rows (each a configuration of the method):
   pure_sft                       the Stage-1 model, plain decoding (Table 2/3's first row)
   sft_align_<a>                  Stage 2 with alignment a, no RL (Tables 2, 9)
@@ -16,7 +16,9 @@ test set. Rows (each a configuration of the method):
   force_<n>                      the same model, N forced (Figure 4a)
   rl_lambda_<v>                  RL with step penalty v (Table 7's grid; `lambda_sweep` lists
                                  the values and rows, the configured one being rl_full)
-  mixed                          the single-stage variant (Figure 3)
+  mixed_x<s>                     Figure 3's single-stage route at Stage 1's rate times s, with
+                                 Stage 1's and Stage 2's budget (before RL, like
+                                 sft_align_<main>); `figure3` holds both routes' curves
 
 Under `accelerate launch` the studies run in every process: each decoding is shared out by
 whole batches (methods/lm/decode.py), the extra trainings (Stage-2 variants, the mixed
@@ -51,6 +53,14 @@ def per_n_metrics(topk, targets, ns, ks):
         m = ns == k
         out[int(k)] = summarize(ranks[m], ks)
     return out
+
+
+def examples_curve(info):
+    """A training stage's validation curve against the training examples it had seen
+    ([[examples, loss]]; a stage trained before they were recorded: steps x batch)."""
+    curve = info.get("valid_loss_curve") or []
+    seen = info.get("valid_examples_seen") or [s * info["effective_batch"] for s, _ in curve]
+    return [[int(x), float(v)] for x, (_, v) in zip(seen, curve)]
 
 
 def study_index(ctx, k):
@@ -104,7 +114,7 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
         t0 = clock()
         items, ns = decoder.decode(latent, enc, progress=bar, **kw)
         row = {**ranked(items), "seconds": round(clock() - t0, 2),
-               "n_dist": n_distribution(ns, n_max)}
+               "n_dist": n_distribution(ns, n_max), "ns": [int(x) for x in ns]}
         out["rows"][name] = row
         log.info("lasar study %s: NDCG@10 %.4f HR@10 %.4f mean N %.2f", name, row["NDCG@10"],
                  row["HR@10"], row["n_dist"]["mean"])
@@ -171,19 +181,25 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
     # Table 4 / note: LASAR decode time over plain decode time, same users, same process
     out["time_ratio_vs_plain"] = round(full["seconds"] / out["rows"]["pure_sft"]["seconds"], 3)
 
-    # Figure 3: two-stage (Stage 1 then Stage 2) vs mixed validation loss
+    # Figure 3: the equal-budget race of the two routes from the backbone (reports/figure3.py)
     fi = fitted.info
-    fig3 = {"stage1": fi["stage1"].get("valid_loss_curve"),
-            "stage1_steps_per_epoch": fi["stage1"].get("steps_per_epoch"),
-            "stage2": fi["stage2"].get("valid_loss_curve"),
-            "stage2_steps_per_epoch": fi["stage2"].get("steps_per_epoch")}
+    budget = method.race_budget(fitted)
+    start = budget["stage1"]["examples"]
+    fig3 = {"stage1": examples_curve(fi["stage1"]),
+            "stage2": [[start + x, v] for x, v in examples_curve(fi["stage2"])],
+            "stage2_start": start, "two_stage_row": f"sft_align_{main_align}",
+            "budget": budget, "mixed": []}
     if st.mixed:
-        latent, info = method.mixed(ctx, fitted)
-        fig3.update(mixed=info.get("valid_loss_curve"),
-                    mixed_steps_per_epoch=info.get("steps_per_epoch"))
-        with progress(total=len(ex), desc="lasar mixed eval", unit="user") as bar2:
-            items, ns_mixed = decoder.decode(latent, enc, progress=bar2)
-        out["rows"]["mixed"] = {**ranked(items), "n_dist": n_distribution(ns_mixed, n_max)}
+        for scale in cfg.mixed.lr_scales:
+            latent, info = method.mixed(ctx, fitted, scale)
+            row = f"mixed_x{scale:g}"
+            with progress(total=len(ex), desc=f"lasar {row} eval", unit="user") as bar2:
+                items, ns_mixed = decoder.decode(latent, enc, progress=bar2)
+            out["rows"][row] = {**ranked(items), "n_dist": n_distribution(ns_mixed, n_max),
+                                "ns": [int(x) for x in ns_mixed]}
+            fig3["mixed"].append({"scale": scale, "lr": info["lr"], "row": row,
+                                  "curve": examples_curve(info), "steps": info["steps_run"],
+                                  "examples": info.get("examples_run")})
     out["figure3"] = fig3
     out["table8"] = fi["pool"]["table8"]
     if "rl" in fi:

@@ -51,11 +51,12 @@ class SFTData:
     info: dict = field(default_factory=dict)
 
 
-def train_sft(ctx, art, model, tok, data, cfg, objective=None, what="SFT"):
-    """Train `model` as the artifact `art` (resumable; reused once finished). `data()` ->
-    SFTData, built only when training is needed. -> (model with the best weights, info; its
-    `seconds` count preparing the data and training). `model` may be a wrapper with its own
-    save_pretrained/load_folder (LASAR's LatentLM)."""
+def train_sft(ctx, art, model, tok, data, cfg, objective=None, what="SFT", max_steps=None):
+    """Train `model` as the artifact `art` (resumable; reused once finished), for at most
+    `max_steps` optimizer steps when given. `data()` -> SFTData, built only when training is
+    needed. -> (model with the best weights, info; its `seconds` count preparing the data and
+    training). `model` may be a wrapper with its own save_pretrained/load_folder (LASAR's
+    LatentLM)."""
     def build(folder):
         t0 = time.perf_counter()
         d = data()
@@ -64,7 +65,7 @@ def train_sft(ctx, art, model, tok, data, cfg, objective=None, what="SFT"):
                  f"{n_parameters(model):,}")
         trainer = Trainer(model, tok, cfg, folder, ctx.device, seed=ctx.seed,
                           mixed_precision=ctx.config.lm.mixed_precision, objective=objective,
-                          stage=art.kind)
+                          stage=art.kind, max_steps=max_steps)
         info = trainer.fit(d.tasks, d.valid)
         return {**info, "seconds": round(time.perf_counter() - t0, 1),
                 "examples": {t.task: len(t) for t in d.tasks}, "valid_examples": len(d.valid),

@@ -214,9 +214,13 @@ class GRPOLoop:
 
     def rollout_sums(self, roll):
         """Per-prompt statistics of a rollout, summed over its prompts (the loop sums them over
-        processes and divides by the global batch size). -> {name: float}."""
-        return {"reward": float(roll.rewards.mean(1).sum()),
-                "hit": float((roll.items == roll.targets[:, None]).any(1).float().sum())}
+        processes and divides by the global batch size). -> {name: float}. `signal`: the
+        groups whose G rewards are not all equal (a group of equal rewards has zero advantage
+        everywhere, so it gives GRPO no gradient; reports/verdicts.py reads it)."""
+        r = roll.rewards
+        return {"reward": float(r.mean(1).sum()),
+                "hit": float((roll.items == roll.targets[:, None]).any(1).float().sum()),
+                "signal": float((r.max(1).values > r.min(1).values).float().sum())}
 
     def after_rollout(self, means):
         """Hook: the global batch's mean rollout statistics (`rollout_sums` / prompts), the same
@@ -235,7 +239,7 @@ class GRPOLoop:
     def after_step(self, means):
         """Logs of the step after the optimizer update, from the global batch's mean rollout
         statistics `means`. -> dict."""
-        return {"reward": means["reward"], "hit": means["hit"]}
+        return {"reward": means["reward"], "hit": means["hit"], "signal": means["signal"]}
 
     # --- one optimizer step -----------------------------------------------------------------
     def step(self, idx, step):

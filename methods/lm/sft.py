@@ -195,6 +195,19 @@ class TrainTerms:
         return {"sums": self.sums, "curve": self.curve}
 
 
+def examples_seen(tasks, batch_size, seed, per_epoch, steps):
+    """The training examples the first s optimizer steps see, for each s of `steps` (the
+    batches are a function of (seed, epoch): epoch_batches), so a curve can be drawn against
+    examples as well as steps."""
+    sizes, out = [], []
+    for s in steps:
+        while len(sizes) < s:
+            sizes += [len(idx) for _, idx in epoch_batches(tasks, batch_size, seed,
+                                                           len(sizes) // per_epoch)]
+        out.append(int(sum(sizes[:s])))
+    return out
+
+
 class Trainer:
     """SFT with an SFTConfig (methods/lm/config.py). `objective`: a module with the AnswerCE
     contract (forward(batch) -> (loss sum, answer tokens, aux sum, logs)); default
@@ -204,10 +217,10 @@ class Trainer:
     for the checkpoint hooks (`after_checkpoint`)."""
 
     def __init__(self, model, tok, cfg, out_dir, device, *, seed, mixed_precision,
-                 stage, objective=None):
+                 stage, objective=None, max_steps=None):
         from accelerate import Accelerator, DistributedDataParallelKwargs
         self.tok, self.cfg, self.out, self.seed = tok, cfg, Path(out_dir), seed
-        self.stage = stage
+        self.stage, self.max_steps = stage, max_steps
         self.model = model
         self.objective = objective if objective is not None else AnswerCE(model)
         unused = getattr(self.objective, "skips_parameters", False)
@@ -297,6 +310,8 @@ class Trainer:
         cfg, acc = self.cfg, self.acc
         per_epoch = len(epoch_batches(tasks, cfg.batch_size, self.seed, 0))
         total = per_epoch * cfg.epochs
+        if self.max_steps is not None:        # a budget in steps (Figure 3's mixed route)
+            total = min(total, self.max_steps)
         eval_every = cfg.eval_every or per_epoch
         self.model.train()
         self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
@@ -346,7 +361,10 @@ class Trainer:
         if writer:
             writer.close()
         best_step = min(curve, key=lambda c: c[1])[0] if curve else 0
+        seen = examples_seen(tasks, cfg.batch_size, self.seed, per_epoch,
+                             [c[0] for c in curve] + [step])
         return {"valid_loss_curve": curve, "best_step": best_step, "steps_run": step,
+                "examples_run": seen[-1], "valid_examples_seen": seen[:-1],
                 "steps_per_epoch": per_epoch, "stopped_early": stopped,
                 "effective_batch": cfg.batch_size, "processes": acc.num_processes,
                 "train_curve": train.curve, "train_means": train.means()}

@@ -31,13 +31,14 @@ and micro-batch under --profile, LASAR's Stage 1 too) on the real histories and 
 this tokenizer, counted as the Trainer batches them, and the epoch's time extrapolated from
 this run's tokens/s (a count and an extrapolation, not a measurement).
 """
-import platform
 import statistics
 import time
 from contextlib import nullcontext
 
 import numpy as np
 import torch
+
+from protocol.manifest import cpu_model
 
 from . import PRESETS
 from .synthetic import CODES, LEVELS, catalog, prompts, random_model, tokenizer
@@ -56,17 +57,6 @@ def peak_bf16(name):
         if key.lower() in name.lower():
             return flops, key
     return None, None
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 def sft_step(model, opt, batch, autocast, max_grad_norm=1.0):
@@ -127,7 +117,7 @@ def bench_sft(args):
     embedding = model.get_input_embeddings().weight.numel()
     logit_rows = B * (A + 1) + 1                     # logits_to_keep=A+1, and the head's one
     matmul_flops = 6 * ((params - embedding) * tokens + embedding * logit_rows)
-    name = torch.cuda.get_device_name() if dev == "cuda" else _cpu_name()
+    name = torch.cuda.get_device_name() if dev == "cuda" else cpu_model()
     peak, matched = (args.peak_flops, "--peak-flops") if args.peak_flops else (
                      peak_bf16(name) if dev == "cuda" else (None, None))
     tps = tokens / sec
