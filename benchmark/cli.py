@@ -1,5 +1,6 @@
-"""python -m benchmark ... : data stats/convert, sids, run (methods + tables), tables, methods,
-bench. Argument parsing and printing only; the work is in pipeline.py, plan.py and bench/."""
+"""python -m benchmark ... : data stats/convert/download, sids, run (methods + tables), tables,
+users, score, methods, bench, backbone rehearsal. Argument parsing and printing only; the work
+is in pipeline.py, plan.py and bench/."""
 import argparse
 import json
 import logging
@@ -277,6 +278,14 @@ def cmd_methods(args):
         print(f"{n:<12} {s.display_name:<20} {s.kind}")
 
 
+def cmd_backbone_rehearsal(args):
+    from methods.lm.rehearsal import write_rehearsal_backbone
+    folder, n = write_rehearsal_backbone(args.out, args.layers, args.seed)
+    print(f"wrote {folder}: a random Qwen3 at Qwen3-0.6B's shape ({args.layers} layers, "
+          f"{n:,} parameters) with the real Qwen tokenizer; run a profile on it with "
+          f"--backbone {folder}")
+
+
 def parser():
     ap = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -373,6 +382,15 @@ def parser():
 
     m = sub.add_parser("methods", help="list registered methods")
     m.set_defaults(func=cmd_methods)
+
+    bb = sub.add_parser("backbone", help="backbone folders")
+    bbsub = bb.add_subparsers(dest="backbone_cmd", required=True)
+    rh = bbsub.add_parser("rehearsal", help="a random-weight folder at Qwen3-0.6B's shape with the "
+                                            "real Qwen tokenizer (rehearse `paper` on a CPU)")
+    rh.add_argument("--out", required=True, help="the folder to write")
+    rh.add_argument("--layers", type=int, default=28, help="depth (Qwen3-0.6B: 28)")
+    rh.add_argument("--seed", type=int, default=0)
+    rh.set_defaults(func=cmd_backbone_rehearsal)
     return ap
 
 

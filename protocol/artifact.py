@@ -6,7 +6,8 @@ An artifact is a folder `<root>/<kind>-<key>/`, where the key is a hash of its *
 changes an artifact is exactly what its inputs name. The folder holds:
 
   inputs.json   the named inputs and what produced them (git commit, command, packages)
-  done.json     written last: the builder's info (timings, curves), the mark of completion
+  done.json     written last: the builder's info (timings, curves) with what the build cost
+                (`measured`: wall time, peak memory: protocol/measure.py), the mark of completion
   ...           the payload the builder wrote
 
 It is built in `<kind>-<key>.partial/` and renamed into place once complete, so a reader never
@@ -33,6 +34,7 @@ from pathlib import Path
 from .dist import barrier, gather_object, is_main_process
 from .errors import BenchmarkError, brief
 from .io import atomic_write_json, replace_dir
+from .measure import measured
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +161,10 @@ class Artifact:
                                "continuable": self.continuable, "produced_by": produced_by()})
         elif not self.partial.exists():
             self.partial.mkdir(parents=True, exist_ok=True)
-        info = build(self.partial)
+        with measured() as cost:               # wall time and peak memory of this stage
+            info = build(self.partial)
+        if isinstance(info, dict):
+            info = {**info, "measured": cost}
         if main:
             atomic_write_json(self.partial / "done.json",
                               {"info": info, "continuable": self.continuable})

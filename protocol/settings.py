@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from .schema import PosInt, Prob, Range, Seed, out_of_range, require
+from .schema import NonNegFloat, PosInt, Prob, Range, Seed, out_of_range, require
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,9 @@ class EvalConfig:
     ks: list[PosInt]                 # cut-offs of NDCG@K and HR@K (PROTOCOL 4)
     bootstrap_resamples: PosInt      # paired bootstrap over test users (reports only)
     bootstrap_seed: Seed
+    rerun_spread: dict[str, NonNegFloat]  # metric -> how far a rerun of the same code and
+                                     # seed moved a row (measured); a difference no larger
+                                     # is not a finding (reports/verdicts.py)
 
 
 @dataclass(frozen=True)

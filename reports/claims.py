@@ -62,7 +62,8 @@ def _table1_claim(runs, boot):
     best = max(means, key=means.get)
     lead = (f"N@10: LASAR {means['lasar']:.4f}, best {DISPLAY_MD[best]} {means[best]:.4f}; "
             f"{len(users)} test users")
-    return judged("best", text, "Table 1", rule, compare(pairs, boot), lead)
+    return judged("best", text, "Table 1", rule,
+                  compare(pairs, boot, runs[0].eval.rerun_spread), lead)
 
 
 def _studies(runs):

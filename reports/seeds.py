@@ -66,7 +66,8 @@ def lasar_versus(runs):
                 "user sample?): rerun them on the same users")
     pairs = [{f"LASAR - {DISPLAY_MD.get(m, m)}, {SHORT[k]}": (p["lasar"][1][k], p[m][1][k])
               for m in every if m != "lasar" for k in SHORT} for p in per]
-    return compare(pairs, next(iter(runs.values())).boot)
+    first = next(iter(runs.values()))
+    return compare(pairs, first.boot, first.eval.rerun_spread)
 
 
 def per_seed_verdicts(runs):

@@ -16,6 +16,8 @@ their p-values are Holm-adjusted (`p_holm`, `p_against_holm`). A claim
                   (p_against_holm below 0.025);
   is inconclusive otherwise, with the MDE of what these users could have detected; over
                   2 seeds a pooled verdict is "inconclusive (too few seeds)" (MIN_SEEDS = 3);
+                  a difference no larger than what a rerun of the same code and seed moves a
+                  row (eval.rerun_spread, measured) is significant neither way;
   is untestable here when its mechanism had no signal in this run (protocol/stats.py
                   MIN_CHANGED_SHARE, MIN_RL_SIGNAL): the measurement is the evidence, the
                   comparisons are shown but not judged;
@@ -45,16 +47,30 @@ def claim(cid, text, source, rule, verdict, evidence, comparisons=(), **extra):
             "evidence": evidence, "comparisons": list(comparisons), **extra}
 
 
-def compare(pairs_by_seed, boot):
+METRIC_OF = {"N@10": "NDCG@10", "HR@10": "HR@10"}       # a label's last part -> its metric
+
+
+def compare(pairs_by_seed, boot, spread=None):
     """pairs_by_seed: [{label: (a, b)} per seed] over the same users, each "a above b"; one
     seed: the paired bootstrap over users; several: the two-level bootstrap. The family's
-    p-values Holm-adjusted. -> comparison records."""
+    p-values Holm-adjusted; `spread` (eval.rerun_spread: metric -> how far a rerun moved a row)
+    marks a difference no larger than it (`within_rerun_spread`). -> comparison records."""
     if len(pairs_by_seed) == 1:
         res = paired_difference(pairs_by_seed[0], *boot)
         out = [{"label": k, **v, "seeds": 1} for k, v in res.items()]
     else:
         out = [{"label": k, **v} for k, v in seed_difference(pairs_by_seed, *boot).items()]
+    for c in out:
+        limit = (spread or {}).get(METRIC_OF.get(c["label"].rsplit(", ", 1)[-1]))
+        if limit is not None and abs(c["diff"]) <= limit:
+            c["within_rerun_spread"] = limit
     return adjust(out)
+
+
+def _significant(c, key):
+    """Significant in that direction (key p: as claimed; p_against_holm: the other way),
+    unless the difference is within what a rerun moves (not a finding)."""
+    return c[key] < ALPHA_ONE_SIDED and "within_rerun_spread" not in c
 
 
 def adjust(comparisons):
@@ -71,9 +87,9 @@ def judge(comparisons):
     seeds = min((c.get("seeds", 1) for c in comparisons), default=1)
     if 1 < seeds < MIN_SEEDS:
         return TOO_FEW_SEEDS
-    if any(c["p_against_holm"] < ALPHA_ONE_SIDED for c in comparisons):
+    if any(_significant(c, "p_against_holm") for c in comparisons):
         return CONTRADICTED
-    if comparisons and all(c["p"] < ALPHA_ONE_SIDED for c in comparisons):
+    if comparisons and all(_significant(c, "p") for c in comparisons):
         return HOLDS
     return INCONCLUSIVE
 
@@ -81,13 +97,17 @@ def judge(comparisons):
 def summary(comparisons):
     """One sentence: how many comparisons are significant each way (Holm for the other way),
     and the MDEs of those that are not."""
-    up = sum(c["p"] < ALPHA_ONE_SIDED for c in comparisons)
-    down = sum(c["p_against_holm"] < ALPHA_ONE_SIDED for c in comparisons)
-    unclear = [c for c in comparisons if c["p"] >= ALPHA_ONE_SIDED
-               and c["p_against_holm"] >= ALPHA_ONE_SIDED]
+    up = sum(_significant(c, "p") for c in comparisons)
+    down = sum(_significant(c, "p_against_holm") for c in comparisons)
+    unclear = [c for c in comparisons if not (_significant(c, "p")
+                                              or _significant(c, "p_against_holm"))]
     seeds = max((c.get("seeds", 1) for c in comparisons), default=1)
     text = (f"{len(comparisons)} comparison(s): {up} significant as claimed, {down} the other "
             f"way after Holm, {len(unclear)} neither")
+    rerun = [c for c in comparisons if "within_rerun_spread" in c]
+    if rerun:
+        text += (f" ({len(rerun)} within what a rerun of the same code and seed moves a row, "
+                 "eval.rerun_spread: not a finding)")
     if seeds > 1:
         text += f" (two-level bootstrap over {seeds} seeds and the users)"
     mdes = sorted(c["mde"] for c in unclear if c.get("mde") is not None)

@@ -66,13 +66,13 @@ def real_data_dir():
     return None
 
 
-def results_at(root, resamples=10000, seed=2026):
+def results_at(root, resamples=10000, seed=2026, rerun_spread=None):
     """The RunResults (reports/results.py) of a results folder a test wrote, with Table 1's
     cut-offs and `resamples` bootstrap resamples."""
     from protocol.settings import EvalConfig
     from reports.results import load_results
     return load_results(root, EvalConfig(ks=[5, 10, 20], bootstrap_resamples=resamples,
-                                         bootstrap_seed=seed))
+                                         bootstrap_seed=seed, rerun_spread=rerun_spread or {}))
 
 
 def write_tables(root, **kw):

@@ -21,16 +21,22 @@ def _read(path, info):
     return (path / "payload.txt").read_text(), info
 
 
+
+def _own(info):
+    """The builder's own info (without `measured`, what the build cost)."""
+    return {k: v for k, v in info.items() if k != "measured"}
+
 def test_key_names_its_inputs_and_inputs_json_records_them(tmp_path):
     a = Artifact(tmp_path, "thing", {"lr": 0.1, "data": "abc"})
     assert a.key == key_of("thing", {"data": "abc", "lr": 0.1})          # order-free
     assert a.key != Artifact(tmp_path, "thing", {"lr": 0.2, "data": "abc"}).key
     assert a.key != Artifact(tmp_path, "other", {"lr": 0.1, "data": "abc"}).key
-    assert a.get(_writer("hello"), _read) == ("hello", {"n": 5})
+    text, info = a.get(_writer("hello"), _read)
+    assert (text, _own(info)) == ("hello", {"n": 5})
     rec = json.loads((a.path / "inputs.json").read_text())
     assert rec["inputs"] == {"lr": 0.1, "data": "abc"} and rec["key"] == a.key
     assert {"git_commit", "created", "packages", "command"} <= set(rec["produced_by"])
-    assert json.loads((a.path / "done.json").read_text())["info"] == {"n": 5}
+    assert _own(json.loads((a.path / "done.json").read_text())["info"]) == {"n": 5}
     assert a.path.name == f"thing-{a.key}" and not a.partial.exists()
 
 
@@ -74,7 +80,7 @@ def test_a_resumable_build_continues_from_what_a_killed_one_left(tmp_path):
 
     def resume(folder):
         return {"from": (folder / "checkpoint").read_text()}
-    assert art.get(resume) == {"from": "step 6"}
+    assert _own(art.get(resume)) == {"from": "step 6"}
     assert (art.path / "checkpoint").is_file()
 
 
@@ -91,7 +97,8 @@ def test_continuable_inputs_reopen_the_same_folder(tmp_path):
     a2, info2 = run(2)
     a4, info4 = run(4)
     assert a2.path == a4.path                        # the cap is not part of the key
-    assert info2 == {"resumed_at": 0, "epochs": 2} and info4 == {"resumed_at": 2, "epochs": 4}
+    assert _own(info2) == {"resumed_at": 0, "epochs": 2}
+    assert _own(info4) == {"resumed_at": 2, "epochs": 4}
     _, again = run(4)
     assert again == info4                            # same cap: reused
     assert not Artifact(tmp_path, "fit", {"lr": 1}, continuable={"epochs": 2}).done
@@ -137,3 +144,27 @@ def test_a_failed_refresh_keeps_the_finished_artifact(tmp_path):
     with pytest.raises(RuntimeError):
         art.get(crash, refresh=True)
     assert art.done and art.get(_writer("x"), _read)[0] == "measured"
+
+
+def test_every_build_records_its_wall_time_and_peak_memory(tmp_path):
+    """done.json's info holds `measured`: the build's seconds and its own resident-set peak
+    (reset at its start: a small build after a large one reports its own, not the large one's);
+    a build nested in another hands its peak up to the outer one."""
+    import numpy as np
+
+    from protocol.measure import measured
+
+    def big(folder):
+        a = np.ones(60_000_000)                       # 458 MiB, touched
+        a[::4096] += 1
+        return {"ok": True}
+    outer = Artifact(tmp_path, "outer", {"x": 1})
+    with measured() as m:
+        art = Artifact(tmp_path, "big", {"x": 1})
+        big_info = art.get(big)
+    small = Artifact(tmp_path, "small", {"x": 1}).get(lambda folder: {"ok": True})
+    assert big_info["measured"]["peak_rss_mb"] > 458
+    if small["measured"]["rss_reset"]:                # Linux: the mark was reset for it
+        assert small["measured"]["peak_rss_mb"] < big_info["measured"]["peak_rss_mb"] - 300
+    assert m["peak_rss_mb"] >= big_info["measured"]["peak_rss_mb"]      # handed up
+    assert outer.get(lambda folder: {"n": 1})["measured"]["seconds"] >= 0

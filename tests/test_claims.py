@@ -247,6 +247,19 @@ def test_judge_with_holm():
     assert judge(adjust([c(0.001, 0.999, 3)])) == "holds"
 
 
+def test_a_difference_within_the_rerun_spread_is_not_a_finding(tmp_path):
+    """LASAR 200 hits against LC-Rec's 90: +0.11 HR@10 holds, unless a rerun of the same code
+    and seed is known to move a row by more than that (eval.rerun_spread)."""
+    root = _run(tmp_path)
+    assert claims(results_at(root, B))[0]["verdict"] == "holds"
+    moved = claims(results_at(root, B, rerun_spread={"HR@10": 0.2}))[0]
+    assert moved["verdict"] == "inconclusive" and "not a finding" in moved["evidence"]
+    hr = [c for c in moved["comparisons"] if c["label"].endswith("HR@10")]
+    assert all(c["within_rerun_spread"] == 0.2 for c in hr)
+    assert not any("within_rerun_spread" in c for c in moved["comparisons"]
+                   if c["label"].endswith("N@10"))
+
+
 def test_a_mechanism_without_signal_is_untestable_here(tmp_path):
     """RL whose groups never varied (GRPO's advantage zero) and rows that rank the target the
     same for all but a user: the RL claims are "untestable here" with both measurements, not

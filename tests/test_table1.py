@@ -11,7 +11,7 @@ from reports.table1 import write_table1, write_table1_pvalues
 
 from .contract import check_table_numbers
 
-EVAL = EvalConfig(ks=[5, 10, 20], bootstrap_resamples=500, bootstrap_seed=1)
+EVAL = EvalConfig(ks=[5, 10, 20], bootstrap_resamples=500, bootstrap_seed=1, rerun_spread={})
 
 
 def _table1(root):

@@ -1,0 +1,75 @@
+"""What a stage cost: its wall time and peak memory (the process's resident set on Linux, and
+on a GPU the peak memory torch allocated), measured around every artifact's build
+(protocol/artifact.py records them in done.json's info as `measured`), so each run's report
+sets them beside the plan's estimates (benchmark/estimate.py).
+
+The resident-set peak (VmHWM) is the process's high-water mark; Linux resets it when "5" is
+written to /proc/self/clear_refs, so a stage's peak is its own. Stages nest (an artifact built
+inside another's build): an inner stage hands its peak up before it resets the mark, so an
+outer stage's peak covers the inner ones. Where the mark cannot be reset, the peak is the
+process's so far (`rss_reset` false).
+"""
+import sys
+import time
+from contextlib import contextmanager
+
+_open = []                       # the peaks of the stages being measured, outermost first
+
+
+def rss_peak_mb():
+    """The process's resident-set high-water mark in MiB (None off Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_rss_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _cuda():
+    """torch.cuda when torch is loaded and a GPU is visible (measuring never imports torch)."""
+    torch = sys.modules.get("torch")
+    return torch.cuda if torch is not None and torch.cuda.is_available() else None
+
+
+@contextmanager
+def measured():
+    """Measure the block: yields a dict that holds, once the block ends, `seconds`,
+    `peak_rss_mb`, `rss_reset` and, on a GPU, `peak_gpu_mb` (torch's max allocated)."""
+    cuda = _cuda()
+    here = {"rss": 0.0, "gpu": 0.0}
+    if _open:                                    # hand the outer stage what it reached so far
+        _open[-1]["rss"] = max(_open[-1]["rss"], rss_peak_mb() or 0.0)
+        if cuda is not None:
+            _open[-1]["gpu"] = max(_open[-1]["gpu"], cuda.max_memory_allocated() / 2 ** 20)
+    reset = _reset_rss_peak()
+    if cuda is not None:
+        cuda.reset_peak_memory_stats()
+    _open.append(here)
+    rec = {}
+    t0 = time.perf_counter()
+    try:
+        yield rec
+    finally:
+        _open.pop()
+        rec["seconds"] = round(time.perf_counter() - t0, 2)
+        here["rss"] = max(here["rss"], rss_peak_mb() or 0.0)
+        rec["peak_rss_mb"] = round(here["rss"], 1)
+        rec["rss_reset"] = reset
+        if cuda is not None:
+            here["gpu"] = max(here["gpu"], cuda.max_memory_allocated() / 2 ** 20)
+            rec["peak_gpu_mb"] = round(here["gpu"], 1)
+        if _open:
+            _open[-1]["rss"] = max(_open[-1]["rss"], here["rss"])
+            _open[-1]["gpu"] = max(_open[-1]["gpu"], here["gpu"])
