@@ -19,6 +19,8 @@ usage: ./run_all.sh DATASET [options]      train and evaluate every method the p
                                            unfinished work is redone
        ./run_all.sh test [pytest args]     run the test suite
        ./run_all.sh setup                  only create (or update) the environment .venv
+       ./run_all.sh doctor [DATASET] [opts] preflight: what this machine can run (torch, CUDA,
+                                           GPUs, NCCL, data, backbone, disk, a micro-run)
 
 DATASET: sports, beauty, instruments (or any prepared folder under the data dir)
 
@@ -26,6 +28,9 @@ options:
   --profile P        smoke | cpu | cpu-full | smol | paper (default: cpu: 2 cores, <= 3 h)
   --methods a,b,...  only these methods (default: those the profile enables)
   --only-reports     train nothing; rewrite tables, figures and report.md from results/
+  --dry-run          train and write nothing: each stage's status, examples, tokens, estimated
+                     peak memory and time on this device, the total; a stage that cannot fit
+                     is named with the largest micro-batch that does
   --data-dir DIR     folder holding DATASET/ (default: $LASAR_DATA_DIR, else datasets/data/)
   --out DIR          results root (default: results/)
   --seeds 42,43,44   train every method once per seed (results/<ds>/<profile>/seed-<s>/, same
@@ -36,7 +41,9 @@ options:
   -h, --help         this help
 
 The first call creates the virtual environment .venv (Python 3.11 or newer, the pinned
-dependencies of pyproject.toml, CPU torch); LASAR_VENV=DIR puts it elsewhere.
+dependencies of pyproject.toml); LASAR_VENV=DIR puts it elsewhere. On a GPU machine,
+LASAR_TORCH_INDEX=https://download.pytorch.org/whl/cu130 takes the pinned torch built for that
+CUDA version (README: Installing on a GPU machine).
 TXT
 }
 
@@ -49,10 +56,16 @@ ensure_env() {
     echo "error: python3 is $(python3 --version 2>&1); the benchmark needs Python 3.11 or newer" >&2
     exit 2
   fi
-  local stamp="$VENV/.installed-$( (cat "$ROOT/pyproject.toml"; echo "$NO_DEPS") | sha256sum | cut -c1-16)"
+  local stamp="$VENV/.installed-$( (cat "$ROOT/pyproject.toml"; echo "$NO_DEPS ${LASAR_TORCH_INDEX:-}") | sha256sum | cut -c1-16)"
   [ -f "$stamp" ] && return 0
   echo "[run_all] creating the environment in $VENV (pinned dependencies; a few minutes, once)" >&2
   python3 -m venv "$VENV"
+  if [ -n "${LASAR_TORCH_INDEX:-}" ]; then
+    # a GPU machine: the pinned torch from PyTorch's index for one CUDA version (README)
+    local torch_pin
+    torch_pin="$(grep -o '"torch==[^"]*"' "$ROOT/pyproject.toml" | tr -d '"')"
+    "$PY" -m pip install --quiet --disable-pip-version-check "$torch_pin" --index-url "$LASAR_TORCH_INDEX" >&2
+  fi
   "$PY" -m pip install --quiet --disable-pip-version-check -e "$ROOT" >&2
   "$PY" -m pip install --quiet --disable-pip-version-check --no-deps $NO_DEPS >&2
   rm -f "$VENV"/.installed-*
@@ -67,6 +80,12 @@ case "${1:-}" in
   setup)
     ensure_env
     echo "[run_all] environment ready: $VENV (activate with: source $VENV/bin/activate)" >&2
+    ;;
+  doctor)
+    shift
+    ensure_env
+    cd "$ROOT"
+    exec "$PY" -m benchmark doctor "$@"
     ;;
   test)
     shift

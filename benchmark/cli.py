@@ -98,6 +98,9 @@ def _request(args):
     overrides = ([f"lm.backbone={args.backbone}"] if getattr(args, "backbone", None) else [])
     methods = ([m.strip() for m in args.methods.split(",") if m.strip()]
                if getattr(args, "methods", None) else None)
+    if getattr(args, "micro", False):
+        from .rehearsal import micro_overrides
+        overrides = micro_overrides() + overrides
     return RunRequest(args.dataset, args.profile, methods, args.data_dir, args.out,
                       overrides + list(args.overrides),
                       seeds=parse_seeds(getattr(args, "seeds", None)))
@@ -105,6 +108,9 @@ def _request(args):
 
 def cmd_run(args):
     from .pipeline import run_pipeline
+    if args.dry_run:
+        from .pipeline import dry_run
+        return dry_run(_request(args))
     return run_pipeline(_request(args), only_reports=args.only_reports)
 
 
@@ -130,6 +136,11 @@ def _plan(args, methods):
     return Plan(_request(args), methods)
 
 
+def _lines(name):
+    from .bench import text
+    return getattr(text, f"{name}_text")
+
+
 def _print(args, res, text):
     """The result as one JSON object (--json), else as the lines `text(res)` gives; by the
     main process only under `accelerate launch` (the others decoded their share with it)."""
@@ -138,97 +149,9 @@ def _print(args, res, text):
         print(json.dumps(res) if args.json else "\n".join(text(res)))
 
 
-def _beam_text(res):
-    from methods.lm.bench import ARCH_NAMES
-    su = res["setup"]
-    yield (f"beam search, width {su['beam_width']}, {su['prompts']} prompts of "
-           f"{su['prompt_tokens']} tokens ({su['head_tokens']} shared), {su['items']:,} items, "
-           f"{su['model_parameters']:,}-parameter {ARCH_NAMES[su['arch']]} ({su['preset']}, "
-           f"vocab {su['vocab']:,}, {su['tokenizer']} tokenizer), {su['device']} {su['dtype']}, "
-           f"{su['threads']} threads")
-    for label, key in (("HF generate + prefix_allowed_tokens_fn", "generate_samples_per_s"),
-                       ("ours (tensor trie, shared KV cache)", "ours_samples_per_s"),
-                       ("bare forward passes (prompt + 3 steps)", "bare_forward_samples_per_s"),
-                       ("bare forward passes (prompt + 4 steps)",
-                        "bare_forward_4steps_samples_per_s")):
-        yield f"  {label:<39} {res[key]:8.2f} samples/s"
-    yield (f"  speedup vs generate {res['speedup_vs_generate']:.1f}x; "
-           f"time / bare forward {res['ratio_to_bare_forward']:.2f}x")
-
-
-def _sft_text(res):
-    from methods.lm.bench import ARCH_NAMES
-    yield (f"SFT step (forward + backward + clip + AdamW), batch {res['batch']}, "
-           f"{res['parameters']:,}-parameter {ARCH_NAMES[res['arch']]} ({res['preset']}, vocab "
-           f"{res['vocab']:,}, {res['tokenizer']} tokenizer), {res['device']} "
-           f"({res['device_name']}) {res['dtype']}, {res['threads']} threads, median of "
-           f"{res['repeats']} after {res['warmup']} warm-up")
-    yield (f"  tokens per step       {res['tokens_per_step']:,} (head {res['head_tokens']} "
-           f"once + rows; {res['answer_tokens_per_step']} answer tokens; mean prompt "
-           f"{res['mean_prompt_tokens']:.1f} tokens)")
-    yield f"  seconds per step      {res['seconds_per_step']:.4f}"
-    yield f"  tokens/s              {res['tokens_per_s']:,.0f}"
-    yield f"  samples/s             {res['samples_per_s']:,.2f}"
-    if res["mfu"] is None:
-        why = ("a CPU" if res["device"] == "cpu" else
-               f"no known peak for '{res['device_name']}' (pass --peak-flops)")
-        yield f"  MFU                   n/a ({why})"
-    else:
-        yield (f"  MFU                   {100 * res['mfu']:.1f}% (6N rule; matmuls done: "
-               f"{100 * res['mfu_matmul']:.1f}%) of a {res['peak_flops'] / 1e12:.0f} TFLOP/s "
-               f"bf16 peak ({res['peak_flops_source']})")
-    yield "  losses                " + " ".join(f"{l:.4f}" for l in res["losses"])
-    ep = res.get("epoch")
-    if ep:
-        yield (f"  one SFT epoch of {ep['dataset']} ({ep['profile']} profile, MiniOneRec's "
-               f"tasks, batch {ep['batch_size']}, micro-batch {ep['micro_batch']}, "
-               f"{ep['steps_per_epoch']:,} steps, mean history {ep['mean_history']:.2f}):")
-        for task, o in ep["tasks"].items():
-            yield (f"    {task:<9} {o['examples']:>8,} examples, prompt "
-                   f"{o['mean_prompt_tokens']:6.1f} + answer {o['mean_answer_tokens']:4.1f} "
-                   f"tokens; {o['tokens']:>12,} tokens, "
-                   f"{o['positions']:>12,} positions with padding")
-        yield (f"    total     {ep['examples']:>8,} examples, {ep['tokens']:,} tokens, "
-               f"{ep['positions']:,} positions ({ep['unshared_tokens']:,.0f} without the shared "
-               f"head); at this run's tokens/s: {ep['hours_at_this_rate']:.2f} h per epoch "
-               f"(extrapolated)")
-
-
-def _lasar_text(res):
-    yield (f"{res['users']} test users, {res['repeats']} repeats (median), {res['device']}, "
-           f"{res['processes']} process(es) of {res['threads']} threads, mean latent steps "
-           f"{res['mean_latent_steps']:.2f}")
-    yield f"  plain decoding (MiniOneRec's)  {res['plain_ms_per_user']:8.3f} ms/user"
-    yield f"  LASAR (latent loop + beam)     {res['lasar_ms_per_user']:8.3f} ms/user"
-    yield f"  LASAR / plain                  {res['lasar_over_plain']:8.3f}x"
-    if "latentr3_ms_per_user" in res:
-        yield f"  LatentR3 (thought + beam)      {res['latentr3_ms_per_user']:8.3f} ms/user"
-        yield f"  LatentR3 / plain               {res['latentr3_over_plain']:8.3f}x"
-
-
-def _cot_text(res):
-    ms = res["ms_per_user"]
-    yield (f"{res['users']} test users of {res['dataset']} ({res['profile']}), "
-           f"{res['repeats']} repeat(s) (median), {res['device']}, {res['processes']} "
-           f"process(es) of {res['threads']} threads; "
-           f"mean latent steps {res['mean_latent_steps']:.2f}, mean CoT reasoning tokens "
-           f"{res['mean_reasoning_tokens']:.1f} (cap {res['cot_max_new_tokens']})")
-    for k, label in (("plain", "plain decoding (MiniOneRec's)"), ("lasar", "LASAR"),
-                     ("cot_direct", "Explicit CoT, direct answer"),
-                     ("cot_generation", "Explicit CoT, CoT generation"),
-                     ("latentr3", "LatentR3")):
-        if k not in ms:
-            continue
-        m = res["metrics"][k]
-        yield (f"  {label:<30} {ms[k]:9.2f} ms/user   N@10 {m['NDCG@10']:.4f}  "
-               f"HR@10 {m['HR@10']:.4f}")
-    yield (f"  CoT generation / LASAR {res['cot_generation_over_lasar']:.2f}x; "
-           f"LASAR / plain {res['lasar_over_plain']:.3f}x")
-
-
 def cmd_bench_beam(args):
     from methods.lm.bench.beam import bench_beam
-    _print(args, bench_beam(args), _beam_text)
+    _print(args, bench_beam(args), _lines("beam"))
 
 
 def cmd_bench_sft(args):
@@ -237,20 +160,20 @@ def cmd_bench_sft(args):
     if args.epoch_of:
         from .bench import sft_epoch
         res["epoch"] = sft_epoch(args, res["tokens_per_s"])
-    _print(args, res, _sft_text)
+    _print(args, res, _lines("sft"))
 
 
 def cmd_bench_lasar(args):
     from .bench.lasar import bench_lasar
     _print(args, bench_lasar(_plan(args, ["lasar", "latentr3"]), args.users, args.repeats),
-           _lasar_text)
+           _lines("lasar"))
 
 
 def cmd_bench_cot(args):
     from .bench.cot import bench_cot
     res, _ = bench_cot(_plan(args, ["lasar", "cot_gream", "latentr3"]), args.users,
                        args.repeats, refresh=True)
-    _print(args, res, _cot_text)
+    _print(args, res, _lines("cot"))
 
 
 def cmd_users(args):
@@ -278,9 +201,14 @@ def cmd_methods(args):
         print(f"{n:<12} {s.display_name:<20} {s.kind}")
 
 
+def cmd_doctor(args):
+    from .doctor import doctor
+    return doctor(_request(args), micro=not args.no_micro_run)
+
+
 def cmd_backbone_rehearsal(args):
     from methods.lm.rehearsal import write_rehearsal_backbone
-    folder, n = write_rehearsal_backbone(args.out, args.layers, args.seed)
+    folder, n = write_rehearsal_backbone(args.out, args.layers, args.seed, args.hidden)
     print(f"wrote {folder}: a random Qwen3 at Qwen3-0.6B's shape ({args.layers} layers, "
           f"{n:,} parameters) with the real Qwen tokenizer; run a profile on it with "
           f"--backbone {folder}")
@@ -318,6 +246,12 @@ def parser():
     r.add_argument("--out", help="results root (default: results/)")
     r.add_argument("--only-reports", action="store_true",
                    help="train nothing: rewrite the tables, figures and report from results/")
+    r.add_argument("--dry-run", action="store_true",
+                   help="train and write nothing: print each stage's status, examples, tokens, "
+                        "estimated peak memory and time (a short calibration on this device)")
+    r.add_argument("--micro", action="store_true",
+                   help="micro settings: a few users, one or two optimizer steps per stage "
+                        "(rehearse a profile's path and shape; benchmark/rehearsal.py)")
     r.add_argument("--backbone", help="generative methods' backbone: a local Hugging Face "
                                       "causal-LM folder, 'smollm2' or 'random' "
                                       "(= --set lm.backbone=...)")
@@ -383,12 +317,25 @@ def parser():
     m = sub.add_parser("methods", help="list registered methods")
     m.set_defaults(func=cmd_methods)
 
+    dr = sub.add_parser("doctor", help="preflight: what this machine can run (torch, CUDA, GPUs, "
+                                       "collectives, data, backbone, disk, a micro-run)")
+    dr.add_argument("dataset", nargs="?", default="sports",
+                    help="the dataset the run will use (default: sports)")
+    dr.add_argument("--backbone", help="the run's --backbone")
+    dr.add_argument("--out", help="results root (default: results/)")
+    dr.add_argument("--no-micro-run", action="store_true",
+                    help="skip the one-minute MiniOneRec run on this device")
+    dr.set_defaults(func=cmd_doctor, methods=None, seeds=None)
+    _common(dr)
+
     bb = sub.add_parser("backbone", help="backbone folders")
     bbsub = bb.add_subparsers(dest="backbone_cmd", required=True)
     rh = bbsub.add_parser("rehearsal", help="a random-weight folder at Qwen3-0.6B's shape with the "
                                             "real Qwen tokenizer (rehearse `paper` on a CPU)")
     rh.add_argument("--out", required=True, help="the folder to write")
     rh.add_argument("--layers", type=int, default=28, help="depth (Qwen3-0.6B: 28)")
+    rh.add_argument("--hidden", type=int, help="a narrower model (Qwen3-0.6B: 1024); the "
+                                               "vocabulary, tokenizer and tying are kept")
     rh.add_argument("--seed", type=int, default=0)
     rh.set_defaults(func=cmd_backbone_rehearsal)
     return ap

@@ -2,6 +2,9 @@
 
   plan      every configuration value, method, backbone and data file checked (plan.py)
   lock      the results folder held for this run (runlock.py): a second run there stops
+  estimate  each stage's examples, tokens, peak memory and time (estimate.py) printed and
+            written to plan.json; a stage that does not fit stops the run here (`--dry-run`
+            prints the same plan and stops)
   train     the methods and Table 5's larger-backbone runs: in this process one after the
             other, or (profile `jobs` > 1) in one queue of child processes (schedule.py)
   bench     Table 4's timing (`bench cot`) once LASAR and Explicit CoT have results
@@ -29,7 +32,8 @@ from contextlib import contextmanager
 import methods as registry
 
 from .plan import Plan, claim_folder
-from protocol.dist import is_main_process
+from protocol.dist import init as dist_init
+from protocol.dist import is_main_process, world_size
 from protocol.errors import BenchmarkError
 from protocol.manifest import hardware
 from .runlock import hold
@@ -66,6 +70,46 @@ def plan_runs(req, only_reports=False):
     return plans
 
 
+# --- estimate -----------------------------------------------------------------------------
+def estimate_step(plans, write=True):
+    """Each plan's stages with what they will cost (benchmark/estimate.py), printed; `write`
+    (a real run): each to its folder's plan.json before any work. -> the lines naming the
+    stages that do not fit ([] when all do), the same in every process of a launch (the main
+    process estimates)."""
+    from protocol.dist import gather_object
+
+    from .estimate import plan_record, plan_stages, refusal, render
+    lines = []
+    if is_main_process():
+        for p in plans:
+            timed = p.settings.plan_timing or not write
+            say(f"estimating the cost of {p.results_dir}" + (
+                " (a few timed training steps and beam searches of the backbone on this device "
+                "when a generative stage is to run)" if timed else " (memory only: plan_timing "
+                "is false)"))
+            stages, cal, limit = plan_stages(p, calibrate=timed, always=not write)
+            for line in render(p.results_dir, stages, cal, limit):
+                say(line)
+            if write:
+                p.results_dir.mkdir(parents=True, exist_ok=True)
+                tmp = p.results_dir / "plan.json.tmp"
+                tmp.write_text(json.dumps(plan_record(p, stages, cal, limit), indent=1))
+                tmp.replace(p.results_dir / "plan.json")
+            lines += refusal(stages, limit)
+    return gather_object(lines)[0]
+
+
+def dry_run(req):
+    """`run --dry-run`: the plan, nothing trained or written. -> 0, or 1 when a stage to run
+    does not fit."""
+    plans = plan_runs(req)
+    dist_init(plans[0].settings.device, plans[0].settings.dist_timeout_s)
+    lines = estimate_step(plans, write=False)
+    for line in lines:
+        say("error: " + line)
+    return 1 if lines else 0
+
+
 # --- train --------------------------------------------------------------------------------
 def child_argv(plan, threads):
     """argv of one method's own process in a parallel run (benchmark/child.py)."""
@@ -82,6 +126,11 @@ def train(plans):
     from .runner import run_plan
     from .schedule import run_parallel, threads_per_job
     jobs = plans[0].settings.jobs
+    if jobs > 1 and world_size() > 1:      # a launch's processes train every method together
+        say(f"[run] jobs={jobs} set aside: under accelerate launch ({world_size()} processes) "
+            "every method and Table 5's runs train in these processes, one after another, "
+            "each shared out among them (no child processes)")
+        jobs = 1
     if jobs <= 1 or sum(len(p.methods) for p in plans) <= 1:
         return [run_plan(p) for p in plans]
     generative = [m for m in plans[0].methods if registry.spec(m).kind == "generative"]
@@ -205,6 +254,7 @@ def run_pipeline(req, only_reports=False):
     """The whole run. -> exit code (0; 1 when a method failed)."""
     t0 = time.time()
     plans = plan_runs(req, only_reports)
+    dist_init(plans[0].settings.device, plans[0].settings.dist_timeout_s)   # a launch's group
     mains = [p for p in plans if not (p.request.scaling or p.request.sensitivity)]  # a seed each
     main = mains[0]
     if only_reports:
@@ -216,6 +266,10 @@ def run_pipeline(req, only_reports=False):
     with hold(main.profile_root):         # one run per results folder (benchmark/runlock.py)
         if is_main_process():
             claim_folder(main)
+        too_big = estimate_step(plans)         # plan.json, before any work
+        if too_big:
+            raise BenchmarkError("a stage does not fit in memory (settings memory_limit_gb, "
+                                 "or the device's): " + "; ".join(too_big))
         folders = ([(p.profile_dir, p.tag or None) for p in mains]
                    + ([(main.profile_root, None)] if req.seeds else []))
         runlog = RunLog(main, t0, folders)

@@ -175,10 +175,6 @@ class Plan:
                                      "none is visible; run it on a GPU machine, or on this "
                                      "one with --set device=cpu (slow), or use --profile cpu")
         try:
-            if world_size() > 1 and s.jobs > 1 and len(self.methods) > 1:
-                raise ConfigKeyError("jobs", f"'jobs' = {s.jobs}: a run of {world_size()} "
-                                     "processes (accelerate launch) trains one method at a "
-                                     "time across them; set --set jobs=1")
             if generative:
                 self._check_backbones(scaling)
                 if self.dataset.published_sids is None:

@@ -92,7 +92,7 @@ def fit_and_rank(method, ctx):
     t0 = time.perf_counter()
     log.info("%s: training on %d examples (%d users)", method.name, len(ctx.split.train),
              len(test))
-    dist.init(ctx.device)         # before the first collective (an artifact built together)
+    dist.init(ctx.device, ctx.config.dist_timeout_s)   # before the first collective
     fitted = method.fit(ctx)
     t1 = dist.clock()
     with progress(total=len(test), desc=f"{method.name} rank test users", unit="user") as bar:

@@ -72,8 +72,14 @@ def merge(base, over, source, prefix="", sources=None):
     return out
 
 
+# YAML 1.1's other spellings of true and false: on the command line they stay words
+# (`--set lm.mixed_precision=no`), only true/false are booleans (YAML 1.2's rule)
+_WORDS = {"yes", "no", "on", "off", "y", "n"}
+
+
 def parse_overrides(pairs):
-    """['a.b=3', 'seed=1'] -> {'a': {'b': 3}, 'seed': 1} (values parsed as YAML)."""
+    """['a.b=3', 'seed=1'] -> {'a': {'b': 3}, 'seed': 1} (values parsed as YAML; yes, no,
+    on, off stay strings)."""
     out = {}
     for pair in pairs or []:
         if "=" not in pair:
@@ -83,7 +89,7 @@ def parse_overrides(pairs):
         *parents, leaf = key.strip().split(".")
         for p in parents:
             node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = raw.strip() if raw.strip().lower() in _WORDS else yaml.safe_load(raw)
     return out
 
 

@@ -32,17 +32,22 @@ def distributed():
     return world_size() > 1
 
 
-def init(device="cpu"):
+def init(device="cpu", timeout_s=None):
     """Make sure the process group exists (accelerate's PartialState: gloo on the CPU, nccl
     on GPUs); a no-op in one process. Stages call it before their first collective, so a
-    stage whose training was reused from the cache can still shard its decoding."""
+    stage whose training was reused from the cache can still shard its decoding. The first
+    call sets the group's timeout (`timeout_s`, settings `dist_timeout_s`): a collective that
+    waits longer, for a rank that died or stalled, raises in every rank."""
     if not distributed():
         return
     import torch.distributed as td
     if td.is_available() and td.is_initialized():
         return
+    from datetime import timedelta
+
     from accelerate import PartialState
-    PartialState(cpu=device == "cpu")
+    PartialState(cpu=device == "cpu",
+                 **({"timeout": timedelta(seconds=timeout_s)} if timeout_s else {}))
 
 
 def barrier():

@@ -16,16 +16,25 @@ from contextlib import contextmanager
 _open = []                       # the peaks of the stages being measured, outermost first
 
 
-def rss_peak_mb():
-    """The process's resident-set high-water mark in MiB (None off Linux)."""
+def _status_mb(field):
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
     except OSError:
         return None
     return None
+
+
+def rss_peak_mb():
+    """The process's resident-set high-water mark in MiB (None off Linux)."""
+    return _status_mb("VmHWM:")
+
+
+def rss_mb():
+    """The process's resident set now, in MiB (None off Linux)."""
+    return _status_mb("VmRSS:")
 
 
 def _reset_rss_peak():

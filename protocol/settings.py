@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from .schema import NonNegFloat, PosInt, Prob, Range, Seed, out_of_range, require
+from .schema import NonNegFloat, PosFloat, PosInt, Prob, Range, Seed, out_of_range, require
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,9 @@ class Settings:
     threads: PosInt | None
     jobs: PosInt
     device: Literal["cpu", "cuda"]
+    dist_timeout_s: PosInt
+    memory_limit_gb: PosFloat | None  # the plan's memory per process; null = the device's
+    plan_timing: bool                # calibrate the plan's times before a run (estimate.py)
     pretrained_backbone: bool        # the profile needs lm.backbone != random (smol, paper)
     enabled: list[str]
     eval: EvalConfig

@@ -83,3 +83,11 @@ def write_table(root, stem, header, rows_fn, caption, title, notes=()):
         atomic_write_text(path, text)
         paths.append(path)
     return paths
+
+
+def hms(seconds):
+    """A duration as H:MM:SS ('–' for None)."""
+    if seconds is None:
+        return "–"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"

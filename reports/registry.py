@@ -15,6 +15,7 @@ from typing import Callable
 
 from .baseline_strength import write_baseline_strength
 from .claims import write_claims
+from .estimates import write_estimates
 from .external_tables import write_external_comparison
 from .figures import figure
 from .lasar_tables import (write_alignment, write_force_n, write_lambda, write_n_distribution,
@@ -59,6 +60,10 @@ def _has_recbole(r):
     return bool({"sasrec", "gru4rec"} & set(r.methods))
 
 
+def _has_plan(r):
+    return bool(r.plan)
+
+
 def _has_external(r):
     return bool(r.external)
 
@@ -100,6 +105,8 @@ REPORTS = [
     Report("figure5b", "figures", "Figure 5b: HR@10 per Policy-Head N", figure("figure5b")),
     Report("figure_lambda", "figures", "Step-penalty (lambda) sweep: HR@10 and mean N",
            figure("figure_lambda"), _has_lambda),
+    Report("estimates", "tables", "Estimated vs measured cost per stage (the plan checked)",
+           write_estimates, _has_plan),
     Report("paper_comparison", "comparison", "Reproduced vs published numbers",
            write_comparison),
 ]

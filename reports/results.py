@@ -9,6 +9,7 @@ seed-<s>/ under it) with
   bench/cot.json                                               Table 4's timing
   _scaling/<label>/<method>/...                                Table 5's larger backbones
   _sensitivity/<label>/<method>/...                            sensitivity rows (baselines)
+  plan.json                                                    the estimates made before the run
 
 `load_results(root, eval_cfg)` lists it once and reads each manifest and metrics file; the
 predictions of a method are read the first time a writer asks for them, once, and kept, as are
@@ -153,6 +154,7 @@ class RunResults:
     bench_cot: dict               # bench/cot.json (None when absent)
     scaling: dict                 # {label: {name: MethodResults}} of _scaling/<label>/
     sensitivity: dict             # {label: {name: MethodResults}} of _sensitivity/<label>/
+    plan: dict = None             # plan.json: the stages' estimates (benchmark/estimate.py)
     derived: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -183,7 +185,8 @@ def load_results(root, eval_cfg):
                       latentr3_studies=_read_json(root / "latentr3" / "studies.json"),
                       bench_cot=_read_json(root / "bench" / "cot.json"),
                       scaling=_variants(root / "_scaling"),
-                      sensitivity=_variants(root / "_sensitivity"))
+                      sensitivity=_variants(root / "_sensitivity"),
+                      plan=_studies(root / "plan.json") or None)
 
 
 def _variants(folder):

@@ -82,8 +82,8 @@ def check_reports(root):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
         assert pdf.read_bytes()[:4] == b"%PDF", pdf
     claims = json.loads((root / "tables" / "claims.json").read_text())
-    verdicts = ("holds", "contradicted", "inconclusive", "not measured")
-    assert len(claims) == 7 and all(c["verdict"] in verdicts for c in claims)
+    from reports.verdicts import VERDICTS
+    assert len(claims) == 7 and all(c["verdict"] in VERDICTS for c in claims), claims
     report = (root / "report.md").read_text()
     for f in FIGURES:
         assert f"(figures/{f}.png)" in report

@@ -189,6 +189,10 @@ def test_tokens_added_to_a_lora_model(tmp_path, tied):
             assert torch.allclose(mod.weight[n0:].float(),
                                   mod.weight[:n0 - 16].float().mean(0).expand(3, -1), atol=1e-2)
     assert base.config.vocab_size == n0 + 3
+    emb, head = base.get_input_embeddings(), base.get_output_embeddings()
+    trained = [next(iter(w.modules_to_save.values())).weight for w in (emb, head)]
+    # a tied backbone keeps one trained copy (the real Qwen3-0.6B and 1.7B are tied)
+    assert (trained[0] is trained[1]) == tied
     x = torch.tensor([[1, 5, n0 + 2]])
     models[0].save_pretrained(tmp_path / "saved")
     load_weights(models[1], tmp_path / "saved")

@@ -120,3 +120,13 @@ def test_a_bad_value_names_the_file_it_came_from(tmp_path, monkeypatch):
     assert error(["seed=2", "lasar.rl.ema_decay=3"]).startswith(
         "--set lasar.rl.ema_decay=3: 'lasar.rl.ema_decay' = 3.0")
     assert error(["seed=-9"]).startswith("--set seed=-9: 'seed' = -9")     # --set beats the file
+
+
+def test_set_values_parse_as_yaml_with_words_kept():
+    """--set values are YAML (numbers, lists, true/false), but YAML 1.1's yes/no/on/off stay
+    words: `--set lm.mixed_precision=no` is the string 'no', not False."""
+    from protocol.config import parse_overrides
+    got = parse_overrides(["lm.mixed_precision=no", "a=true", "b=3", "c=[1, 2]", "d=off",
+                           "e=1.0e-3"])
+    assert got == {"lm": {"mixed_precision": "no"}, "a": True, "b": 3, "c": [1, 2],
+                   "d": "off", "e": 1e-3}

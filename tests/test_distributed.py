@@ -17,12 +17,14 @@ import torch
 from .conftest import REPO, run_cli, with_sids, write_dataset
 
 # LC-Rec, LASAR (studies on: two alignments, two Force-N rows, the mixed variant; sampled N;
-# Stage 2 in 4 steps of 16 examples, evaluated every 2) and Explicit CoT on a one-epoch Stage 1,
+# Stage 2 in 4 steps of 16 examples, evaluated every 2; Stage 1 and the mixed route, which takes
+# Stage 1's eval_every, every 3) and Explicit CoT on a one-epoch Stage 1,
 # decoding batches of 4 (40 test users: 10 batches)
 SETTINGS = (
     "--profile", "smoke", "--methods", "lcrec,lasar,cot_gream",
     "--set", "threads=1", "--set", "jobs=1", "--set", "scaling.enabled=false",
-    "--set", "minionerec.sft.epochs=1", "--set", "lcrec.sft.epochs=1",
+    "--set", "minionerec.sft.epochs=1", "--set", "minionerec.sft.eval_every=3",
+    "--set", "lcrec.sft.epochs=1",
     "--set", "lcrec.eval_batch=4", "--set", "lasar.eval_batch=4",
     "--set", "lasar.pool_examples=64", "--set", "lasar.rl.enabled=false",
     "--set", "lasar.stage2.batch_size=16", "--set", "lasar.stage2.micro_batch=8",

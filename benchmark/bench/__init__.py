@@ -42,7 +42,7 @@ def fitted(plan, name):
         torch.set_num_threads(plan.settings.threads)
     ctx = plan.context(name)
     method = plan.method(name)
-    init(ctx.device)
+    init(ctx.device, plan.settings.dist_timeout_s)
     return method, ctx, method.fit(ctx)
 
 

@@ -101,7 +101,8 @@ def _smollm2_gguf():
 def with_sid_tokens(tok, levels, n_codes, extra=()):
     """A pretrained tokenizer with the SID tokens (and `extra`) as single tokens, left padding,
     and a pad and eos token. -> tok (changed in place)."""
-    new = [t for t in sid_tokens(levels, n_codes) + list(extra) if t not in tok.get_vocab()]
+    vocab = tok.get_vocab()          # a dict built anew on every call: once, not per token
+    new = [t for t in sid_tokens(levels, n_codes) + list(extra) if t not in vocab]
     specials = {"additional_special_tokens": new}
     if tok.pad_token is None:
         specials["pad_token"] = PAD
@@ -217,6 +218,14 @@ def _weight(module):
     return module.weight
 
 
+def tie_output_to_input(model):
+    """Tie a (peft or plain) model's output embedding to its input embedding, wrappers
+    included (its copies share one weight)."""
+    from peft import PeftModel
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    _tie(base.get_output_embeddings(), base.get_input_embeddings())
+
+
 def _tie(head, emb):
     from peft.utils.other import ModulesToSaveWrapper
     if isinstance(head, ModulesToSaveWrapper) and isinstance(emb, ModulesToSaveWrapper):
@@ -232,7 +241,8 @@ def add_lora(model, lm):
     cfg = LoraConfig(r=lm.lora_r, lora_alpha=lm.lora_alpha,
                      lora_dropout=lm.lora_dropout, task_type="CAUSAL_LM",
                      target_modules="all-linear",
-                     modules_to_save=["embed_tokens", "lm_head"])   # new SID rows must train
+                     modules_to_save=["embed_tokens", "lm_head"],   # new SID rows must train
+                     ensure_weight_tying=True)   # a tied backbone stays tied (one copy)
     return get_peft_model(model, cfg)
 
 

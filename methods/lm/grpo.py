@@ -26,19 +26,15 @@ accumulates over all the micro-batches; every process clips them and takes the s
 step, so the weights stay equal. Step statistics (reward, hit, each term) are summed over
 processes (`dist.sum_over_processes`) into global means, the same on every process; LASAR's
 reward baseline is updated from them, and its sampled N does not depend on the split (rl.py).
-Only the main process writes checkpoints (the others wait for it), rl_log.jsonl and
-TensorBoard; a resumed run loads the same `last/` in every process. Why the curves agree with
-one process: the same global batch, the same rollouts and the same summed gradient give the
-same optimizer steps; what differs is float rounding (rollouts and forwards run on smaller
-batches, padded otherwise) and dropout (LoRA's), whose masks each process draws from its own
-random state, so with dropout the runs agree in distribution only (and a resumed run of several
-processes restores the main process's random state in all). tests/test_distributed_rl.py
-compares per-step logs and validation curves of 1 and 2 processes.
+Only the main process writes checkpoints (the others wait), rl_log.jsonl and TensorBoard; a
+resumed run loads the same `last/` everywhere. The curves agree with one process up to float
+rounding (smaller, differently padded batches) and LoRA dropout, whose masks each process draws
+from its own random state (with dropout the runs agree in distribution only).
+tests/test_distributed_rl.py compares per-step logs and validation curves of 1 and 2 processes.
 
-Why not TRL's GRPOTrainer: it produces rollouts by sampling from `generate` (or vLLM) and has
-no seam for a deterministic beam-search group of *distinct* catalog items; LASAR's RL adds a
-latent loop inside the forward pass and two more loss terms. Overriding the trainer's rollout
-and loss would replace most of it, so the loss is `GRPOLoss` and the loop is below.
+Why not TRL's GRPOTrainer: its rollouts sample from `generate` (or vLLM), with no seam for a
+beam-search group of *distinct* catalog items, and LASAR's RL adds a latent loop and two loss
+terms; overriding rollout and loss would replace most of it.
 """
 import copy
 import json
@@ -51,6 +47,7 @@ import numpy as np
 import torch
 
 from protocol import dist
+from protocol.io import replace_dir
 from protocol.beam import recommend
 from protocol.metrics import summarize, target_ranks
 from protocol.progress import progress
@@ -58,7 +55,6 @@ from protocol.progress import progress
 from .backbone import autocast
 from .decode import Catalog, beam_rank
 from .forward import collate, run_rows
-from protocol.io import replace_dir
 
 from .sft import after_checkpoint, load_best, own_rng, resume, save_checkpoint, save_model
 

@@ -58,13 +58,20 @@ def qwen_tokenizer():
     return tok
 
 
-def write_rehearsal_backbone(out, layers=28, seed=0):
-    """Write the folder: config (Qwen3-0.6B's, `layers` deep), random weights in bfloat16 (as
-    Qwen3-0.6B ships), the tokenizer. -> (folder, parameters)."""
+def write_rehearsal_backbone(out, layers=28, seed=0, hidden=None):
+    """Write the folder: config (Qwen3-0.6B's, `layers` deep; `hidden`: a narrower model, 3x
+    as wide in its MLP, heads of 128 with half as many KV heads: the suite's cheap variant,
+    the vocabulary, tokenizer and tying kept), random weights in bfloat16 (as Qwen3-0.6B
+    ships), the tokenizer. -> (folder, parameters)."""
     from transformers import Qwen3Config, Qwen3ForCausalLM
     out = Path(out)
-    cfg = Qwen3Config(**{k: v for k, v in QWEN3_0_6B.items() if k != "architectures"})
-    cfg.num_hidden_layers = cfg.max_window_layers = layers
+    shape = {"num_hidden_layers": layers, "max_window_layers": layers}
+    if hidden:
+        heads = max(2, hidden // 128)
+        shape.update(hidden_size=hidden, intermediate_size=3 * hidden,
+                     num_attention_heads=heads, num_key_value_heads=heads // 2)
+    cfg = Qwen3Config(**{**{k: v for k, v in QWEN3_0_6B.items() if k != "architectures"},
+                         **shape})
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(cfg).to(torch.bfloat16)
     n = sum(p.numel() for p in model.parameters())
@@ -73,5 +80,6 @@ def write_rehearsal_backbone(out, layers=28, seed=0):
     qwen_tokenizer().save_pretrained(out)
     (out / "rehearsal.json").write_text(json.dumps(
         {"what": "random weights at Qwen3-0.6B's shape (methods/lm/rehearsal.py)",
-         "layers": layers, "parameters": n, "seed": seed}, indent=1))
+         "layers": layers, "hidden": cfg.hidden_size, "parameters": n, "seed": seed},
+        indent=1))
     return out, n
