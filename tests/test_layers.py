@@ -161,6 +161,19 @@ def test_modules_stay_small():
     assert not big, f"modules over 400 lines: {big}"
 
 
+def test_no_two_orchestration_functions_share_a_name():
+    """One name for one thing: no two module-level functions or classes of benchmark/ share a
+    name."""
+    seen = {}
+    for mod, p in project_modules():
+        if mod.split(".")[0] != "benchmark":
+            continue
+        for node in ast.parse(p.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                seen.setdefault(node.name, []).append(mod)
+    assert not {k: v for k, v in seen.items() if len(v) > 1}
+
+
 def _project_texts():
     for _, p in project_modules():
         yield p, p.read_text()

@@ -153,7 +153,7 @@ def measure(plan, users, repeats):
             "test_user_ids": [plan.dataset.user_ids[u] for u in ex.users]}
 
 
-def main(argv):
+def timed_pass(argv):
     """One timed pass in this fresh process (measure_passes starts it): REQUEST_JSON (the
     run's RunRequest), the methods, the users, the JSON file to write."""
     from ..cli import setup_logging
@@ -166,4 +166,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(timed_pass(sys.argv[1:]))
