@@ -131,7 +131,12 @@ def _latentr3(est, m, status):
 
 
 def _discriminative(est, m, status):
+    """A RecBole-style trainer (its config has a train_batch_size); another method: its stage
+    without an estimate."""
     c = est.plan.method_cfgs[m]
+    if not hasattr(c, "train_batch_size"):
+        from .estimate import Stage
+        return [at(Stage(m, "train", status, why="no estimate for this method"), "timings.fit_s")]
     return [at(est.recbole(m, status, c), "timings.fit_s")]
 
 

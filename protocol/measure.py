@@ -55,8 +55,10 @@ def _cuda():
 @contextmanager
 def measured():
     """Measure the block: yields a dict that holds, once the block ends, `seconds`,
-    `peak_rss_mb`, `rss_reset` and, on a GPU, `peak_gpu_mb` (torch's max allocated)."""
+    `peak_rss_mb`, `rss_reset`, `start_rss_mb` (what the process held when the block began:
+    on the CPU a peak includes it) and, on a GPU, `peak_gpu_mb` (torch's max allocated)."""
     cuda = _cuda()
+    start = rss_mb()
     here = {"rss": 0.0, "gpu": 0.0}
     if _open:                                    # hand the outer stage what it reached so far
         _open[-1]["rss"] = max(_open[-1]["rss"], rss_peak_mb() or 0.0)
@@ -76,6 +78,8 @@ def measured():
         here["rss"] = max(here["rss"], rss_peak_mb() or 0.0)
         rec["peak_rss_mb"] = round(here["rss"], 1)
         rec["rss_reset"] = reset
+        if start is not None:
+            rec["start_rss_mb"] = round(start, 1)
         if cuda is not None:
             here["gpu"] = max(here["gpu"], cuda.max_memory_allocated() / 2 ** 20)
             rec["peak_gpu_mb"] = round(here["gpu"], 1)

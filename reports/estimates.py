@@ -24,14 +24,17 @@ def _lookup(manifest, where):
 
 
 def measured_of(manifest, where):
-    """(seconds, peak MiB or None) a stage recorded at `where`."""
+    """(seconds, peak MiB or None, MiB the process held when the stage began or None) a stage
+    recorded at `where` (the last only on the CPU, where the peak includes it)."""
     node = _lookup(manifest or {}, where)
     if isinstance(node, (int, float)):
-        return float(node), None
+        return float(node), None, None
     m = node.get("measured") if isinstance(node, dict) else None
     if not m:
-        return None, None
-    return m.get("seconds"), m.get("peak_gpu_mb", m.get("peak_rss_mb"))
+        return None, None, None
+    if "peak_gpu_mb" in m:
+        return m.get("seconds"), m["peak_gpu_mb"], None
+    return m.get("seconds"), m.get("peak_rss_mb"), m.get("start_rss_mb")
 
 
 def estimate_rows(results):
@@ -47,7 +50,7 @@ def estimate_rows(results):
         mem = (st.get("memory") or {}).get("total")
         row = {"method": st["method"], "stage": st["name"], "status": st["status"],
                "est_s": st.get("seconds"), "est_mib": mem / 2 ** 20 if mem else None,
-               "meas_s": None, "meas_mib": None}
+               "meas_s": None, "meas_mib": None, "start_mib": None}
         found = results.methods.get(st["method"])
         if where == "timings.studies_s":
             agg = studies.get(st["method"])
@@ -61,7 +64,7 @@ def estimate_rows(results):
                             and st.get("seconds") is not None else None)
             continue
         if found is not None and where:
-            row["meas_s"], row["meas_mib"] = measured_of(found.manifest, where)
+            row["meas_s"], row["meas_mib"], row["start_mib"] = measured_of(found.manifest, where)
         rows.append(row)
     return rows
 
@@ -84,14 +87,17 @@ def write_estimates(results):
     def body(style):
         return [[r["method"], r["stage"], r["status"], hms(r["est_s"]), hms(r["meas_s"]),
                  _ratio(r["est_s"], r["meas_s"]), _mib(r["est_mib"]), _mib(r["meas_mib"]),
-                 _ratio(r["est_mib"], r["meas_mib"])] for r in rows]
+                 _ratio(r["est_mib"], r["meas_mib"]), _mib(r["start_mib"])] for r in rows]
     note = (f"Estimates from plan.json, written before the run's work ({results.plan['written']}; "
             f"calibrated on {cal.get('device', '–')} in {cal.get('seconds', '–')} s). Measured: "
             "each stage's wall time and peak memory (RSS on the CPU, torch's peak allocation on "
             "a GPU), from the method's manifest; '–' where the stage records none (ranking and "
-            "the studies record their time). A cached stage shows the run that built it.")
+            "the studies record their time). A cached stage shows the run that built it. 'held "
+            "before': the resident set when the stage began (CPU only): the process's earlier "
+            "stages leave memory the allocator keeps, which the peak includes and the plan "
+            "counts only as of its own start.")
     header = ["method", "stage", "status", "est. time", "measured", "ratio", "est. GiB",
-              "measured GiB", "ratio"]
+              "measured GiB", "ratio", "held before"]
     return write_table(results.root, "estimates", header, body,
                        "Estimated vs measured cost per stage.",
                        "Estimated vs measured cost per stage", notes=[note])

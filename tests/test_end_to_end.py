@@ -414,7 +414,24 @@ def test_smol_profile_on_real_sports_with_smollm2(smoke_run, tmp_path):
     assert {"pure_sft", "sft_align_none", "sft_align_kl", "force_1",
             "force_2"} <= set(studies["rows"])
     assert (root / "bench" / "cot.json").is_file() and (root / "report.md").is_file()
+    # the plan reads SmolLM2's shape from the GGUF's metadata: the converted folder's config
+    from transformers import AutoConfig
+
+    from methods.lm.cost import config_of
+    (folder,) = (out / "sports" / "_cache").glob("smollm2-135m-instruct-hf-*/model")
+    real, planned = AutoConfig.from_pretrained(folder), config_of(
+        _lm_settings(root / "minionerec"), 0)
+    for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+              "num_key_value_heads", "vocab_size", "tie_word_embeddings", "head_dim"):
+        assert getattr(planned, k) == getattr(real, k), k
     print(f"smol profile (SmolLM2) on 16 Sports users, CPU: {(time.time() - t0) / 60:.1f} min")
+
+
+def _lm_settings(method_dir):
+    """The run's `lm` settings (protocol.settings.LMConfig) from a method's manifest."""
+    from types import SimpleNamespace
+    man = json.loads((method_dir / "manifest.json").read_text())
+    return SimpleNamespace(**man["config"]["shared"]["lm"])
 
 
 def _walk(d):

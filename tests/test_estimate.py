@@ -129,6 +129,7 @@ def test_a_run_sets_its_plan_against_what_each_stage_measured(lm_toy):
     man = json.loads((root / "minionerec" / "manifest.json").read_text())
     assert sft_row["meas_s"] == man["fit_info"]["sft"]["measured"]["seconds"] > 0
     assert sft_row["meas_mib"] == man["fit_info"]["sft"]["measured"]["peak_rss_mb"] > 0
+    assert 0 < sft_row["start_mib"] <= sft_row["meas_mib"]        # the RSS the stage began with
     rank = next(x for x in rows if x["stage"] == "rank")
     assert rank["meas_s"] == man["timings"]["rank_s"]
     text = (root / "tables" / "estimates.md").read_text()
