@@ -161,15 +161,17 @@ class Estimator:
         from .schedule import threads_per_job
         mb = stage1.sft.micro_batch if stage1 else 8
         beam = min(stage1.eval_batch if stage1 else 16, 16)    # the ranking's batch
-        if self.s.device == "cpu":
-            mb = min(mb, 8)
+        steps = 3
+        if self.s.device == "cpu":       # a pass of a real backbone takes a minute on 2 cores
+            mb, beam, steps = min(mb, 8), min(beam, 4), 2
         threads = torch.get_num_threads()
         if self.s.device == "cpu":      # as many threads as each of the run's jobs will have
             torch.set_num_threads(threads_per_job(self.s, self.s.jobs))
         try:
             return calibrate(self.cfg, self.s.lm, self.s.device, micro_batch=mb,
                              seq_len=int(p + a),
-                             answer=int(a) + 1, beam_prompts=beam, width=self.s.topk)
+                             answer=int(a) + 1, beam_prompts=beam, width=self.s.topk,
+                             steps=steps)
         finally:
             torch.set_num_threads(threads)
 

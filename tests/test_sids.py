@@ -21,6 +21,22 @@ def test_item_text_order_and_no_repeats():
                               "Keywords: two person tent. Attributes: Waterproof.")
 
 
+def test_hash_embedder_against_a_hand_count():
+    """'hash' (the smoke profile's embedder): each word and word pair adds +-1 at its CRC32
+    bucket, the row normalised; like texts are nearer than unlike ones."""
+    import zlib
+
+    from protocol.sids import hash_embed
+    e = hash_embed(["Tent tent", "Camping tent", "Fishing reel", "Tent tent"], dim=64)
+    want = np.zeros(64)
+    for tok in ("tent", "tent", "tent tent"):
+        h = zlib.crc32(tok.encode())
+        want[h % 64] += 1 if (h >> 16) & 1 else -1
+    assert np.allclose(e[0], want / np.linalg.norm(want))
+    assert np.allclose(np.linalg.norm(e, axis=1), 1) and np.array_equal(e[0], e[3])
+    assert e[0] @ e[1] > e[0] @ e[2]
+
+
 def test_residual_kmeans_gives_m_codes_and_reduces_error():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 16)).astype(np.float32)
