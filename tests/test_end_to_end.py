@@ -340,7 +340,8 @@ def test_data_stats_json(tmp_path):
 def test_sids_cli_json_and_cache(tmp_path):
     write_dataset(tmp_path / "data", n_users=10, n_items=30)
     args = ("sids", "toy", "--json", "--profile", "smoke", "--data-dir", tmp_path / "data",
-            "--out", tmp_path / "results", "--set", "sids.codes=4")
+            "--out", tmp_path / "results", "--set", "sids.codes=4",
+            "--set", "sids.embedder=minilm")     # the protocol's embedder (smoke hashes words)
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
