@@ -39,8 +39,8 @@ def test_the_paper_path_runs_end_to_end_on_the_cpu(rehearsal, lm_toy):
     folder under LoRA: every generative method trains and ranks with the real vocabulary plus
     its added tokens; the plan's estimates and the stages' measurements are in the report.
     (The studies run the same code on more variants: off here to keep the suite's time; the
-    whole path with them ran on this toy data in 17 min, and at the full shape on Sports:
-    reports/RESULTS.md.)"""
+    whole path with them ran on this toy data in 17 min; MiniOneRec, LASAR and Table 5 under
+    LoRA at the full 28-layer shape on Sports: reports/RESULTS.md.)"""
     out = with_sids(lm_toy, lm_toy / "rehearsal")
     methods = "minionerec,lcrec,lasar,cot_gream,latentr3"
     r = run_cli("run", "toy", "--profile", "paper", "--backbone", rehearsal, "--micro",
