@@ -10,8 +10,6 @@ measurement of the run that built them.
 """
 from .fmt import hms, write_table
 
-GiB = 2 ** 30
-
 
 def _lookup(manifest, where):
     """The value at dotted path `where` of a manifest (None where absent)."""
