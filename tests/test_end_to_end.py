@@ -390,7 +390,8 @@ def test_smol_profile_on_real_sports_with_smollm2(smoke_run, smollm2_cache, tmp_
     out = tmp_path / "results"
     shutil.copytree(ref.parent / "_cache", out / "sports" / "_cache")     # the SID table
     for d in smollm2_cache.iterdir():                        # SmolLM2, converted once
-        shutil.copytree(d, out / "sports" / "_cache" / d.name)
+        if d.is_dir():                                       # (not the conversion's lock file)
+            shutil.copytree(d, out / "sports" / "_cache" / d.name)
     t0 = time.time()
     r = run_cli("run", "sports", "--profile", "smol", "--methods", ",".join(GENERATIVE),
                 "--data-dir", data, "--out", out, *[a for kv in SMOL_TINY for a in ("--set", kv)])
