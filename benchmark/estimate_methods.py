@@ -1,6 +1,8 @@
 """Each method's stages for the plan (benchmark/estimate.py), read from its configuration the
 way its fit and studies run them: the stages' sizes are the methods' own settings applied to
 the plan's split."""
+from dataclasses import replace
+
 import methods as registry
 
 LATENT_POSITIONS = 6          # <s>, ~4 latent steps (Table 8's mean label), <e>
@@ -31,6 +33,16 @@ def _stage1(est, status, m="minionerec"):
     else:
         where = "fit_info.stage1"
     return at(est.sft(m, STAGE1, status, c.sft, c.tasks, sizes), where)
+
+
+def _together(a, b, name):
+    """One stage that does what stages `a` and `b` do (examples, tokens, time), in the larger
+    of their memories."""
+    big = max((a, b), key=lambda st: st.memory["total"])
+    seconds = None if a.seconds is None or b.seconds is None else a.seconds + b.seconds
+    return replace(b, name=name, examples=a.examples + b.examples, tokens=a.tokens + b.tokens,
+                   seconds=seconds, memory=big.memory, micro_batch=big.micro_batch,
+                   fits=big.fits, measured_at=None)
 
 
 def _minionerec(est, m, status):
@@ -65,9 +77,9 @@ def _lasar(est, m, status):
     pool, test = _pool(c, plan), len(plan.split.test)
     st = c.studies
     users = min(st.eval_users or test, test)
-    out = [_stage1(est, status, m),
-           at(est.sft(m, "stage 2", status, c.stage2, ["seqrec"], [pool],
-                      extra_positions=LATENT_POSITIONS), "fit_info.stage2")]
+    stage2 = lambda name: est.sft(m, name, status, c.stage2, ["seqrec"], [pool],  # noqa: E731
+                                  extra_positions=LATENT_POSITIONS)
+    out = [_stage1(est, status, m), at(stage2("stage 2"), "fit_info.stage2")]
     if c.rl.enabled:
         out.append(at(est.rl(m, "RL", status, c.rl, pool), "fit_info.rl"))
     out.append(_rank(est, m, status, c))
@@ -75,18 +87,16 @@ def _lasar(est, m, status):
         return out
     variants = len(set(st.alignments) - {c.stage2.align}) + st.detached_stage2
     for i in range(variants):
-        out.append(est.sft(m, f"study: stage 2 variant {i + 1}", status, c.stage2, ["seqrec"],
-                           [pool], extra_positions=LATENT_POSITIONS))
+        out.append(stage2(f"study: stage 2 variant {i + 1}"))
     lambdas = len(set(st.step_penalties) - {c.rl.step_penalty}) if c.rl.reinforce else 0
     for i in range((2 * st.rl_ablation + lambdas) if c.rl.enabled else 0):
         out.append(est.rl(m, f"study: RL variant {i + 1}", status, c.rl, pool))
     if st.mixed:
-        s1 = plan.method_cfgs["minionerec"]
         for scale in c.mixed.lr_scales:
-            # the equal-budget race: Stage 1's and Stage 2's examples, the pool's on top
-            out.append(est.sft(m, f"study: mixed route x{scale:g}", status, s1.sft,
-                               s1.tasks + ["seqrec"],
-                               [len(plan.split.train)] * len(s1.tasks) + [pool]))
+            # the equal-budget race (LASAR.race_budget): Stage 1's and Stage 2's examples and
+            # optimizer steps together, in one stage
+            name = f"study: mixed route x{scale:g}"
+            out.append(_together(_stage1(est, status, m), stage2(name), name))
     decodes = (1 + len(st.alignments) + st.detached_stage2 + 2 * (st.rl_ablation and
                c.rl.enabled) + 2 + len(st.force_n) + lambdas + len(c.mixed.lr_scales) * st.mixed)
     out.append(est.decode(m, "study: decodings", status, users * decodes, c.eval_batch))

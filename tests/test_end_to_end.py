@@ -243,6 +243,13 @@ def check_lasar_studies(root, n_users):
                                      + f3["budget"]["stage2"]["steps"])
     assert all(m["steps"] <= f3["budget"]["steps"] for m in f3["mixed"])
     assert f3["stage2"][0][0] > f3["stage2_start"] == f3["budget"]["stage1"]["examples"]
+    # the plan counted each mixed route as that budget (a former plan gave it Stage 1's epochs
+    # over the CoT pool too: twice the examples)
+    planned = {s["name"]: s for s in json.loads((root / "plan.json").read_text())["stages"]
+               if s["method"] == "lasar"}
+    for m in f3["mixed"]:
+        got = planned[f"study: mixed route x{m['scale']:g}"]["examples"]
+        assert abs(got - f3["budget"]["examples"]) <= 0.02 * f3["budget"]["examples"], got
     for t in ("table1_pvalues", "table9_alignment", "table3_rl_ablation", "force_n", "per_n",
               "n_distribution", "table8_segments"):
         assert (root / "tables" / f"{t}.md").stat().st_size > 0, t
