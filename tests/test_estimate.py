@@ -82,8 +82,22 @@ def test_dry_run_plans_every_stage_and_writes_nothing(lm_toy):
         assert any(line.startswith(m) and stage in line for line in r.stderr.splitlines()), \
             (m, stage)
     assert "plan of " in r.stderr and "_scaling/large" in r.stderr     # Table 5's run too
-    assert "calibrated on cpu" in r.stderr
-    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert "calibrated on cpu" in r.stderr and "measured by an earlier plan" not in r.stderr
+    # nothing is written but the calibration, under _cache/, which the next plan reuses
+    after = [p.relative_to(out) for p in out.rglob("*")]
+    assert sorted(p for p in after
+                  if not any(x.lstrip(".").startswith("calibration-") for x in p.parts)) == before
+    cals = sorted((out / "toy" / "_cache").glob("calibration-*/done.json"))
+    assert len(cals) == 2                              # the main plan's and Table 5's shapes
+    again = run_cli("run", "toy", "--profile", "smoke", "--dry-run", "--data-dir",
+                    lm_toy / "data", "--out", out)
+    assert again.returncode == 0, again.stderr[-3000:]
+    def cal_lines(res):
+        return [x.split("calibrated on ")[1] for x in res.stderr.splitlines()
+                if "calibrated on cpu" in x]
+    note = " (measured by an earlier plan, _cache/calibration-*)"
+    assert all(note in x for x in cal_lines(again))
+    assert [x.replace(note, "") for x in cal_lines(again)] == cal_lines(r)   # the same numbers
 
 
 def test_a_stage_that_cannot_fit_is_refused_before_any_work(lm_toy):

@@ -154,6 +154,7 @@ class Calibration:
     micro_batch: int
     seq_len: int
     seconds: float
+    reused: bool = False         # read from an earlier plan's measurement (benchmark/estimate.py)
 
     def as_dict(self):
         return asdict(self)
