@@ -76,7 +76,8 @@ def test_dry_run_plans_every_stage_and_writes_nothing(lm_toy):
                 lm_toy / "data", "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
     for m, stage in [("minionerec", "stage 1 SFT"), ("minionerec", "GRPO"), ("lcrec", "SFT"),
-                     ("lasar", "stage 2"), ("lasar", "RL"), ("lasar", "study: mixed route x1"),
+                     ("lasar", "CoT pool"), ("lasar", "stage 2"), ("lasar", "RL"),
+                     ("lasar", "study: mixed route x1"),
                      ("cot_gream", "CoT SFT"), ("latentr3", "thought RL"),
                      ("sasrec", "train (RecBole)")]:
         assert any(line.startswith(m) and stage in line for line in r.stderr.splitlines()), \
