@@ -235,11 +235,14 @@ class Estimator:
             st.seconds = users * self.cal.beam_s_per_prompt * per_prompt
         return self._fit(st, lambda b: at(b)["total"], largest_micro_batch_that_fits)
 
-    def rl(self, method, name, status, rl, prompts):
+    def rl(self, method, name, status, rl, prompts, extra_positions=0):
         """GRPO: a beam of G candidates per prompt, then their log-probabilities under the
-        policy (forward + backward) and the frozen reference (a third of that)."""
+        policy (forward + backward) and the frozen reference (a third of that).
+        extra_positions: latent steps before the answer (LASAR's loop, LatentR3's thoughts),
+        each a decoding step of the rollout and a position of the training sequence."""
         from methods.lm.cost import beam_memory, largest_micro_batch_that_fits, training_memory
         p, a = self.lens("seqrec")
+        p += extra_positions
         n = min(rl.max_prompts or prompts, prompts) * rl.epochs
         act = self.cal.act_bytes if self.cal else None
 
@@ -254,7 +257,8 @@ class Estimator:
                    memory=at(rl.micro_batch), micro_batch=rl.micro_batch)
         if self.cal:
             c = self.cal
-            rollout = c.beam_s_per_prompt * max(rl.group_size / self.s.topk, 0.25)
+            rollout = (c.beam_s_per_prompt * max(rl.group_size / self.s.topk, 0.25)
+                       * (1 + extra_positions / (a + 1)))     # a latent step ~ a beam step
             train = (c.train_s_per_token * (p + rl.group_size * a)
                      + c.train_s_per_micro_batch / rl.micro_batch) * 4 / 3
             steps = math.ceil(n / rl.batch_size)

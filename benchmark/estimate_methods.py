@@ -82,7 +82,7 @@ def _lasar(est, m, status):
     out = [_stage1(est, status, m), _pool_stage(m, status, pool),
            at(stage2("stage 2"), "fit_info.stage2")]
     if c.rl.enabled:
-        out.append(at(est.rl(m, "RL", status, c.rl, pool), "fit_info.rl"))
+        out.append(at(est.rl(m, "RL", status, c.rl, pool, LATENT_POSITIONS), "fit_info.rl"))
     out.append(_rank(est, m, status, c))
     if not st.enabled:
         return out
@@ -91,7 +91,8 @@ def _lasar(est, m, status):
         out.append(stage2(f"study: stage 2 variant {i + 1}"))
     lambdas = len(set(st.step_penalties) - {c.rl.step_penalty}) if c.rl.reinforce else 0
     for i in range((2 * st.rl_ablation + lambdas) if c.rl.enabled else 0):
-        out.append(est.rl(m, f"study: RL variant {i + 1}", status, c.rl, pool))
+        out.append(est.rl(m, f"study: RL variant {i + 1}", status, c.rl, pool,
+                          LATENT_POSITIONS))
     if st.mixed:
         for scale in c.mixed.lr_scales:
             # the equal-budget race (LASAR.race_budget): Stage 1's and Stage 2's examples and
@@ -136,7 +137,8 @@ def _latentr3(est, m, status):
            at(est.sft(m, "thought SFT", status, c.sft, ["seqrec"], [len(plan.split.train)],
                       extra_positions=c.n_thoughts), "fit_info.sft")]
     if c.rl.enabled:
-        out.append(at(est.rl(m, "thought RL", status, c.rl, len(plan.split.train)),
+        out.append(at(est.rl(m, "thought RL", status, c.rl, len(plan.split.train),
+                             c.n_thoughts),
                       "fit_info.rl"))
     out.append(_rank(est, m, status, c))
     if c.studies.enabled:
