@@ -168,8 +168,9 @@ def check_plan(rep, req):
 
 
 def disk_need(plan, stages):
-    """Bytes the plan's stages to run will write: per LM training stage the best weights and a
-    resumable checkpoint (weights, AdamW state), the trained parameters only under LoRA."""
+    """Bytes the plan's stages to run will write: per LM training stage its best weights, and
+    while one trains its resume checkpoint (weights, AdamW state; removed once the stage is
+    finished: protocol/artifact.py), the trained parameters only under LoRA."""
     from methods.lm.cost import config_of, shape_of
     lm = plan.settings.lm
     todo = [st for st in stages if st.status != "cached" and st.name not in ("rank",)
@@ -179,7 +180,7 @@ def disk_need(plan, stages):
         return 0
     shape = shape_of(config_of(lm), lm)
     saved = shape.trainable if lm.lora else shape.params
-    return len(todo) * saved * (4 + 4 + 8)
+    return len(todo) * saved * 4 + saved * (4 + 8)
 
 
 def check_disk(rep, plan):

@@ -18,6 +18,11 @@ across kills and continues from them. A finished artifact is loaded, never rebui
 of the same artifact in two processes are serialised by a lock (released by the OS if its
 holder dies); the second one loads what the first built.
 
+A resumable builder keeps its resume checkpoint in `RESUME_CHECKPOINT/` (a model's weights and
+AdamW state: 12 bytes a parameter, 7 GB at Qwen3-0.6B). Nothing reads it once the artifact is
+finished, so it is removed then, unless the artifact's inputs are continuable (RecBole's
+runs keep theirs elsewhere and continue from it).
+
 `continuable` inputs are recorded but do not key the folder: a training length (RecBole's
 epoch cap). A finished artifact whose continuable inputs differ is moved back to its partial
 folder and built again from there, so raising a cap continues training instead of restarting.
@@ -37,6 +42,7 @@ from .io import atomic_write_json, replace_dir
 from .measure import measured
 
 log = logging.getLogger(__name__)
+RESUME_CHECKPOINT = "last"        # module docstring
 
 
 def digest(obj):
@@ -169,6 +175,8 @@ class Artifact:
             atomic_write_json(self.partial / "done.json",
                               {"info": info, "continuable": self.continuable})
             replace_dir(self.partial, self.path)     # a refreshed artifact's old one goes now
+            if self.resumable and not self.continuable:
+                shutil.rmtree(self.path / RESUME_CHECKPOINT, ignore_errors=True)
             log.info("built %s", self.path)
 
     @contextmanager

@@ -47,6 +47,25 @@ def test_an_unreadable_payload_is_built_again_with_one_line(tmp_path, caplog):
     assert art.get(build, _read) == "v" and len(calls) == 2          # then reused
 
 
+@pytest.mark.parametrize("continuable", [None, {"epochs": 3}])
+def test_a_finished_artifact_drops_its_resume_checkpoint_unless_continuable(tmp_path,
+                                                                             continuable):
+    """A trained model's resume checkpoint (weights and AdamW: 7 GB at Qwen3-0.6B) goes once
+    the artifact is finished; a continuable one (RecBole's epoch cap) keeps what it continues
+    from; the payload stays either way."""
+    from protocol.artifact import RESUME_CHECKPOINT
+
+    def build(folder):
+        for sub in (RESUME_CHECKPOINT, "best"):
+            (folder / sub).mkdir()
+            (folder / sub / "weights.bin").write_bytes(b"w")
+        return {}
+    art = Artifact(tmp_path, "sft", {"a": 1}, continuable=continuable, resumable=True)
+    art.get(build)
+    assert (art.path / "best" / "weights.bin").is_file() and art.done
+    assert (art.path / RESUME_CHECKPOINT).exists() == bool(continuable)
+
+
 def test_an_unreadable_done_json_is_built_again(tmp_path, caplog):
     art = Artifact(tmp_path, "thing", {"a": 1})
     build, calls = _counting()

@@ -134,6 +134,8 @@ def check_artifacts(*roots):
         assert not d.name.endswith(".partial"), d
         inputs = json.loads((d / "inputs.json").read_text())
         assert d.name == f"{inputs['kind']}-{inputs['key']}" and (d / "done.json").is_file()
+        if (d / "best").is_dir():        # a trained model: its weights, not its resume checkpoint
+            assert not (d / "last").exists(), d
 
 
 def test_parallel_jobs_equal_sequential_run(tmp_path):

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from protocol import dist
+from protocol.artifact import RESUME_CHECKPOINT as LAST
 from protocol.io import replace_dir
 from protocol.beam import recommend
 from protocol.metrics import summarize, target_ranks
@@ -55,7 +56,6 @@ from protocol.progress import progress
 from .backbone import autocast
 from .decode import Catalog, beam_rank
 from .forward import collate, run_rows
-
 from .sft import after_checkpoint, load_best, own_rng, resume, save_checkpoint, save_model
 
 log = logging.getLogger(__name__)
@@ -303,7 +303,7 @@ class GRPOLoop:
             if improved:
                 replace_dir(save_model(self.model, self.tok, self.folder / "best"),
                             self.folder / "best")
-            save_checkpoint(self.model, self.tok, self.folder / "last", self.opt, self.sched,
+            save_checkpoint(self.model, self.tok, self.folder / LAST, self.opt, self.sched,
                             step=step, best=best, curve=curve, **self.state())
         dist.barrier()
         after_checkpoint(self.stage, step)
@@ -334,7 +334,7 @@ class GRPOLoop:
         self.sched = get_cosine_schedule_with_warmup(
             self.opt, math.ceil(cfg.warmup_ratio * total), total)
         t0 = time.perf_counter()
-        st = resume(self.model, self.folder / "last", self.opt, self.sched, self.ctx.seed, "RL")
+        st = resume(self.model, self.folder / LAST, self.opt, self.sched, self.ctx.seed, "RL")
         if st is not None:
             self.load_state(st)
             step, best, curve = st["step"], st["best"], st["curve"]

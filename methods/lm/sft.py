@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from protocol.artifact import RESUME_CHECKPOINT
 from protocol.errors import brief
 from protocol.io import replace_dir
 from protocol.progress import progress
@@ -250,13 +251,15 @@ class Trainer:
             model = self.acc.unwrap_model(self.ddp).model
             if improved:
                 replace_dir(save_model(model, self.tok, self.out / "best"), self.out / "best")
-            save_checkpoint(model, self.tok, self.out / "last", self.opt, self.sched,
+            save_checkpoint(model, self.tok, self.out / RESUME_CHECKPOINT, self.opt,
+                            self.sched,
                             step=step, best=best, bad=bad, curve=curve, terms=terms.state())
         self.acc.wait_for_everyone()
         after_checkpoint(self.stage, step)
 
     def _resume(self):
-        st = resume(self.model, self.out / "last", self.opt, self.sched, self.seed, "SFT")
+        st = resume(self.model, self.out / RESUME_CHECKPOINT, self.opt, self.sched, self.seed,
+                    "SFT")
         if st is None:
             return 0, float("inf"), 0, [], TrainTerms()
         return st["step"], st["best"], st["bad"], st["curve"], TrainTerms(st.get("terms"))
