@@ -134,6 +134,7 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
             latent, _, _ = method.stage2(ctx, fitted.base, fitted.tok, fitted.pool, fitted.valid,
                                          replace(cfg.stage2, align=a))
         evaluate(f"sft_align_{a}", latent)
+        latent = None       # free a variant before the next trains (0.6B on a 24 GiB CPU)
     sft_row = out["rows"].get(f"sft_align_{main_align}") or evaluate(f"sft_align_{main_align}",
                                                                       fitted.stage2)
     # the main alignment with h_0 detached from L_policy (the default is the joint loss)
@@ -142,6 +143,7 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
         latent, _, _ = method.stage2(ctx, fitted.base, fitted.tok, fitted.pool, fitted.valid, s)
         evaluate(f"sft_align_{main_align}" + ("_detached" if s.detach_policy_input else "_joint"),
                  latent)
+        latent = None
 
     # Table 3: RL ablation (latent only; + terminal KL; + REINFORCE = LASAR)
     if st.rl_ablation and rl_on:
@@ -150,6 +152,7 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
         for name, over in variants.items():
             latent, info = method.rl_phase(ctx, fitted, replace(cfg.rl, **over))
             evaluate(name, latent)
+            latent = None
         main_name = "rl_full"
     else:
         main_name = "adaptive"
@@ -169,6 +172,7 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
         if lam != cfg.rl.step_penalty:                 # the configured one is the main row
             latent, _ = method.rl_phase(ctx, fitted, replace(cfg.rl, step_penalty=lam))
             evaluate(name, latent)
+            latent = None
         out["lambda_sweep"].append({"step_penalty": lam, "row": name})
     bar.close()
 
@@ -200,6 +204,7 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
             fig3["mixed"].append({"scale": scale, "lr": info["lr"], "row": row,
                                   "curve": examples_curve(info), "steps": info["steps_run"],
                                   "examples": info.get("examples_run")})
+            latent = None
     out["figure3"] = fig3
     out["table8"] = fi["pool"]["table8"]
     if "rl" in fi:

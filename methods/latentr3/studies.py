@@ -47,7 +47,7 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
             plan.append((f"thoughts_{t}_sft", t))
     variants = {}
     with progress(total=len(plan) * len(ex), unit="user", desc="latentr3 studies") as bar:
-        for name, t in plan:
+        for i, (name, t) in enumerate(plan):
             if name == "main":
                 model = fitted.model
             elif name == "sft_only":
@@ -70,6 +70,9 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
                           "ranks": ranks.tolist()}
             log.info("latentr3 studies: %s N@10 %.4f HR@10 %.4f", name, rows[name]["NDCG@10"],
                      rows[name]["HR@10"])
+            if t is not None and (i + 1 == len(plan) or plan[i + 1][1] != t):
+                model = None              # its rows are done: free the variant's models before
+                variants.pop(t, None)     # the next one trains (the rehearsal's OOM at 0.6B)
     # the main row on these users is Table 1's ranking of them
     rows["main"]["equals_main_run"] = bool(np.array_equal(main_items, ranking.items[idx]))
     out = {"eval_users": int(len(ex)), "all_test_users": int(len(ctx.split.test)),
