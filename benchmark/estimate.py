@@ -50,12 +50,14 @@ class Stage:
 
 
 def _machine():
-    """What a calibration's times depend on besides the model and the shape."""
+    """What a calibration's times depend on besides the model, the shape and the threads: the
+    manifest's hardware record (CPU model and capability, GPU), and torch's version."""
     import torch
 
-    from protocol.manifest import cpu_model
-    return {"cpu": cpu_model(), "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    from protocol.manifest import hardware
+    h = hardware()
+    return {"torch": torch.__version__,
+            **{k: h.get(k) for k in ("cpu_model", "torch_cpu_capability", "gpu")}}
 
 
 def device_memory(settings):

@@ -15,6 +15,7 @@ import pytest
 
 import methods
 
+from protocol.artifact import RESUME_CHECKPOINT
 from reports.table1 import PAPER_ORDER
 
 from .conftest import REPO, real_data_dir, run_cli, write_dataset
@@ -135,7 +136,7 @@ def check_artifacts(*roots):
         inputs = json.loads((d / "inputs.json").read_text())
         assert d.name == f"{inputs['kind']}-{inputs['key']}" and (d / "done.json").is_file()
         if (d / "best").is_dir():        # a trained model: its weights, not its resume checkpoint
-            assert not (d / "last").exists(), d
+            assert not (d / RESUME_CHECKPOINT).exists(), d
 
 
 def test_parallel_jobs_equal_sequential_run(tmp_path):
