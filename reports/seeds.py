@@ -60,10 +60,15 @@ def lasar_versus(runs):
         return "LASAR or every baseline lacks results in some seed"
     per = [{m: r.methods[m].per_user((10,)) for m in every} for r in runs.values()]
     users = per[0]["lasar"][0]
-    other = sorted({m for p in per for m in every if p[m][0] != users})
+    seeds = list(runs)
+    other = {s: [m for m in every if p[m][0] != users] for s, p in zip(seeds, per)}
+    other = {s: ms for s, ms in other.items() if ms}
     if other:
-        return (f"{', '.join(other)} scored other test users than LASAR's first seed (another "
-                "user sample?): rerun them on the same users")
+        # the usual cause: seeds run in separate invocations, each sampling its own users
+        # (eval_seed defaults to the invocation's first seed)
+        said = "; ".join(f"seed {s}: {', '.join(ms)}" for s, ms in other.items())
+        return (f"other test users than seed {seeds[0]}'s were scored ({said}): run every "
+                f"seed in one invocation, or rerun these with --set eval_seed={seeds[0]}")
     pairs = [{f"LASAR - {DISPLAY_MD.get(m, m)}, {SHORT[k]}": (p["lasar"][1][k], p[m][1][k])
               for m in every if m != "lasar" for k in SHORT} for p in per]
     first = next(iter(runs.values()))

@@ -134,7 +134,8 @@ def test_seed_pooled_comparisons_against_a_hand_computation(tmp_path):
     assert judge(lasar_versus(runs((1, 2)))) == "inconclusive (too few seeds)"
     f = root / "seed-2" / "sasrec" / "predictions.jsonl"
     f.write_text(f.read_text().replace('"u0"', '"w0"'))
-    assert "sasrec scored other test users" in lasar_versus(runs((1, 2, 3)))
+    said = lasar_versus(runs((1, 2, 3)))
+    assert "seed 2: sasrec)" in said and "--set eval_seed=1" in said
 
 
 @pytest.mark.parametrize("text", ["42,x", "42,42", "-1,2", ""])
