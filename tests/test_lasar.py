@@ -451,3 +451,15 @@ def test_aligned_share_per_step_and_in_the_fit_info(tmp_path):
     assert line["step"] == 1 and line["examples"] == 5
     assert line["aligned_share"] == pytest.approx(0.6)
     assert list((tmp_path / "tensorboard").iterdir())
+
+
+def test_the_race_releases_the_fits_three_models():
+    """Before Figure 3's race trains a fourth model, the fit's final, Stage-2 and Stage-1
+    models give up their weights (meta device), a model shared by two fields once."""
+    from types import SimpleNamespace
+
+    from methods.lasar.studies import release_models
+    final, stage1 = torch.nn.Linear(256, 256), torch.nn.Linear(256, 256)
+    fitted = SimpleNamespace(model=final, stage2=final, base=stage1)     # RL off: model = stage2
+    release_models(fitted)
+    assert all(p.is_meta for m in (final, stage1) for p in m.parameters())

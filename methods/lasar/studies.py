@@ -23,7 +23,9 @@ test set. Rows (each a configuration of the method):
 Under `accelerate launch` the studies run in every process: each decoding is shared out by
 whole batches (methods/lm/decode.py), the extra trainings (Stage-2 variants, the mixed
 variant, the RL ablation) are collective artifacts every process trains (DDP), times are the
-group's wall time (dist.clock), and only the main process writes studies.json.
+group's wall time (dist.clock), and only the main process writes studies.json. The race runs
+last and consumes the fit: its three models' weights are released before the race trains a
+fourth (release_models).
 """
 import json
 import logging
@@ -33,6 +35,7 @@ import numpy as np
 
 from protocol.dist import clock, is_main_process
 from protocol.io import atomic_write_json
+from protocol.measure import release
 from protocol.metrics import summarize, target_ranks
 from protocol.progress import progress
 from protocol.schema import replace
@@ -194,6 +197,10 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
             "stage2_start": start, "two_stage_row": f"sft_align_{main_align}",
             "budget": budget, "mixed": []}
     if st.mixed:
+        # the race trains a fourth model from the backbone, and nothing reads the fit's three
+        # after it (the runner keeps fit_info only): their weights go first (at Qwen3-0.6B's
+        # shape in fp32 they held 7 GB, and the race was OOM-killed at 23.7 GB on a 24 GiB CPU)
+        release_models(fitted)
         for scale in cfg.mixed.lr_scales:
             latent, info = method.mixed(ctx, fitted, scale)
             row = f"mixed_x{scale:g}"
@@ -214,6 +221,14 @@ def run_studies(method, ctx, fitted, ranking, out_dir):
         atomic_write_json(out_dir / "studies.json", out)
     return {"time_ratio_vs_plain": out["time_ratio_vs_plain"],
             "rows": {k: {m: v.get(m) for m in ("NDCG@10", "HR@10")} for k, v in out["rows"].items()}}
+
+
+def release_models(fitted):
+    """Drop the weights of the fit's models (final, Stage 2, Stage 1): their parameters move to
+    the meta device. For the last consumer of `fitted` only (run_studies' race)."""
+    for model in {id(m): m for m in (fitted.model, fitted.stage2, fitted.base)}.values():
+        model.to("meta")
+    release()
 
 
 def _read_rl_log(folder):
