@@ -38,7 +38,7 @@ def _rule(text):
 # claims on users
 
 
-def _table1_claim(runs, boot):
+def _table1_claim(runs, boot, spread):
     ds = runs[0].dataset
     text = f"LASAR is the best method on {ds.capitalize()}"
     rule = _rule("LASAR above each of the six baselines on N@10 and HR@10 (12 comparisons, "
@@ -63,7 +63,7 @@ def _table1_claim(runs, boot):
     lead = (f"N@10: LASAR {means['lasar']:.4f}, best {DISPLAY_MD[best]} {means[best]:.4f}; "
             f"{len(users)} test users")
     return judged("best", text, "Table 1", rule,
-                  compare(pairs, boot, runs[0].eval.rerun_spread), lead)
+                  compare(pairs, boot, spread), lead)
 
 
 def _studies(runs):
@@ -120,7 +120,7 @@ def _untestable(cid, text, source, rule, why, comparisons, lead="", **extra):
     return claim(cid, text, source, rule, UNTESTABLE, ev, comparisons, **extra)
 
 
-def _alignment_claim(sts, ds, boot):
+def _alignment_claim(sts, ds, boot, spread):
     rows = sts[0]["rows"]
     tab = "Table 2" if ds == "beauty" else "Table 9"
     text = "KL is the only alignment that helps"
@@ -137,7 +137,7 @@ def _alignment_claim(sts, ds, boot):
     pairs = _row_pairs(sts, spec)
     if pairs is None:
         return _no_ranks("kl_only", text, tab, rule, rows, ["pure_sft"] + need, **extra)
-    comps = compare(pairs, boot)
+    comps = compare(pairs, boot, spread)
     lead = f"{sts[0].get('eval_users')} study users"
     why = untestable_reason(changed=_changed(sts, spec))
     if blind:
@@ -164,7 +164,7 @@ def _ns(st, name):
     return np.asarray(ns, dtype=float) if isinstance(ns, list) and ns else None
 
 
-def _reinforce_claim(runs, sts, boot):
+def _reinforce_claim(runs, sts, boot, spread):
     rows = sts[0]["rows"]
     text, rule = ("REINFORCE lowers the mean N while raising quality",
                   _rule("+REINFORCE above + Terminal KL on N@10 and HR@10, and its users' N "
@@ -180,9 +180,9 @@ def _reinforce_claim(runs, sts, boot):
     if all(x is not None and y is not None for x, y in ns):       # paired: the same users
         for p, (x, y) in zip(pairs, ns):
             p["N, Terminal KL - REINFORCE (paired per user)"] = (x, y)
-        comps = compare(pairs, boot)
+        comps = compare(pairs, boot, spread)
     else:              # an older studies.json: N counts only, so one run and unpaired
-        comps = compare(pairs[:1], boot)
+        comps = compare(pairs[:1], boot, spread)
         comps.append({"label": "mean N, Terminal KL - REINFORCE (unpaired: N counts only)",
                       **unpaired_difference(n_values(a), n_values(b), *boot), "seeds": 1})
         adjust(comps)
@@ -197,7 +197,7 @@ def _reinforce_claim(runs, sts, boot):
     return judged("reinforce", text, "Table 3", rule, comps, lead)
 
 
-def _adaptive_claim(runs, sts, boot):
+def _adaptive_claim(runs, sts, boot, spread):
     rows = sts[0]["rows"]
     text = "Adaptive N beats every forced N"
     rule = _rule("the main adaptive row (N as Table 1 decodes it: sampled, Section 3.4) above "
@@ -215,8 +215,10 @@ def _adaptive_claim(runs, sts, boot):
     main = adaptive[0][0]
     judged_spec = [s for s in spec if s[1] == main]
     labels = {f"{lab}, HR@10" for lab, _, _ in judged_spec}
-    comps = compare([{k: v for k, v in p.items() if k in labels} for p in pairs], boot)
-    shown = compare([{k: v for k, v in p.items() if k not in labels} for p in pairs], boot)
+    comps = compare([{k: v for k, v in p.items() if k in labels} for p in pairs], boot,
+                    spread)
+    shown = compare([{k: v for k, v in p.items() if k not in labels} for p in pairs], boot,
+                    spread)
     lead = "; ".join(f"{r} HR@10 {rows[r]['HR@10']:.4f}" for r in names)
     sig = _signal(runs)
     why = untestable_reason(_changed(sts, judged_spec), sig)
@@ -230,7 +232,7 @@ def _adaptive_claim(runs, sts, boot):
 # Figure 3: the equal-budget race; Table 4: timings
 
 
-def _two_stage_claim(sts, boot):
+def _two_stage_claim(sts, boot, spread):
     text = "Two-stage training converges faster than mixed training"
     rule = _rule("at equal budgets (the mixed route from the backbone gets Stage 1's and Stage "
                  "2's optimizer steps and examples): two-stage reaches the best mixed run's "
@@ -249,7 +251,7 @@ def _two_stage_claim(sts, boot):
     if pairs is None:
         return claim("two_stage", text, "Figure 3", rule, NOT_MEASURED,
                      "the two routes' final models have no per-user ranks")
-    comps = compare(pairs, boot)
+    comps = compare(pairs, boot, spread)
     test_v = judge(comps)
     races = [x["verdict"] for x in r]
     if CONTRADICTED in races or test_v == CONTRADICTED:
@@ -347,6 +349,7 @@ def claims(runs):
     list, same users), each with its verdict (reports/verdicts.py)."""
     runs = runs if isinstance(runs, list) else [runs]
     boot, ds = runs[0].boot, runs[0].dataset
+    spread = runs[0].eval.rerun_spread        # a smaller difference is not a finding
     sts = _studies(runs)
     if sts is None:
         study = [claim(cid, text, src, "", NOT_MEASURED, "no LASAR studies.json in every run")
@@ -358,9 +361,10 @@ def claims(runs):
                       "Table 3"),
                      ("adaptive", "Adaptive N beats every forced N", "Figure 4a"))]
     else:
-        study = [_alignment_claim(sts, ds, boot), _two_stage_claim(sts, boot),
-                 _reinforce_claim(runs, sts, boot), _adaptive_claim(runs, sts, boot)]
-    return [_table1_claim(runs, boot), *study, *_timing_claims(runs[0])]
+        study = [_alignment_claim(sts, ds, boot, spread),
+                 _two_stage_claim(sts, boot, spread), _reinforce_claim(runs, sts, boot, spread),
+                 _adaptive_claim(runs, sts, boot, spread)]
+    return [_table1_claim(runs, boot, spread), *study, *_timing_claims(runs[0])]
 
 
 def claims_markdown(cl, ds, prof):

@@ -258,6 +258,16 @@ def test_a_difference_within_the_rerun_spread_is_not_a_finding(tmp_path):
     assert all(c["within_rerun_spread"] == 0.2 for c in hr)
     assert not any("within_rerun_spread" in c for c in moved["comparisons"]
                    if c["label"].endswith("N@10"))
+    # the study claims (alignment, the race, RL, adaptive N) compare retrained rows too: the
+    # same rule marks every one of their ranking comparisons (not the mean-N ones)
+    every = claims(results_at(root, B, rerun_spread={"NDCG@10": 1.0, "HR@10": 1.0}))
+    studied = [c for c in every if c["id"] != "best" and c.get("comparisons")]
+    assert {c["id"] for c in studied} >= {"kl_only", "two_stage", "reinforce", "adaptive"}
+    for c in studied:
+        ranked = [x for x in c["comparisons"] if x["label"].endswith(("N@10", "HR@10"))]
+        assert ranked and all("within_rerun_spread" in x for x in ranked), c["id"]
+        if c["id"] != "two_stage":           # the race is judged on its loss curves as well
+            assert c["verdict"] not in ("holds", "contradicted"), c["id"]
 
 
 def test_a_mechanism_without_signal_is_untestable_here(tmp_path):
