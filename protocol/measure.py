@@ -60,27 +60,17 @@ def _cuda():
     return torch.cuda if torch is not None and torch.cuda.is_available() else None
 
 
-def _malloc_trim():
-    """glibc's malloc_trim(0), which returns every free page of the heap to the system (a
-    no-op returning False off glibc)."""
-    try:
-        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
-
-
 def release():
     """Hand back memory the process freed: collect cycles, return the C heap's free pages to
-    the system and, on a GPU, torch's cached blocks. -> MiB the resident set shrank by (None off
-    Linux)."""
-    before = rss_mb()
+    the system (glibc's malloc_trim; nothing elsewhere) and, on a GPU, torch's cached blocks."""
     gc.collect()
-    _malloc_trim()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     cuda = _cuda()
     if cuda is not None:
         cuda.empty_cache()
-    after = rss_mb()
-    return None if before is None or after is None else round(before - after, 1)
 
 
 @contextmanager
