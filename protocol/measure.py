@@ -60,10 +60,16 @@ def _cuda():
     return torch.cuda if torch is not None and torch.cuda.is_available() else None
 
 
+GC_ABOVE_MB = 2048      # a full gc.collect costs ~0.25 s with torch and transformers loaded:
+                        # worth it where a dropped model can hold gigabytes, not in small runs
+
+
 def release():
-    """Hand back memory the process freed: collect cycles, return the C heap's free pages to
-    the system (glibc's malloc_trim; nothing elsewhere) and, on a GPU, torch's cached blocks."""
-    gc.collect()
+    """Hand back memory the process freed: return the C heap's free pages to the system
+    (glibc's malloc_trim; nothing elsewhere), after collecting reference cycles when the
+    process holds over GC_ABOVE_MB, and on a GPU torch's cached blocks."""
+    if (rss_mb() or 0) > GC_ABOVE_MB:
+        gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
