@@ -11,9 +11,10 @@ process's so far (`rss_reset` false).
 
 Each stage starts by handing back what the stages before it freed (`release`): the C heap keeps
 freed blocks smaller than its mmap threshold (most of a model's per-layer tensors), so on the
-CPU a process that trained one model and dropped it held gigabytes it no longer used. At
-Qwen3-0.6B's shape LASAR's study RL variants started at 14 GB RSS each, peaked near 21 GB, and
-the fourth was OOM-killed at 22.6 GB on a 24 GiB machine.
+CPU a process that trained one model and dropped it held gigabytes it no longer used, which
+other processes of the run could not have and which its next stage's `start_rss_mb` counted.
+At Qwen3-0.6B's shape a LASAR study RL variant started at 13.6 GB without it and at 9.6 GB with
+it; its peak (21.6 GB) is its own either way.
 """
 import ctypes
 import gc

@@ -35,7 +35,6 @@ import numpy as np
 
 from protocol.dist import clock, is_main_process
 from protocol.io import atomic_write_json
-from protocol.measure import release
 from protocol.metrics import summarize, target_ranks
 from protocol.progress import progress
 from protocol.schema import replace
@@ -227,8 +226,7 @@ def release_models(fitted):
     """Drop the weights of the fit's models (final, Stage 2, Stage 1): their parameters move to
     the meta device. For the last consumer of `fitted` only (run_studies' race)."""
     for model in {id(m): m for m in (fitted.model, fitted.stage2, fitted.base)}.values():
-        model.to("meta")
-    release()
+        model.to("meta")            # the race's build then returns the memory (measure.release)
 
 
 def _read_rl_log(folder):
